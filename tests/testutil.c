@@ -1,0 +1,85 @@
+/* testutil.c - helpers shared by the Check suites (see testutil.h). */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+char *tu_write_tmp(const char *suffix, const void *data, size_t len)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    size_t plen = strlen(dir) + strlen(suffix) + 32;
+    char *path = malloc(plen);
+    if (!path)
+        return NULL;
+    snprintf(path, plen, "%s/rnnserve-XXXXXX%s", dir, suffix);
+    int fd = mkstemps(path, (int)strlen(suffix));
+    if (fd < 0) {
+        free(path);
+        return NULL;
+    }
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w <= 0)
+            break;
+        p += w;
+        len -= (size_t)w;
+    }
+    close(fd);
+    return path;
+}
+
+double tu_max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isfinite(a[i]) != isfinite(b[i]))
+            return INFINITY;
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m)
+            m = d;
+    }
+    return m;
+}
+
+const char *tu_fixture(const char *rel)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "tests/fixtures/%s", rel);
+    return buf;
+}
