@@ -1,0 +1,86 @@
+/* config.h - the rnnserve config file: server settings and model entries.
+ *
+ * Parses and validates the JSON config (spec/API.md), applies PyTorch's defaults, and rejects
+ * unknown keys by name so that a typo cannot silently change a model. It does not read weight
+ * files: a model entry carries either a resolved path or the inline tensors, already float32. */
+#ifndef RNNSERVE_CONFIG_H
+#define RNNSERVE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { CFG_RNN, CFG_LSTM, CFG_GRU } cfg_type;
+typedef enum { CFG_TANH, CFG_RELU } cfg_nonlinearity;
+
+/* One inline tensor ("weights": {"weight_ih_l0": [[...]]}): ndim 1 or 2, row-major float32. */
+typedef struct {
+    char *name;
+    int ndim;
+    int64_t shape[2];
+    size_t numel;
+    float *data;
+} cfg_tensor;
+
+typedef struct {
+    char *name;
+    cfg_type type;
+    int input_size;
+    int hidden_size;
+    int num_layers;
+    cfg_nonlinearity nonlinearity;
+    bool bias;
+    bool bidirectional;
+    char *prefix;        /* "" when absent */
+    char *weights_path;  /* safetensors path resolved against the config's folder, or NULL */
+    cfg_tensor *tensors; /* inline weights, or NULL when weights_path is set */
+    size_t n_tensors;
+} cfg_model;
+
+typedef struct {
+    char *host;
+    int port;
+    int threads; /* 0: one per core */
+    size_t max_body_bytes;
+    int max_batch;
+    int max_steps;
+    int timeout_s;
+    int max_connections;
+    char **cors_origins; /* "*" allows any origin */
+    size_t n_cors_origins;
+} cfg_server;
+
+typedef struct {
+    char *path; /* the file it was read from ("<string>" when parsed from memory) */
+    cfg_server server;
+    cfg_model *models; /* at least one; the first is the default model */
+    size_t n_models;
+} cfg_config;
+
+/* Server defaults as spec/API.md states them. */
+#define CFG_DEFAULT_HOST "0.0.0.0"
+#define CFG_DEFAULT_PORT 8080
+#define CFG_DEFAULT_MAX_BODY_BYTES 16777216u
+#define CFG_DEFAULT_MAX_BATCH 1024
+#define CFG_DEFAULT_MAX_STEPS 100000
+#define CFG_DEFAULT_TIMEOUT_S 30
+#define CFG_DEFAULT_MAX_CONNECTIONS 1024
+
+/* Reads and validates the config file at PATH. On success returns 0 and stores a new config in
+ * *out (free with cfg_free). On failure returns -1 and writes one message naming the file and
+ * the key (e.g. `models[0]."hiden_size": unknown key`) into err[errlen]. */
+int cfg_load_file(const char *path, cfg_config **out, char *err, size_t errlen);
+
+/* As cfg_load_file, from a buffer; relative weight paths resolve against BASE_DIR. */
+int cfg_load_buffer(const char *buf, size_t len, const char *base_dir, cfg_config **out, char *err,
+                    size_t errlen);
+
+void cfg_free(cfg_config *c);
+
+/* The model called NAME, or NULL. */
+const cfg_model *cfg_find_model(const cfg_config *c, const char *name);
+
+const char *cfg_type_name(cfg_type t);
+const char *cfg_nonlinearity_name(cfg_nonlinearity n);
+
+#endif

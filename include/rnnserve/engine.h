@@ -1,0 +1,57 @@
+/* engine.h - the forward pass of an Elman RNN, LSTM or GRU over a ragged batch.
+ *
+ * Exactly PyTorch's semantics with packed sequences: each sequence is run over its own steps,
+ * its final state is the one at its own last step, and the backward direction starts at its own
+ * last element. Everything is flat float32; the engine knows nothing of JSON or HTTP. */
+#ifndef RNNSERVE_ENGINE_H
+#define RNNSERVE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rnnserve/model.h"
+
+/* A ragged batch of B sequences stored back to back.
+ *   x:       (sum(lengths), I)  sequence i's steps start at row offset(i) = sum_{j<i} lengths[j]
+ *   lengths: (B)                0 <= lengths[i]
+ *   h0, c0:  (B, L*D, H) or NULL for zeros; rows in PyTorch h_n order (layer-major, then
+ *            direction). c0 is for LSTM only. */
+typedef struct {
+    size_t batch;
+    const int32_t *lengths;
+    const float *x;
+    const float *h0;
+    const float *c0;
+} rnn_batch;
+
+/* Where the results go; the caller allocates (rnn_result_sizes says how much). Any pointer may be
+ * NULL when that part is not wanted: the work is done all the same, but nothing is stored.
+ *   outputs: (sum(lengths), D*H)  top layer at every step, forward half then backward half
+ *   hidden:  (B, L*D, H)          each sequence's final hidden state at its own last step
+ *   cell:    (B, L*D, H)          LSTM only: final cell state */
+typedef struct {
+    float *outputs;
+    float *hidden;
+    float *cell;
+} rnn_result;
+
+/* Number of floats each part of rnn_result needs for BATCH on MODEL. */
+void rnn_result_sizes(const rnn_model *m, const rnn_batch *b, size_t *n_outputs, size_t *n_hidden,
+                      size_t *n_cell);
+
+/* Runs the forward pass. Returns 0, or -1 with a message in err[errlen] when the batch is
+ * inconsistent (negative length) or scratch memory cannot be had. Thread-safe: scratch memory is
+ * per call, the model is only read. Results may hold non-finite values (a relu model can
+ * overflow); checking them is the caller's business. */
+int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *r, char *err, size_t errlen);
+
+/* Pure-C reference of the same computation, one sequence at a time with naive loops: slow, and
+ * here to test rnn_forward against. Same contract. */
+int rnn_forward_reference(const rnn_model *m, const rnn_batch *b, rnn_result *r, char *err,
+                          size_t errlen);
+
+/* Threads BLAS may use inside one forward pass. Callers that run several passes at once (the
+ * server's compute pool) set 1 so that the cores are not oversubscribed. Process-wide. */
+void rnn_set_blas_threads(int n);
+
+#endif
