@@ -1,0 +1,451 @@
+/* metrics.c - request counters and latency histograms, rendered as Prometheus text 0.0.4.
+ *
+ * Every counter is a relaxed C11 atomic: metrics_observe takes no lock and allocates nothing, and
+ * metrics_render reads each atomic once. A render racing with observes is a consistent-enough
+ * snapshot: every counter is monotonic, and a histogram's _count is the sum of the same bucket
+ * reads that make its le="+Inf" bucket, so the two always agree.
+ *
+ * Status codes: rnnserve_requests_total has a slot per status in STATUSES. Any other status in
+ * 100..599 takes one of OTHER_SLOTS slots per route, claimed by compare-and-swap the first time
+ * it is seen there, and is rendered with its real code. When a route's slots are all taken, or the
+ * status is not a valid HTTP code at all, it is counted as code="other".
+ *
+ * Label values (route names and build labels) are escaped once, in metrics_new. */
+#include "rnnserve/metrics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Upper bounds of rnnserve_request_duration_seconds, in seconds, with their `le` label text;
+ * the +Inf bucket follows them. */
+static const struct {
+    double le;
+    const char *text;
+} BOUNDS[] = {
+    {0.0001, "0.0001"}, {0.00025, "0.00025"}, {0.0005, "0.0005"}, {0.001, "0.001"},
+    {0.0025, "0.0025"}, {0.005, "0.005"},     {0.01, "0.01"},     {0.025, "0.025"},
+    {0.05, "0.05"},     {0.1, "0.1"},         {0.25, "0.25"},     {0.5, "0.5"},
+    {1, "1"},           {2.5, "2.5"},         {5, "5"},           {10, "10"},
+};
+#define N_BOUNDS (sizeof BOUNDS / sizeof BOUNDS[0])
+#define N_BUCKETS (N_BOUNDS + 1)
+
+/* Statuses with a fixed slot, in render order. */
+static const int STATUSES[] = {200, 204, 400, 401, 404, 405, 413, 422, 500, 503};
+#define N_STATUSES (sizeof STATUSES / sizeof STATUSES[0])
+#define OTHER_SLOTS 8
+
+/* Durations above this (about 31 years) are summed as this, so converting one to nanoseconds
+ * cannot overflow. The uint64_t sum itself wraps after about 584 years of summed time. */
+#define MAX_SUM_SECONDS 1e9
+
+typedef struct {
+    const char *label; /* escaped, points into metrics.strings */
+    _Atomic uint64_t status[N_STATUSES];
+    _Atomic int other_code[OTHER_SLOTS]; /* 0 = slot free */
+    _Atomic uint64_t other_count[OTHER_SLOTS];
+    _Atomic uint64_t other_overflow;
+    _Atomic uint64_t bucket[N_BUCKETS]; /* per bucket, not cumulative; +Inf last */
+    _Atomic uint64_t sum_ns;
+} route_metrics;
+
+struct metrics {
+    char *strings;     /* one block: every escaped route label, then the build labels */
+    const char *build; /* `name="value",...`, escaped; "" for none */
+    uint64_t start_ns; /* CLOCK_REALTIME at metrics_new, ns since the epoch */
+    _Atomic long in_flight;
+    _Atomic uint64_t sequences;
+    _Atomic uint64_t steps;
+    size_t n_routes;
+    route_metrics routes[];
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * label escaping and build-label parsing (metrics_new only) */
+
+/* Writes S[0..n) escaped as a label value (\\, \", \n) to DST when non-NULL; returns the length. */
+static size_t escape(char *dst, const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i], e = c == '\\' ? '\\' : c == '"' ? '"' : c == '\n' ? 'n' : 0;
+        if (!e) {
+            if (dst)
+                dst[k] = c;
+            k++;
+            continue;
+        }
+        if (dst) {
+            dst[k] = '\\';
+            dst[k + 1] = e;
+        }
+        k += 2;
+    }
+    return k;
+}
+
+static int is_name_start(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int is_name_char(char c)
+{
+    return is_name_start(c) || (c >= '0' && c <= '9');
+}
+
+/* One `name="value"` pair of a build-label string: the name and the raw value. */
+typedef struct {
+    const char *name, *value;
+    size_t name_len, value_len;
+} label_pair;
+
+/* Parses the next pair at *P, skipping surrounding spaces and one comma, and advances *P.
+ * A value ends at the first `"` followed by optional spaces and then `,` or the end, so raw
+ * quotes inside a value survive. Returns 1 with *OUT filled, 0 at the end, -1 on a malformed
+ * pair (then *P moves past the next comma, or to the end). */
+static int next_pair(const char **p, label_pair *out)
+{
+    const char *s = *p;
+    while (*s == ' ' || *s == ',')
+        s++;
+    if (!*s) {
+        *p = s;
+        return 0;
+    }
+    const char *name = s;
+    while (is_name_char(*s))
+        s++;
+    out->name = name;
+    out->name_len = (size_t)(s - name);
+    if (!is_name_start(*name) || *s != '=' || s[1] != '"')
+        goto bad;
+    const char *value = s + 2;
+    for (s = value; *s; s++) {
+        if (*s != '"')
+            continue;
+        const char *t = s + 1;
+        while (*t == ' ')
+            t++;
+        if (*t == ',' || !*t) {
+            out->value = value;
+            out->value_len = (size_t)(s - value);
+            *p = t;
+            return 1;
+        }
+    }
+bad:
+    s = strchr(name, ',');
+    *p = s ? s + 1 : name + strlen(name);
+    return -1;
+}
+
+/* Writes the well-formed pairs of RAW to DST (when non-NULL) as `name="escaped",...`, dropping
+ * malformed pairs, reserved names (`__` prefix) and repeated names, which would make a scrape
+ * fail; returns the length. */
+static size_t build_labels(char *dst, const char *raw)
+{
+    size_t k = 0;
+    const char *start = raw ? raw : "", *p = start;
+    label_pair lp;
+    int r;
+    while ((r = next_pair(&p, &lp)) != 0) {
+        if (r < 0 || (lp.name_len >= 2 && lp.name[0] == '_' && lp.name[1] == '_'))
+            continue;
+        /* Rescan from the start up to this pair: an earlier well-formed one with the same name
+         * wins. */
+        int repeated = 0, rr;
+        const char *q = start;
+        label_pair prev;
+        while ((rr = next_pair(&q, &prev)) != 0 && prev.name != lp.name)
+            if (rr > 0 && prev.name_len == lp.name_len && !memcmp(prev.name, lp.name, lp.name_len))
+                repeated = 1;
+        if (repeated)
+            continue;
+        if (k) {
+            if (dst)
+                dst[k] = ',';
+            k++;
+        }
+        if (dst)
+            memcpy(dst + k, lp.name, lp.name_len);
+        k += lp.name_len;
+        if (dst)
+            memcpy(dst + k, "=\"", 2);
+        k += 2;
+        k += escape(dst ? dst + k : NULL, lp.value, lp.value_len);
+        if (dst)
+            dst[k] = '"';
+        k++;
+    }
+    return k;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * the registry */
+
+/* Creates the registry (see metrics.h). Build labels are `name="value"` pairs separated by
+ * commas, with raw (unescaped) values: backslashes, quotes and newlines in them are escaped here.
+ * Malformed, reserved (`__...`) and repeated pairs are dropped. */
+metrics *metrics_new(const char *const *routes, size_t n_routes, const char *build)
+{
+    size_t n_strings = build_labels(NULL, build) + 1;
+    for (size_t r = 0; r < n_routes; r++)
+        n_strings += escape(NULL, routes[r], strlen(routes[r])) + 1;
+
+    metrics *m = malloc(sizeof *m + n_routes * sizeof m->routes[0]);
+    char *strings = malloc(n_strings);
+    if (!m || !strings) {
+        free(m);
+        free(strings);
+        return NULL;
+    }
+    m->strings = strings;
+    m->n_routes = n_routes;
+    for (size_t r = 0; r < n_routes; r++) {
+        route_metrics *rm = &m->routes[r];
+        size_t n = escape(strings, routes[r], strlen(routes[r]));
+        strings[n] = '\0';
+        rm->label = strings;
+        strings += n + 1;
+        for (size_t i = 0; i < N_STATUSES; i++)
+            atomic_init(&rm->status[i], 0);
+        for (size_t i = 0; i < OTHER_SLOTS; i++) {
+            atomic_init(&rm->other_code[i], 0);
+            atomic_init(&rm->other_count[i], 0);
+        }
+        atomic_init(&rm->other_overflow, 0);
+        for (size_t i = 0; i < N_BUCKETS; i++)
+            atomic_init(&rm->bucket[i], 0);
+        atomic_init(&rm->sum_ns, 0);
+    }
+    size_t n = build_labels(strings, build);
+    strings[n] = '\0';
+    m->build = strings;
+
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    m->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    atomic_init(&m->in_flight, 0);
+    atomic_init(&m->sequences, 0);
+    atomic_init(&m->steps, 0);
+    return m;
+}
+
+void metrics_free(metrics *m)
+{
+    if (!m)
+        return;
+    free(m->strings);
+    free(m);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * the observe path: relaxed atomic adds, no locks, no allocation */
+
+static void count_status(route_metrics *rm, int status)
+{
+    for (size_t i = 0; i < N_STATUSES; i++) {
+        if (STATUSES[i] == status) {
+            atomic_fetch_add_explicit(&rm->status[i], 1, memory_order_relaxed);
+            return;
+        }
+    }
+    if (status >= 100 && status <= 599) {
+        for (size_t i = 0; i < OTHER_SLOTS; i++) {
+            int code = atomic_load_explicit(&rm->other_code[i], memory_order_relaxed);
+            /* Claim a free slot; when another thread wins it, CODE becomes that thread's status. */
+            if (code == 0 &&
+                atomic_compare_exchange_strong_explicit(&rm->other_code[i], &code, status,
+                                                        memory_order_relaxed, memory_order_relaxed))
+                code = status;
+            if (code == status) {
+                atomic_fetch_add_explicit(&rm->other_count[i], 1, memory_order_relaxed);
+                return;
+            }
+        }
+    }
+    atomic_fetch_add_explicit(&rm->other_overflow, 1, memory_order_relaxed);
+}
+
+/* Records one request (see metrics.h). A ROUTE outside [0, n_routes) is ignored. Negative or NaN
+ * durations count as 0 s. */
+void metrics_observe(metrics *m, size_t route, int status, double seconds, size_t sequences,
+                     size_t steps)
+{
+    if (route >= m->n_routes)
+        return;
+    route_metrics *rm = &m->routes[route];
+    if (!(seconds >= 0)) /* also catches NaN */
+        seconds = 0;
+
+    count_status(rm, status);
+    size_t b = 0;
+    while (b < N_BOUNDS && !(seconds <= BOUNDS[b].le)) /* le is inclusive */
+        b++;
+    atomic_fetch_add_explicit(&rm->bucket[b], 1, memory_order_relaxed);
+    double capped = seconds < MAX_SUM_SECONDS ? seconds : MAX_SUM_SECONDS;
+    atomic_fetch_add_explicit(&rm->sum_ns, (uint64_t)(capped * 1e9 + 0.5), memory_order_relaxed);
+    if (sequences)
+        atomic_fetch_add_explicit(&m->sequences, (uint64_t)sequences, memory_order_relaxed);
+    if (steps)
+        atomic_fetch_add_explicit(&m->steps, (uint64_t)steps, memory_order_relaxed);
+}
+
+void metrics_inflight_add(metrics *m, int delta)
+{
+    atomic_fetch_add_explicit(&m->in_flight, (long)delta, memory_order_relaxed);
+}
+
+long metrics_inflight(const metrics *m)
+{
+    /* C11 atomic_load takes a non-const pointer; reading never modifies the object. */
+    return atomic_load_explicit((_Atomic long *)&m->in_flight, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * rendering */
+
+/* A growing output buffer; FAILED sticks after the first allocation failure. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} outbuf;
+
+static void out_printf(outbuf *o, const char *fmt, ...)
+{
+    if (o->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->failed = 1;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = o->cap * 2 > o->len + (size_t)n + 1 ? o->cap * 2 : o->len + (size_t)n + 1;
+        char *nb = realloc(o->buf, cap);
+        if (!nb) {
+            o->failed = 1;
+            return;
+        }
+        o->buf = nb;
+        o->cap = cap;
+    }
+}
+
+static void family(outbuf *o, const char *name, const char *type, const char *help)
+{
+    out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Formats NS nanoseconds as decimal seconds, exactly and without trailing zeros ("0.0015"). */
+static const char *seconds_text(char buf[32], uint64_t ns)
+{
+    uint64_t frac = ns % 1000000000u;
+    int n = snprintf(buf, 32, "%" PRIu64, ns / 1000000000u);
+    if (frac) {
+        int digits = 9;
+        while (frac % 10 == 0)
+            frac /= 10, digits--;
+        snprintf(buf + n, (size_t)(32 - n), ".%0*" PRIu64, digits, frac);
+    }
+    return buf;
+}
+
+static uint64_t load(const _Atomic uint64_t *a)
+{
+    return atomic_load_explicit((_Atomic uint64_t *)a, memory_order_relaxed);
+}
+
+static void render_requests(outbuf *o, const metrics *m)
+{
+    family(o, "rnnserve_requests_total", "counter",
+           "Requests answered, by route and HTTP status code.");
+    for (size_t r = 0; r < m->n_routes; r++) {
+        const route_metrics *rm = &m->routes[r];
+        for (size_t i = 0; i < N_STATUSES; i++) {
+            uint64_t n = load(&rm->status[i]);
+            if (n)
+                out_printf(o, "rnnserve_requests_total{route=\"%s\",code=\"%d\"} %" PRIu64 "\n",
+                           rm->label, STATUSES[i], n);
+        }
+        for (size_t i = 0; i < OTHER_SLOTS; i++) {
+            int code =
+                atomic_load_explicit((_Atomic int *)&rm->other_code[i], memory_order_relaxed);
+            uint64_t n = load(&rm->other_count[i]);
+            if (code && n)
+                out_printf(o, "rnnserve_requests_total{route=\"%s\",code=\"%d\"} %" PRIu64 "\n",
+                           rm->label, code, n);
+        }
+        uint64_t n = load(&rm->other_overflow);
+        if (n)
+            out_printf(o, "rnnserve_requests_total{route=\"%s\",code=\"other\"} %" PRIu64 "\n",
+                       rm->label, n);
+    }
+}
+
+static void render_durations(outbuf *o, const metrics *m)
+{
+    const char *name = "rnnserve_request_duration_seconds";
+    family(o, name, "histogram", "Time to answer a request, by route.");
+    for (size_t r = 0; r < m->n_routes; r++) {
+        const route_metrics *rm = &m->routes[r];
+        uint64_t cumulative = 0;
+        for (size_t b = 0; b < N_BUCKETS; b++) {
+            cumulative += load(&rm->bucket[b]);
+            out_printf(o, "%s_bucket{route=\"%s\",le=\"%s\"} %" PRIu64 "\n", name, rm->label,
+                       b < N_BOUNDS ? BOUNDS[b].text : "+Inf", cumulative);
+        }
+        char sum[32];
+        out_printf(o, "%s_sum{route=\"%s\"} %s\n", name, rm->label,
+                   seconds_text(sum, load(&rm->sum_ns)));
+        out_printf(o, "%s_count{route=\"%s\"} %" PRIu64 "\n", name, rm->label, cumulative);
+    }
+}
+
+/* Renders every family (see metrics.h). */
+char *metrics_render(const metrics *m, size_t *len)
+{
+    outbuf o = {malloc(4096), 0, 4096, 0};
+    if (!o.buf)
+        return NULL;
+    render_requests(&o, m);
+    render_durations(&o, m);
+
+    family(&o, "rnnserve_sequences_total", "counter", "Sequences run through a model.");
+    out_printf(&o, "rnnserve_sequences_total %" PRIu64 "\n", load(&m->sequences));
+    family(&o, "rnnserve_steps_total", "counter",
+           "RNN time steps computed, summed over sequences.");
+    out_printf(&o, "rnnserve_steps_total %" PRIu64 "\n", load(&m->steps));
+    family(&o, "rnnserve_in_flight_requests", "gauge", "Requests being processed now.");
+    out_printf(&o, "rnnserve_in_flight_requests %ld\n", metrics_inflight(m));
+    family(&o, "rnnserve_build_info", "gauge", "Version of rnnserve and its libraries; always 1.");
+    out_printf(&o, m->build[0] ? "rnnserve_build_info{%s} 1\n" : "rnnserve_build_info%s 1\n",
+               m->build);
+    family(&o, "rnnserve_start_time_seconds", "gauge",
+           "Time the server started, in seconds since the Unix epoch.");
+    char start[32];
+    out_printf(&o, "rnnserve_start_time_seconds %s\n", seconds_text(start, m->start_ns));
+
+    if (o.failed) {
+        free(o.buf);
+        return NULL;
+    }
+    if (len)
+        *len = o.len;
+    return o.buf;
+}
