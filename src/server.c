@@ -1,0 +1,780 @@
+/* server.c - rnnserve over HTTP: routing, body accumulation, limits, CORS, metrics, drain.
+ *
+ * Threading, and why: libmicrohttpd runs a small pool of epoll workers that only move bytes;
+ * a connection stays pinned to its worker, so a worker must never sit in a long forward pass.
+ * A forward request whose body is complete is therefore suspended (MHD_suspend_connection) and
+ * handed to a bounded compute pool of `threads` workers, which decodes, runs and encodes it and
+ * then resumes the connection. Probes, /metrics and small requests on other connections keep
+ * being served meanwhile. Requests too small to be worth the hand-off (their cost is bounded by
+ * their body size) run inline on the I/O worker. Thread-per-connection was the simpler
+ * alternative; it was measured at 57% of an epoll pool's throughput on tiny requests with a 15x
+ * worse p99 (see docs/ARCHITECTURE.md), and it ties a thread to every idle keep-alive socket. */
+#include "rnnserve/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rnnserve/codec.h"
+#include "rnnserve/metrics.h"
+#include "rnnserve/model.h"
+#include "rnnserve/version.h"
+
+/* Routes, also the metrics' route label (same order as ROUTE_NAMES). */
+enum { R_FORWARD, R_MODELS, R_MODEL, R_HEALTHZ, R_READYZ, R_METRICS, R_PREFLIGHT, R_UNMATCHED };
+static const char *const ROUTE_NAMES[] = {"forward", "models",  "model",     "healthz",
+                                          "readyz",  "metrics", "preflight", "unmatched"};
+#define N_ROUTES (sizeof ROUTE_NAMES / sizeof *ROUTE_NAMES)
+
+/* Requests whose worst-case cost (body bytes / 2 steps, times the model's per-step FLOPs) is
+ * under this many FLOPs run inline on the I/O thread: ~50 us at most, less than a hand-off. */
+#define INLINE_FLOPS 2e6
+
+/* One request in flight; freed in on_completed() whatever happens to it. */
+typedef struct req {
+    struct srv *s;
+    struct MHD_Connection *conn;
+    int route;
+    const rnn_model *model;
+    char method[16];
+    char path[256];
+    struct timespec t0;
+    /* body */
+    char *body;
+    size_t len, cap;
+    int wants_body; /* a POST to a forward route: keep the body */
+    int too_big;
+    /* outcome */
+    int status; /* 0 until a response is queued */
+    size_t out_bytes;
+    codec_stats stats;
+    /* compute hand-off: set by the pool, read by the I/O thread after MHD_resume_connection */
+    int queued;
+    char *resp;
+    size_t resp_len;
+    int resp_status;
+    struct req *next;
+} req;
+
+/* The bounded compute pool: a FIFO of suspended requests and `n` threads. */
+typedef struct {
+    pthread_t *th;
+    int n;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    req *head, *tail;
+    int stop;
+} pool;
+
+struct srv {
+    const cfg_config *cfg;
+    rnn_model **models;
+    size_t n_models;
+    char **meta; /* per model: GET /v1/models/{name} body */
+    size_t *meta_len;
+    char *list; /* GET /v1/models body */
+    size_t list_len;
+    struct MHD_Daemon *d;
+    MHD_socket quiesced_fd;
+    metrics *met;
+    pool pool;
+    atomic_int draining;
+    atomic_long inflight;
+    int port;
+    codec_limits lim;
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Compute pool */
+
+static void *pool_main(void *arg)
+{
+    srv *s = arg;
+    pool *p = &s->pool;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->head && !p->stop)
+            pthread_cond_wait(&p->cv, &p->mu);
+        req *r = p->head;
+        if (!r) { /* stop requested and nothing left to do */
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        p->head = r->next;
+        if (!p->head)
+            p->tail = NULL;
+        pthread_mutex_unlock(&p->mu);
+
+        r->resp_status =
+            codec_forward(r->model, r->body, r->len, &s->lim, &r->resp, &r->resp_len, &r->stats);
+        /* MHD's resume takes its own lock, which orders the writes above before the I/O
+         * thread reads them. */
+        MHD_resume_connection(r->conn);
+    }
+}
+
+static int pool_start(srv *s, int n, char *err, size_t errlen)
+{
+    pool *p = &s->pool;
+    if (!(p->th = calloc((size_t)n, sizeof *p->th))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (p->n = 0; p->n < n; p->n++)
+        if (pthread_create(&p->th[p->n], NULL, pool_main, s) != 0) {
+            snprintf(err, errlen, "cannot start compute thread %d: %s", p->n, strerror(errno));
+            return -1;
+        }
+    return 0;
+}
+
+/* Suspends R's connection and queues it, in one critical section with the stop flag: once
+ * pool_stop() has begun nothing more is queued (the caller then computes inline), so MHD is
+ * never stopped with a suspended connection nobody will resume. Returns -1 when stopping. */
+static int pool_push(pool *p, req *r)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->stop || p->n == 0) {
+        pthread_mutex_unlock(&p->mu);
+        return -1;
+    }
+    r->queued = 1;
+    /* No worker can pop (and resume) R before the mutex is released. */
+    MHD_suspend_connection(r->conn);
+    r->next = NULL;
+    if (p->tail)
+        p->tail->next = r;
+    else
+        p->head = r;
+    p->tail = r;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+/* Finishes every queued job, then joins the threads. The lock stays usable (pool_push may
+ * still be called by an I/O thread until MHD stops, and is then refused). */
+static void pool_stop(pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n; i++)
+        pthread_join(p->th[i], NULL);
+    p->n = 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Responses */
+
+/* Adds the CORS headers the request's Origin earns (none for a disallowed origin). */
+static int add_cors(srv *s, struct MHD_Connection *c, struct MHD_Response *resp)
+{
+    const cfg_server *cs = &s->cfg->server;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    for (size_t i = 0; i < cs->n_cors_origins; i++)
+        if (strcmp(cs->cors_origins[i], "*") == 0)
+            return MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*") == MHD_YES;
+    /* With a list, the answer depends on Origin: say so to caches, whatever the origin. */
+    if (MHD_add_response_header(resp, "Vary", "Origin") != MHD_YES)
+        return 0;
+    for (size_t i = 0; origin && i < cs->n_cors_origins; i++)
+        if (strcmp(cs->cors_origins[i], origin) == 0)
+            return MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin) == MHD_YES;
+    return 1;
+}
+
+/* Queues BODY (LEN bytes; freed by MHD when OWNED) with STATUS and the common headers. EXTRA
+ * is a NULL-terminated list of header name/value pairs, or NULL. */
+static enum MHD_Result respond(req *r, int status, char *body, size_t len, int owned,
+                               const char *ctype, const char *const *extra)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        if (owned)
+            free(body);
+        return MHD_NO;
+    }
+    int ok = add_cors(r->s, r->conn, resp);
+    if (ctype)
+        ok = ok && MHD_add_response_header(resp, "Content-Type", ctype) == MHD_YES;
+    for (; extra && extra[0]; extra += 2)
+        ok = ok && MHD_add_response_header(resp, extra[0], extra[1]) == MHD_YES;
+    if (atomic_load(&r->s->draining))
+        ok = ok && MHD_add_response_header(resp, "Connection", "close") == MHD_YES;
+    enum MHD_Result ret = ok ? MHD_queue_response(r->conn, (unsigned)status, resp) : MHD_NO;
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES) {
+        r->status = status;
+        r->out_bytes = len;
+    }
+    return ret;
+}
+
+static enum MHD_Result respond_json(req *r, int status, char *body, size_t len)
+{
+    return respond(r, status, body, len, 1, "application/json", NULL);
+}
+
+/* The contract's error body: {"error": {"status": N, "message": "..."}}. */
+static enum MHD_Result respond_error(req *r, int status, const char *const *extra, const char *fmt,
+                                     ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t len;
+    char *body = codec_encode_error(status, msg, &len);
+    if (!body)
+        return MHD_NO;
+    return respond(r, status, body, len, 1, "application/json", extra);
+}
+
+static enum MHD_Result respond_405(req *r, const char *allow)
+{
+    const char *const extra[] = {"Allow", allow, NULL};
+    return respond_error(r, 405, extra, "method %s is not allowed on %s (allowed: %s)", r->method,
+                         r->path, allow);
+}
+
+static enum MHD_Result respond_static(req *r, int status, const char *body, const char *ctype)
+{
+    return respond(r, status, (char *)body, strlen(body), 0, ctype, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Routing */
+
+static const rnn_model *find_model(srv *s, const char *name, size_t len, size_t *idx)
+{
+    for (size_t i = 0; i < s->n_models; i++) {
+        const char *n = rnn_model_info(s->models[i])->name;
+        if (strlen(n) == len && memcmp(n, name, len) == 0) {
+            if (idx)
+                *idx = i;
+            return s->models[i];
+        }
+    }
+    return NULL;
+}
+
+static int is_get(const char *m)
+{
+    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+}
+
+/* Called on the first access-handler call, once headers are in: routes the request and answers
+ * everything that needs no body. Returns MHD_YES to go on receiving the body. */
+static enum MHD_Result start_request(req *r, const char *url)
+{
+    srv *s = r->s;
+    const char *m = r->method;
+
+    if (strcmp(m, "OPTIONS") == 0) {
+        r->route = R_PREFLIGHT;
+        const char *const extra[] = {"Access-Control-Allow-Methods",
+                                     "GET, POST, OPTIONS",
+                                     "Access-Control-Allow-Headers",
+                                     "Content-Type, Authorization",
+                                     "Access-Control-Max-Age",
+                                     "600",
+                                     "Allow",
+                                     "GET, POST, OPTIONS",
+                                     NULL};
+        return respond(r, 204, NULL, 0, 0, NULL, extra);
+    }
+    if (strcmp(url, "/healthz") == 0) {
+        r->route = R_HEALTHZ;
+        return is_get(m) ? respond_static(r, 200, "{\"status\":\"ok\"}", "application/json")
+                         : respond_405(r, "GET, HEAD, OPTIONS");
+    }
+    if (strcmp(url, "/readyz") == 0) {
+        r->route = R_READYZ;
+        if (!is_get(m))
+            return respond_405(r, "GET, HEAD, OPTIONS");
+        if (atomic_load(&s->draining))
+            return respond_error(r, 503, NULL, "draining: the server is shutting down");
+        return respond_static(r, 200, "{\"status\":\"ready\"}", "application/json");
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        r->route = R_METRICS;
+        if (!is_get(m))
+            return respond_405(r, "GET, HEAD, OPTIONS");
+        size_t len;
+        char *text = metrics_render(s->met, &len);
+        if (!text)
+            return respond_error(r, 500, NULL, "out of memory rendering metrics");
+        return respond(r, 200, text, len, 1, "text/plain; version=0.0.4; charset=utf-8", NULL);
+    }
+    if (strcmp(url, "/v1/models") == 0) {
+        r->route = R_MODELS;
+        if (!is_get(m))
+            return respond_405(r, "GET, HEAD, OPTIONS");
+        return respond(r, 200, s->list, s->list_len, 0, "application/json", NULL);
+    }
+    if (strcmp(url, "/forward") == 0) {
+        r->route = R_FORWARD;
+        r->model = s->models[0];
+    } else if (strncmp(url, "/v1/models/", 11) == 0) {
+        const char *name = url + 11, *slash = strchr(name, '/');
+        size_t idx = 0;
+        if (!slash) {
+            r->route = R_MODEL;
+            if (!find_model(s, name, strlen(name), &idx))
+                return respond_error(r, 404, NULL,
+                                     "model \"%s\" not found (GET /v1/models lists "
+                                     "the models)",
+                                     name);
+            if (!is_get(m))
+                return respond_405(r, "GET, HEAD, OPTIONS");
+            return respond(r, 200, s->meta[idx], s->meta_len[idx], 0, "application/json", NULL);
+        }
+        if (strcmp(slash, "/forward") != 0) {
+            r->route = R_UNMATCHED;
+            return respond_error(r, 404, NULL, "no route %s", url);
+        }
+        r->route = R_FORWARD;
+        if (!(r->model = find_model(s, name, (size_t)(slash - name), NULL)))
+            return respond_error(r, 404, NULL,
+                                 "model \"%.*s\" not found (GET /v1/models lists the models)",
+                                 (int)(slash - name), name);
+    } else {
+        r->route = R_UNMATCHED;
+        return respond_error(r, 404, NULL, "no route %s (see GET /v1/models, POST /forward)", url);
+    }
+    /* A forward route. */
+    if (strcmp(m, "POST") != 0)
+        return respond_405(r, "POST, OPTIONS");
+    return MHD_YES;
+}
+
+/* Whether URL names a forward route, so that a POST body is worth keeping. */
+static int forward_url(const char *url)
+{
+    size_t n = strlen(url);
+    return strcmp(url, "/forward") == 0 ||
+           (strncmp(url, "/v1/models/", 11) == 0 && n > 19 && strcmp(url + n - 8, "/forward") == 0);
+}
+
+/* 413 before reading a body the Content-Length already says is too large; MHD then skips the
+ * body and closes the connection. Returns 1 when it answered. */
+static int early_413(req *r, enum MHD_Result *ret)
+{
+    size_t max = r->s->cfg->server.max_body_bytes;
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+    if (!cl)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    /* MHD has already rejected a malformed Content-Length; this only compares. */
+    if (errno != 0 || end == cl || n <= max)
+        return 0;
+    *ret = respond_error(r, 413, NULL, "request body of %llu bytes exceeds max_body_bytes %zu", n,
+                         max);
+    return 1;
+}
+
+/* Per-step FLOPs of a model: an upper bound on the cost of one time step. */
+static double step_flops(const rnn_model *m)
+{
+    const rnn_info *in = rnn_model_info(m);
+    double gh = (double)in->gates * in->hidden_size;
+    double per_layer =
+        gh * (in->input_size + in->hidden_size) +
+        (in->num_layers - 1) * gh * (in->num_directions * in->hidden_size + in->hidden_size);
+    return 2.0 * per_layer * in->num_directions;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    srv *s = cls;
+    req *r = *con_cls;
+    (void)version;
+
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r)))
+            return MHD_NO;
+        *con_cls = r; /* freed in on_completed() */
+        r->s = s;
+        r->conn = c;
+        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->path, sizeof r->path, "%s", url);
+        atomic_fetch_add(&s->inflight, 1);
+        metrics_inflight_add(s->met, 1);
+        r->wants_body = strcmp(method, "POST") == 0 && forward_url(url);
+        enum MHD_Result ret;
+        if (r->wants_body && early_413(r, &ret))
+            return ret;
+        /* Everything else is answered once the request is complete: answering earlier makes
+         * libmicrohttpd close the connection, and keep-alive would be lost. */
+        return MHD_YES;
+    }
+    if (r->status) { /* answered early (413): the rest is discarded */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0; /* always consume, or MHD stalls the connection */
+        if (!r->wants_body || r->too_big)
+            return MHD_YES;
+        if (r->len + n > s->cfg->server.max_body_bytes) {
+            /* chunked upload (no Content-Length): stop storing, answer 413 at the end */
+            r->too_big = 1;
+            free(r->body);
+            r->body = NULL;
+            return MHD_YES;
+        }
+        if (r->len + n > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->len + n)
+                cap *= 2;
+            if (cap > s->cfg->server.max_body_bytes)
+                cap = s->cfg->server.max_body_bytes;
+            char *nb = realloc(r->body, cap);
+            if (!nb)
+                return MHD_NO;
+            r->body = nb;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload, n);
+        r->len += n;
+        return MHD_YES;
+    }
+    /* The request is complete. */
+    if (r->queued) { /* resumed by the compute pool */
+        char *body = r->resp;
+        r->resp = NULL;
+        if (!body)
+            return MHD_NO;
+        return respond_json(r, r->resp_status, body, r->resp_len);
+    }
+    enum MHD_Result ret = start_request(r, url);
+    if (r->status || ret == MHD_NO)
+        return ret;
+    /* A POST to a forward route of a known model. */
+    if (r->too_big)
+        return respond_error(r, 413, NULL, "request body exceeds max_body_bytes %zu",
+                             s->cfg->server.max_body_bytes);
+    if ((double)r->len / 2.0 * step_flops(r->model) > INLINE_FLOPS && pool_push(&s->pool, r) == 0)
+        return MHD_YES; /* resumed by the pool when the answer is ready */
+    char *body;
+    size_t len;
+    int status = codec_forward(r->model, r->body, r->len, &s->lim, &body, &len, &r->stats);
+    if (!body)
+        return MHD_NO;
+    return respond_json(r, status, body, len);
+}
+
+static const char *toe_name(enum MHD_RequestTerminationCode toe)
+{
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+        return "ok";
+    case MHD_REQUEST_TERMINATED_WITH_ERROR:
+        return "error";
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+        return "timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+        return "shutdown";
+    case MHD_REQUEST_TERMINATED_READ_ERROR:
+        return "read_error";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+        return "client_abort";
+    }
+    return "unknown";
+}
+
+/* The one place a request ends: metrics, the access log line, and freeing. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    srv *s = cls;
+    req *r = *con_cls;
+    (void)c;
+    if (!r)
+        return;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
+    if (r->status)
+        metrics_observe(s->met, (size_t)r->route, r->status, secs, r->stats.sequences,
+                        r->stats.steps);
+    time_t now = time(NULL);
+    struct tm tm;
+    char ts[32];
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* One fprintf per line: stdio locks the stream, so lines from threads never interleave. */
+    fprintf(stderr,
+            "%s access method=%s path=%s status=%d bytes=%zu duration_ms=%.3f batch=%zu "
+            "steps=%zu end=%s\n",
+            ts, r->method, r->path, r->status, r->out_bytes, secs * 1e3, r->stats.sequences,
+            r->stats.steps, toe_name(toe));
+    metrics_inflight_add(s->met, -1);
+    atomic_fetch_sub(&s->inflight, 1);
+    free(r->body);
+    free(r->resp);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    fprintf(stderr, "rnnserve: libmicrohttpd: %s\n", msg);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Lifecycle */
+
+static int ncpu(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
+{
+    srv *s = NULL;
+    struct addrinfo *ai = NULL;
+    char msg[1024];
+    *out = NULL;
+
+    if (!(s = calloc(1, sizeof *s)))
+        goto oom;
+    pthread_mutex_init(&s->pool.mu, NULL);
+    pthread_cond_init(&s->pool.cv, NULL);
+    s->cfg = cfg;
+    s->quiesced_fd = MHD_INVALID_SOCKET;
+    s->lim.max_batch = (size_t)cfg->server.max_batch;
+    s->lim.max_steps = (size_t)cfg->server.max_steps;
+    s->n_models = cfg->n_models;
+    if (!(s->models = calloc(cfg->n_models, sizeof *s->models)) ||
+        !(s->meta = calloc(cfg->n_models, sizeof *s->meta)) ||
+        !(s->meta_len = calloc(cfg->n_models, sizeof *s->meta_len)))
+        goto oom;
+    const rnn_info **infos = calloc(cfg->n_models, sizeof *infos);
+    if (!infos)
+        goto oom;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        if (rnn_model_load(&cfg->models[i], &s->models[i], msg, sizeof msg) < 0) {
+            snprintf(err, errlen, "model \"%s\": %s", cfg->models[i].name, msg);
+            free(infos);
+            goto fail;
+        }
+        infos[i] = rnn_model_info(s->models[i]);
+        if (!(s->meta[i] = codec_encode_model(infos[i], i == 0, &s->meta_len[i]))) {
+            free(infos);
+            goto oom;
+        }
+    }
+    s->list = codec_encode_models(infos, cfg->n_models, &s->list_len);
+    free(infos);
+    if (!s->list)
+        goto oom;
+
+    char build[256];
+    snprintf(build, sizeof build, "version=\"%s\",libmicrohttpd=\"%s\"", RNNSERVE_VERSION,
+             MHD_get_version());
+    if (!(s->met = metrics_new(ROUTE_NAMES, N_ROUTES, build)))
+        goto oom;
+
+    /* Forward passes run `threads` at a time, one BLAS thread each: never more busy threads
+     * than cores. */
+    int compute = cfg->server.threads > 0 ? cfg->server.threads : ncpu();
+    rnn_set_blas_threads(1);
+    if (pool_start(s, compute, err, errlen) < 0)
+        goto fail;
+
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char port[16];
+    snprintf(port, sizeof port, "%d", cfg->server.port);
+    int gai = getaddrinfo(cfg->server.host, port, &hints, &ai);
+    if (gai != 0) {
+        snprintf(err, errlen, "cannot resolve host \"%s\": %s", cfg->server.host,
+                 gai_strerror(gai));
+        goto fail;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    unsigned io_threads = (unsigned)ncpu();
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->server.timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->server.max_connections,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned int)1024, io_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+        io_threads, MHD_OPTION_END);
+    if (!s->d) {
+        snprintf(err, errlen, "cannot listen on %s:%d (%s)", cfg->server.host, cfg->server.port,
+                 errno ? strerror(errno) : "see the libmicrohttpd message above");
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : cfg->server.port;
+    freeaddrinfo(ai);
+    *out = s;
+    return 0;
+
+oom:
+    snprintf(err, errlen, "out of memory starting the server");
+fail:
+    if (ai)
+        freeaddrinfo(ai);
+    srv_stop(s);
+    return -1;
+}
+
+int srv_port(const srv *s)
+{
+    return s->port;
+}
+
+void srv_drain(srv *s)
+{
+    if (atomic_exchange(&s->draining, 1))
+        return;
+    /* Stop accepting; connections already open are served (and told to close). */
+    if (s->d)
+        s->quiesced_fd = MHD_quiesce_daemon(s->d);
+    /* A quiesced socket still listens: the kernel would go on completing handshakes into a
+     * backlog nobody accepts, and those clients would hang. shutdown() ends the listening (new
+     * connections are refused, queued ones reset) but keeps the fd, which MHD wants closed only
+     * after MHD_stop_daemon. */
+    if (s->quiesced_fd != MHD_INVALID_SOCKET)
+        shutdown(s->quiesced_fd, SHUT_RDWR);
+}
+
+long srv_wait_idle(srv *s, int timeout_ms)
+{
+    struct timespec nap = {0, 10 * 1000 * 1000};
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (atomic_load(&s->inflight) == 0)
+            return 0;
+        nanosleep(&nap, NULL);
+    }
+    return atomic_load(&s->inflight);
+}
+
+void srv_stop(srv *s)
+{
+    if (!s)
+        return;
+    /* Queued passes finish and resume their connections first: MHD must not be stopped with a
+     * suspended connection. */
+    pool_stop(&s->pool);
+    if (s->d)
+        MHD_stop_daemon(s->d);
+    if (s->quiesced_fd != MHD_INVALID_SOCKET)
+        close(s->quiesced_fd);
+    free(s->pool.th);
+    pthread_mutex_destroy(&s->pool.mu);
+    pthread_cond_destroy(&s->pool.cv);
+    for (size_t i = 0; s->models && i < s->n_models; i++) {
+        rnn_model_free(s->models[i]);
+        if (s->meta)
+            free(s->meta[i]);
+    }
+    free(s->models);
+    free(s->meta);
+    free(s->meta_len);
+    free(s->list);
+    metrics_free(s->met);
+    free(s);
+}
+
+int srv_main(const char *config_path, const srv_overrides *o)
+{
+    char err[1024];
+    cfg_config *cfg = NULL;
+    srv *s = NULL;
+    sigset_t set;
+
+    if (cfg_load_file(config_path, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "rnnserve: %s\n", err);
+        return 1;
+    }
+    if (o && o->host) {
+        char *h = strdup(o->host);
+        if (!h) {
+            cfg_free(cfg);
+            return 1;
+        }
+        free(cfg->server.host);
+        cfg->server.host = h;
+    }
+    if (o && o->port >= 0)
+        cfg->server.port = o->port;
+    if (o && o->threads >= 0)
+        cfg->server.threads = o->threads;
+
+    /* Signals are taken synchronously by this thread (sigwait); every thread started below
+     * inherits the mask, so none of them is interrupted. Writes to a closed peer or pipe must
+     * return EPIPE, not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    if (srv_start(cfg, &s, err, sizeof err) < 0) {
+        fprintf(stderr, "rnnserve: %s\n", err);
+        cfg_free(cfg);
+        return 1;
+    }
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        char line[256];
+        rnn_info_summary(rnn_model_info(s->models[i]), line, sizeof line);
+        fprintf(stderr, "rnnserve: model %s: %s%s\n", cfg->models[i].name, line,
+                i == 0 ? " [default: POST /forward]" : "");
+    }
+    int compute = cfg->server.threads > 0 ? cfg->server.threads : ncpu();
+    const char *host = cfg->server.host;
+    int v6 = strchr(host, ':') != NULL;
+    fprintf(stderr, "rnnserve: listening on http://%s%s%s:%d (%d compute threads)\n", v6 ? "[" : "",
+            host, v6 ? "]" : "", s->port, compute);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "rnnserve: %s received, draining (up to %d s)\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->server.timeout_s);
+    srv_drain(s);
+    long left = srv_wait_idle(s, cfg->server.timeout_s * 1000);
+    if (left)
+        fprintf(stderr, "rnnserve: %ld request(s) still open after %d s, closing them\n", left,
+                cfg->server.timeout_s);
+    srv_stop(s);
+    cfg_free(cfg);
+    fprintf(stderr, "rnnserve: stopped\n");
+    return 0;
+}
