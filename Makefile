@@ -27,7 +27,7 @@ B      := build
 SAN    := build/asan
 SANFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all run test check deps test-deps clean format install fixtures
+.PHONY: all run test check valgrind deps test-deps clean format install fixtures
 
 all: $(B)/rnnserve
 
@@ -74,6 +74,14 @@ check: $(B)/rnnserve $(SAN)/rnnserve $(addprefix $(B)/tests/,$(TESTS)) \
 
 test: test-deps
 	$(MAKE) check
+
+# Every Check runner under valgrind memcheck (no fork, so leaks in the tests count too).
+valgrind: $(addprefix $(B)/tests/,$(TESTS))
+	@set -e; for t in $(TESTS); do echo "== valgrind $$t"; \
+	    CK_FORK=no valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+	        --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+	        $(B)/tests/$$t > $(B)/valgrind-$$t.log 2>&1 || { tail -50 $(B)/valgrind-$$t.log; exit 1; }; \
+	    grep -E '^[0-9]+%: Checks' $(B)/valgrind-$$t.log; done
 
 # Regenerates tests/fixtures/cases from PyTorch (needs /usr/bin/python3 with torch).
 fixtures:
