@@ -27,14 +27,28 @@
 #include <unistd.h>
 
 #include "rnnserve/codec.h"
+#include "rnnserve/kserve.h"
 #include "rnnserve/metrics.h"
 #include "rnnserve/model.h"
 #include "rnnserve/version.h"
 
 /* Routes, also the metrics' route label (same order as ROUTE_NAMES). */
-enum { R_FORWARD, R_MODELS, R_MODEL, R_HEALTHZ, R_READYZ, R_METRICS, R_PREFLIGHT, R_UNMATCHED };
-static const char *const ROUTE_NAMES[] = {"forward", "models",  "model",     "healthz",
-                                          "readyz",  "metrics", "preflight", "unmatched"};
+enum {
+    R_FORWARD,
+    R_MODELS,
+    R_MODEL,
+    R_HEALTHZ,
+    R_READYZ,
+    R_METRICS,
+    R_PREFLIGHT,
+    R_UNMATCHED,
+    R_V2_INFER,
+    R_V2_HEALTH,
+    R_V2_METADATA
+};
+static const char *const ROUTE_NAMES[] = {"forward",   "models",    "model",     "healthz",
+                                          "readyz",    "metrics",   "preflight", "unmatched",
+                                          "v2_infer",  "v2_health", "v2_metadata"};
 #define N_ROUTES (sizeof ROUTE_NAMES / sizeof *ROUTE_NAMES)
 
 /* Requests whose worst-case cost (body bytes / 2 steps, times the model's per-step FLOPs) is
@@ -54,6 +68,10 @@ typedef struct req {
     char *body;
     size_t len, cap;
     int wants_body; /* a POST to a forward route: keep the body */
+    int v2;         /* an Open Inference Protocol route: errors are {"error": "..."} */
+    /* decode + forward + encode for this route: codec_forward or kserve_infer */
+    int (*run)(const rnn_model *, const char *, size_t, const codec_limits *, char **, size_t *,
+               codec_stats *);
     int too_big;
     /* outcome */
     int status; /* 0 until a response is queued */
@@ -82,6 +100,8 @@ struct srv {
     rnn_model **models;
     size_t n_models;
     char **meta; /* per model: GET /v1/models/{name} body */
+    char **v2meta;    /* per model: GET /v2/models/{name} body */
+    size_t *v2meta_len;
     size_t *meta_len;
     char *list; /* GET /v1/models body */
     size_t list_len;
@@ -117,7 +137,7 @@ static void *pool_main(void *arg)
         pthread_mutex_unlock(&p->mu);
 
         r->resp_status =
-            codec_forward(r->model, r->body, r->len, &s->lim, &r->resp, &r->resp_len, &r->stats);
+            r->run(r->model, r->body, r->len, &s->lim, &r->resp, &r->resp_len, &r->stats);
         /* MHD's resume takes its own lock, which orders the writes above before the I/O
          * thread reads them. */
         MHD_resume_connection(r->conn);
@@ -239,7 +259,7 @@ static enum MHD_Result respond_error(req *r, int status, const char *const *extr
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     size_t len;
-    char *body = codec_encode_error(status, msg, &len);
+    char *body = r->v2 ? kserve_encode_error(msg, &len) : codec_encode_error(status, msg, &len);
     if (!body)
         return MHD_NO;
     return respond(r, status, body, len, 1, "application/json", extra);
@@ -276,6 +296,64 @@ static const rnn_model *find_model(srv *s, const char *name, size_t len, size_t 
 static int is_get(const char *m)
 {
     return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+}
+
+/* The Open Inference Protocol (KServe v2) routes: health, server and model metadata, infer.
+ * Errors here use the protocol's {"error": "..."} body. */
+static enum MHD_Result route_v2(req *r, const char *url)
+{
+    srv *s = r->s;
+    const char *m = r->method;
+    int draining = atomic_load(&s->draining);
+    r->v2 = 1;
+    if (strcmp(url, "/v2/health/live") == 0 || strcmp(url, "/v2/health/ready") == 0) {
+        r->route = R_V2_HEALTH;
+        if (!is_get(m))
+            return respond_405(r, "GET, HEAD, OPTIONS");
+        if (strcmp(url, "/v2/health/live") == 0)
+            return respond_static(r, 200, "{\"live\":true}", "application/json");
+        return draining ? respond_static(r, 503, "{\"ready\":false}", "application/json")
+                        : respond_static(r, 200, "{\"ready\":true}", "application/json");
+    }
+    if (strcmp(url, "/v2") == 0) {
+        r->route = R_V2_METADATA;
+        if (!is_get(m))
+            return respond_405(r, "GET, HEAD, OPTIONS");
+        return respond_static(r, 200,
+                              "{\"name\":\"rnnserve\",\"version\":\"" RNNSERVE_VERSION
+                              "\",\"extensions\":[]}",
+                              "application/json");
+    }
+    const char *name = url + 11, *slash = strchr(name, '/');
+    size_t n = slash ? (size_t)(slash - name) : strlen(name), idx = 0;
+    if (strncmp(url, "/v2/models/", 11) != 0 || n == 0 ||
+        (slash && strcmp(slash, "/infer") != 0 && strcmp(slash, "/ready") != 0)) {
+        r->route = R_UNMATCHED;
+        return respond_error(r, 404, NULL, "no route %s", url);
+    }
+    r->route = slash && strcmp(slash, "/infer") == 0 ? R_V2_INFER : R_V2_METADATA;
+    if (!(r->model = find_model(s, name, n, &idx)))
+        return respond_error(r, 404, NULL,
+                             "model \"%.*s\" not found (GET /v1/models lists the models)", (int)n,
+                             name);
+    if (r->route == R_V2_INFER) {
+        if (strcmp(m, "POST") != 0)
+            return respond_405(r, "POST, OPTIONS");
+        r->run = kserve_infer;
+        return MHD_YES;
+    }
+    if (!is_get(m))
+        return respond_405(r, "GET, HEAD, OPTIONS");
+    if (slash) { /* /ready */
+        char body[256];
+        snprintf(body, sizeof body, "{\"name\":\"%s\",\"ready\":%s}",
+                 rnn_model_info(r->model)->name, draining ? "false" : "true");
+        char *copy = strdup(body);
+        if (!copy)
+            return MHD_NO;
+        return respond(r, draining ? 503 : 200, copy, strlen(copy), 1, "application/json", NULL);
+    }
+    return respond(r, 200, s->v2meta[idx], s->v2meta_len[idx], 0, "application/json", NULL);
 }
 
 /* Called on the first access-handler call, once headers are in: routes the request and answers
@@ -327,6 +405,9 @@ static enum MHD_Result start_request(req *r, const char *url)
             return respond_405(r, "GET, HEAD, OPTIONS");
         return respond(r, 200, s->list, s->list_len, 0, "application/json", NULL);
     }
+    if (strncmp(url, "/v2", 3) == 0 && (url[3] == '\0' || url[3] == '/'))
+        return route_v2(r, url);
+    r->run = codec_forward;
     if (strcmp(url, "/forward") == 0) {
         r->route = R_FORWARD;
         r->model = s->models[0];
@@ -368,7 +449,8 @@ static int forward_url(const char *url)
 {
     size_t n = strlen(url);
     return strcmp(url, "/forward") == 0 ||
-           (strncmp(url, "/v1/models/", 11) == 0 && n > 19 && strcmp(url + n - 8, "/forward") == 0);
+           (strncmp(url, "/v1/models/", 11) == 0 && n > 19 && strcmp(url + n - 8, "/forward") == 0) ||
+           (strncmp(url, "/v2/models/", 11) == 0 && n > 17 && strcmp(url + n - 6, "/infer") == 0);
 }
 
 /* 413 before reading a body the Content-Length already says is too large; MHD then skips the
@@ -479,7 +561,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES; /* resumed by the pool when the answer is ready */
     char *body;
     size_t len;
-    int status = codec_forward(r->model, r->body, r->len, &s->lim, &body, &len, &r->stats);
+    int status = r->run(r->model, r->body, r->len, &s->lim, &body, &len, &r->stats);
     if (!body)
         return MHD_NO;
     return respond_json(r, status, body, len);
@@ -576,7 +658,9 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
     s->n_models = cfg->n_models;
     if (!(s->models = calloc(cfg->n_models, sizeof *s->models)) ||
         !(s->meta = calloc(cfg->n_models, sizeof *s->meta)) ||
-        !(s->meta_len = calloc(cfg->n_models, sizeof *s->meta_len)))
+        !(s->meta_len = calloc(cfg->n_models, sizeof *s->meta_len)) ||
+        !(s->v2meta = calloc(cfg->n_models, sizeof *s->v2meta)) ||
+        !(s->v2meta_len = calloc(cfg->n_models, sizeof *s->v2meta_len)))
         goto oom;
     const rnn_info **infos = calloc(cfg->n_models, sizeof *infos);
     if (!infos)
@@ -588,7 +672,8 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
             goto fail;
         }
         infos[i] = rnn_model_info(s->models[i]);
-        if (!(s->meta[i] = codec_encode_model(infos[i], i == 0, &s->meta_len[i]))) {
+        if (!(s->meta[i] = codec_encode_model(infos[i], i == 0, &s->meta_len[i])) ||
+            !(s->v2meta[i] = kserve_model_metadata(infos[i], &s->v2meta_len[i]))) {
             free(infos);
             goto oom;
         }
@@ -704,10 +789,14 @@ void srv_stop(srv *s)
         rnn_model_free(s->models[i]);
         if (s->meta)
             free(s->meta[i]);
+        if (s->v2meta)
+            free(s->v2meta[i]);
     }
     free(s->models);
     free(s->meta);
     free(s->meta_len);
+    free(s->v2meta);
+    free(s->v2meta_len);
     free(s->list);
     metrics_free(s->met);
     free(s);
