@@ -13,7 +13,8 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Iinclude -g \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 OPT     ?= -O2
 CFLAGS  ?=
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+# OpenBLAS is not linked: the engine loads it with dlopen when it needs it (see src/kernels.c).
+LDLIBS  := $(shell pkg-config --libs libmicrohttpd jansson 2>/dev/null) -lm -lpthread -ldl
 TEST_LDLIBS := $(shell pkg-config --libs check 2>/dev/null) -lcurl
 
 # Library modules, bottom layer first (see docs/ARCHITECTURE.md).
@@ -27,7 +28,8 @@ B      := build
 SAN    := build/asan
 SANFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all run test check valgrind deps test-deps clean format install fixtures
+.PHONY: all run test check valgrind deps test-deps clean format install fixtures bench \
+        check-activations
 
 all: $(B)/rnnserve
 
@@ -54,7 +56,19 @@ $(SAN)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(SAN)/librnnserve.a
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS) $(shell pkg-config --cflags check) -o $@ \
 	    $< tests/testutil.c $(SAN)/librnnserve.a $(TEST_LDLIBS) $(LDLIBS)
 
-$(B) $(SAN) $(B)/tests $(SAN)/tests:
+# Every float32 through the vectorised tanh and sigmoid, on every path this CPU has.
+$(B)/activations_exhaustive: tools/activations_exhaustive.c $(B)/kernels.o | $(B)
+	$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -o $@ $< $(B)/kernels.o $(LDLIBS)
+check-activations: $(B)/activations_exhaustive
+	$(B)/activations_exhaustive
+
+# The benchmark (bench/bench.c drives everything; see README "Performance").
+$(B)/bench/bench: bench/bench.c $(B)/librnnserve.a | $(B)/bench
+	$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -o $@ $< $(B)/librnnserve.a $(LDLIBS)
+$(B)/bench/mhd_bare: bench/mhd_bare.c | $(B)/bench
+	$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+$(B) $(SAN) $(B)/tests $(SAN)/tests $(B)/bench:
 	mkdir -p $@
 
 deps:
@@ -74,6 +88,13 @@ check: $(B)/rnnserve $(SAN)/rnnserve $(addprefix $(B)/tests/,$(TESTS)) \
 
 test: test-deps
 	$(MAKE) check
+
+# Side-by-side benchmark (about 2-3 minutes): installs wrk and the Python peers if missing, builds,
+# prints one table and writes bench/results/latest.json. Not part of make test.
+bench:
+	@sh tools/install-deps.sh bench
+	$(MAKE) $(B)/rnnserve $(B)/bench/bench $(B)/bench/mhd_bare
+	$(B)/bench/bench $(BENCH_ARGS)
 
 # Every Check runner under valgrind memcheck (no fork, so leaks in the tests count too).
 valgrind: $(addprefix $(B)/tests/,$(TESTS))

@@ -1,22 +1,44 @@
 /* engine.c - the forward pass over a ragged batch, as PyTorch's packed sequences compute it.
  *
  * Sequences are ordered by length (longest first) so that at step t the still-active ones are a
- * prefix of the state matrix: one GEMM for the recurrent product of exactly the active rows, and
+ * prefix of the state matrix: one product for the recurrent term of exactly the active rows, and
  * a short sequence never pays for a long one. The input projection of all steps of a layer is
- * one big GEMM up front. A naive per-sequence reference sits at the end for the tests.
+ * one big product up front. A naive per-sequence reference sits at the end for the tests.
+ *
+ * Products run on the hand-written packed kernels (kernels.c: AVX-512, AVX2, or CBLAS sgemm on
+ * the generic path, where OpenBLAS beats plain C), the cells on vectorised activations.
+ *
+ * Threads: a layer (one direction) is a "stage". A stage may split its hidden units between
+ * threads: thread t owns units [u0, u1) of every gate, computes its own columns of the input
+ * projection and of the recurrent product, and updates its own units of the state. The threads
+ * only share the state h, which is double-buffered: each step reads h_t (every unit) and writes
+ * its units of h_{t+1}, then all meet at a barrier. One barrier per step, none inside it. See
+ * rnn_set_threads for when a stage splits.
  *
  * Letters: B sequences, N = sum of lengths, I_l layer input width, H hidden, G gates, L layers,
  * D directions. */
 #include "rnnserve/engine.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kernels.h"
 #include "model_impl.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -73,53 +95,422 @@ static int by_len_desc(const void *a, const void *b)
     return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
-/* Multiplies with an overflow check; returns 0 on overflow. */
-static int mul_ok(size_t a, size_t b, size_t *out)
+/* ---------------------------------------------------------------------------------------------
+ * Threads: the setting, the pass counter, the helper team and a spinning barrier. */
+
+#define MAX_THREADS 64
+
+static atomic_int max_threads = 1; /* rnn_set_threads */
+static atomic_int passes;          /* rnn_forward calls in flight, process-wide */
+
+void rnn_set_threads(int n)
 {
-    return !__builtin_mul_overflow(a, b, out);
+    atomic_store(&max_threads, n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n);
 }
 
-/* One cell update for the active row j.
- *   p:  (G*H) input projection of this step, biases bx already added
- *   r:  (G*H) recurrent product h_{t-1} . W_hh^T (no bias)
- *   h:  (H) state, updated in place; c: (H) LSTM cell state, updated in place */
-static void cell_step(const rnn_info *in, const rnn_dir *w, const float *p, const float *r,
-                      float *h, float *c)
+int rnn_get_threads(void)
 {
-    const size_t H = (size_t)in->hidden_size;
-    switch (in->type) {
-    case CFG_RNN:
-        if (in->nonlinearity == CFG_RELU) {
-            for (size_t u = 0; u < H; u++) {
-                float a = p[u] + r[u];
-                h[u] = isnan(a) ? a : (a > 0.0f ? a : 0.0f);
-            }
-        } else {
-            for (size_t u = 0; u < H; u++)
-                h[u] = tanhf(p[u] + r[u]);
-        }
-        break;
-    case CFG_LSTM:
-        /* gates i, f, g, o */
-        for (size_t u = 0; u < H; u++) {
-            float ig = kern_sigmoidf(p[u] + r[u]);
-            float fg = kern_sigmoidf(p[H + u] + r[H + u]);
-            float gg = tanhf(p[2 * H + u] + r[2 * H + u]);
-            float og = kern_sigmoidf(p[3 * H + u] + r[3 * H + u]);
-            c[u] = fg * c[u] + ig * gg;
-            h[u] = og * tanhf(c[u]);
-        }
-        break;
-    case CFG_GRU:
-        /* gates r, z, n; b_hn stays inside r * (W_hn h + b_hn) */
-        for (size_t u = 0; u < H; u++) {
-            float rg = kern_sigmoidf(p[u] + r[u]);
-            float zg = kern_sigmoidf(p[H + u] + r[H + u]);
-            float ng = tanhf(p[2 * H + u] + rg * (r[2 * H + u] + w->bhn[u]));
-            h[u] = (1.0f - zg) * ng + zg * h[u];
-        }
-        break;
+    return atomic_load(&max_threads);
+}
+
+const char *rnn_kernels_isa(void)
+{
+    return kern_isa_name(kern_isa_active());
+}
+
+const char *rnn_blas_config(void)
+{
+    return kern_blas_describe(0);
+}
+
+const char *rnn_blas_corename(void)
+{
+    return kern_blas_describe(1);
+}
+
+/* Sense-reversing barrier for the threads of one stage. Spins (the wait is a few microseconds
+ * when both threads have a core), and yields after ~2000 pauses (tens of microseconds) so that a
+ * thread whose partner was preempted does not burn the partner's core. */
+typedef struct {
+    atomic_uint count;
+    atomic_uint phase;
+    unsigned n;
+} spin_barrier;
+
+static void barrier_wait(spin_barrier *b)
+{
+    unsigned ph = atomic_load_explicit(&b->phase, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) + 1 == b->n) {
+        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->phase, ph + 1, memory_order_release);
+        return;
     }
+    for (unsigned spins = 0; atomic_load_explicit(&b->phase, memory_order_acquire) == ph;
+         spins++) {
+        if (spins < 2000)
+            CPU_RELAX();
+        else
+            sched_yield();
+    }
+}
+
+/* Helpers started on first use and kept (blocked on a condition variable when idle). One pass at
+ * a time owns the team. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    int started;              /* helpers running */
+    unsigned gen;             /* job generation */
+    int pending;              /* helpers still on the current job */
+    int want;                 /* helpers taking part in the current job */
+    void (*fn)(void *, int);  /* the job: fn(arg, thread index), index 0 is the owner */
+    void *arg;
+    atomic_int busy;          /* owned by a pass */
+} team_t;
+
+static team_t team = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                      PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, NULL, NULL, 0};
+
+static void *helper_main(void *p)
+{
+    int index = (int)(intptr_t)p;
+    unsigned seen = 0;
+    pthread_mutex_lock(&team.mu);
+    for (;;) {
+        while (team.gen == seen)
+            pthread_cond_wait(&team.go, &team.mu);
+        seen = team.gen;
+        if (index > team.want)
+            continue; /* not needed for this job */
+        void (*fn)(void *, int) = team.fn;
+        void *arg = team.arg;
+        pthread_mutex_unlock(&team.mu);
+        fn(arg, index);
+        pthread_mutex_lock(&team.mu);
+        if (--team.pending == 0)
+            pthread_cond_signal(&team.done);
+    }
+    return NULL;
+}
+
+/* Takes the team for up to WANT helpers; returns how many it has (0: run alone). */
+static int team_acquire(int want)
+{
+    if (want <= 0 || atomic_exchange(&team.busy, 1))
+        return 0;
+    pthread_mutex_lock(&team.mu);
+    while (team.started < want) {
+        pthread_t th;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int ok = pthread_create(&th, &at, helper_main, (void *)(intptr_t)(team.started + 1)) == 0;
+        pthread_attr_destroy(&at);
+        if (!ok)
+            break;
+        team.started++;
+    }
+    int got = team.started < want ? team.started : want;
+    pthread_mutex_unlock(&team.mu);
+    if (got == 0)
+        atomic_store(&team.busy, 0);
+    return got;
+}
+
+static void team_release(void)
+{
+    atomic_store(&team.busy, 0);
+}
+
+/* Runs fn(arg, 0..helpers) with the owner as thread 0; returns when all are done. */
+static void team_run(int helpers, void (*fn)(void *, int), void *arg)
+{
+    pthread_mutex_lock(&team.mu);
+    team.fn = fn;
+    team.arg = arg;
+    team.want = helpers;
+    team.pending = helpers;
+    team.gen++;
+    pthread_cond_broadcast(&team.go);
+    pthread_mutex_unlock(&team.mu);
+    fn(arg, 0);
+    pthread_mutex_lock(&team.mu);
+    while (team.pending > 0)
+        pthread_cond_wait(&team.done, &team.mu);
+    pthread_mutex_unlock(&team.mu);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Scratch: one block per thread, kept between passes when small (a pass of a typical request
+ * then allocates nothing), freed at thread exit. Larger blocks are mapped per pass: keeping them
+ * would pin the largest request's memory in every thread forever. */
+
+#define SCRATCH_KEEP (4u << 20)
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+typedef struct {
+    size_t cap;
+    float *mem;
+} scratch;
+
+static void scratch_free(void *p)
+{
+    scratch *s = p;
+    if (s) {
+        free(s->mem);
+        free(s);
+    }
+}
+
+static void scratch_init(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+/* A block for one pass: kept thread-local when small, mapped for the pass when large. */
+typedef struct {
+    float *mem;
+    void *map; /* large: the mapping to munmap, or NULL */
+    size_t map_len;
+} pass_mem;
+
+#define HUGE_PAGE (2u << 20)
+
+/* At least BYTES, 64-byte aligned; NULL when out of memory. A large block is mapped 2 MB-aligned
+ * with transparent huge pages requested: its pages are touched once per pass, and 4 KB faults
+ * on ~100 MB (an "L" pass) cost several percent of the pass. */
+static float *scratch_get(size_t bytes, pass_mem *pm)
+{
+    memset(pm, 0, sizeof *pm);
+    bytes = (bytes + 63) / 64 * 64;
+    if (bytes > SCRATCH_KEEP) {
+        size_t len = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE + HUGE_PAGE;
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+#ifdef MADV_HUGEPAGE
+        madvise((void *)a, len - (a - (uintptr_t)p), MADV_HUGEPAGE);
+#endif
+        pm->map = p;
+        pm->map_len = len;
+        return pm->mem = (float *)a;
+    }
+    pthread_once(&scratch_once, scratch_init);
+    scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s)))
+            return NULL;
+        if (pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (s->cap < bytes) {
+        free(s->mem);
+        s->cap = 0;
+        if (!(s->mem = aligned_alloc(64, bytes)))
+            return NULL;
+        s->cap = bytes;
+    }
+    return pm->mem = s->mem;
+}
+
+static void scratch_put(pass_mem *pm)
+{
+    if (pm->map)
+        munmap(pm->map, pm->map_len);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * One stage: a layer in one direction, possibly shared by several threads.
+ *
+ * Thread t owns units [u0, u1) (nu of them) and keeps its own gate values contiguous: R_t holds G
+ * blocks of (B, nu), gate g's at R_t + g*B*nu; c_t and tmp_t are (B, nu). So every activation and
+ * cell operation of a step is one call over k*nu values, whatever the number of active rows k.
+ * The recurrent product starts from the step's projection rows (kernel "init" rows), so
+ * R = P[row] + h W_hh^T comes out of the kernel ready for the activations. */
+
+typedef struct {
+    const rnn_info *in;
+    const rnn_dir *w;
+    const rnn_batch *b;
+    const len_idx *order;
+    const size_t *off;
+    size_t B, N, maxT, d, row_state;
+    const float *X;          /* (N, I_l) layer input */
+    float *P;                /* (N, G*H) input projection, biases included */
+    float *out;              /* (N, D*H) layer output, or NULL when nobody reads it */
+    float *h[2];             /* (B, H) state, double-buffered: step t reads h[t&1], writes the other */
+    float *R;                /* G*B*H: the threads' gate blocks */
+    float *c;                /* B*H: the threads' LSTM cell states, (B, nu) each */
+    float *tmp;              /* B*H: the threads' (B, nu) scratch */
+    const float **bias_rows; /* N pointers to bx: the projection's starting rows */
+    const float **rows;      /* nt * B pointers: each thread's projection rows of a step */
+    size_t *rowidx;          /* nt * B: their row numbers */
+    rnn_result *res;
+    int nt;                  /* threads */
+    spin_barrier bar;
+} stage;
+
+/* X (M, K) . W[g-th group, units u0..u1)^T into C, starting from init rows (or zero): the packed
+ * kernels, or sgemm on the generic path for all but tiny products (OpenBLAS beats plain C
+ * there). */
+static void product(size_t M, const float *X, size_t ldx, const kern_packed *pk, const float *W,
+                    size_t g, size_t u0, size_t u1, const float *const *init, size_t init_off,
+                    float *C, size_t ldc)
+{
+    if (kern_isa_active() == KERN_GENERIC && M >= 4 && pk->k > 0) {
+        for (size_t i = 0; i < M; i++)
+            if (init)
+                memcpy(C + i * ldc, init[i] + init_off, (u1 - u0) * sizeof(float));
+        kern_gemm_xwt(M, u1 - u0, pk->k, X, ldx, W + (g * pk->units + u0) * pk->k, pk->k,
+                      init ? 1.0f : 0.0f, C, ldc);
+    } else {
+        kern_gemm_packed(M, X, ldx, pk, g, u0, u1, init, init_off, 0, C, ldc);
+    }
+}
+
+static void stage_run(void *arg, int tid)
+{
+    stage *s = arg;
+    const rnn_info *in = s->in;
+    const rnn_dir *w = s->w;
+    const rnn_batch *b = s->b;
+    const size_t H = (size_t)in->hidden_size, G = (size_t)in->gates, GH = G * H;
+    const size_t LD = (size_t)(in->num_layers * in->num_directions);
+    const size_t DH = (size_t)in->num_directions * H, B = s->B, N = s->N, d = s->d;
+    const int lstm = in->type == CFG_LSTM, gru = in->type == CFG_GRU;
+
+    /* This thread's units: blocks of 16 (a kernel panel), as even as they come. */
+    size_t blocks = (H + KERN_NR - 1) / KERN_NR;
+    size_t u0 = blocks * (size_t)tid / (size_t)s->nt * KERN_NR;
+    size_t u1 = blocks * (size_t)(tid + 1) / (size_t)s->nt * KERN_NR;
+    if (u1 > H)
+        u1 = H;
+    if (u0 > H)
+        u0 = H;
+    const size_t nu = u1 - u0;
+    float *Rt = s->R + G * B * u0, *ct = s->c ? s->c + B * u0 : NULL, *tt = s->tmp + B * u0;
+    const float **rows = s->rows + (size_t)tid * B;
+    size_t *rowidx = s->rowidx + (size_t)tid * B;
+
+    if (nu) {
+        /* P[:, g*H + u] = bx + X . W_ih^T, for every step of every sequence at once. */
+        for (size_t g = 0; g < G; g++)
+            product(N, s->X, w->in, &w->ih, w->w_ih, g, u0, u1, s->bias_rows, g * H + u0,
+                    s->P + g * H + u0, GH);
+        /* State in packed order: row j belongs to sequence order[j].idx. */
+        for (size_t j = 0; j < B; j++) {
+            size_t src = (s->order[j].idx * LD + s->row_state) * H + u0;
+            if (b->h0)
+                memcpy(s->h[0] + j * H + u0, b->h0 + src, nu * sizeof(float));
+            else
+                memset(s->h[0] + j * H + u0, 0, nu * sizeof(float));
+            if (lstm) {
+                if (b->c0)
+                    memcpy(ct + j * nu, b->c0 + src, nu * sizeof(float));
+                else
+                    memset(ct + j * nu, 0, nu * sizeof(float));
+            }
+        }
+    }
+    if (s->nt > 1)
+        barrier_wait(&s->bar); /* every unit of h_0 is in place */
+
+    size_t k = B; /* active rows: order[0..k) have length > t */
+    for (size_t t = 0; t < s->maxT; t++) {
+        while (k > 0 && (size_t)s->order[k - 1].len <= t)
+            k--;
+        const float *hp = s->h[t & 1];
+        float *hn = s->h[(t + 1) & 1];
+        if (nu) {
+            for (size_t j = 0; j < k; j++) {
+                size_t q = s->order[j].idx, T = (size_t)s->order[j].len;
+                /* the backward direction walks each sequence's own steps from its end */
+                rowidx[j] = s->off[q] + (d == 0 ? t : T - 1 - t);
+                rows[j] = s->P + rowidx[j] * GH;
+            }
+            const size_t kn = k * nu;
+            /* R_t gate g (k, nu) = P[row] + h_t[0..k) . W_hh^T (GRU's n gate without P) */
+            for (size_t g = 0; g < G; g++)
+                product(k, hp, H, &w->hh, w->w_hh, g, u0, u1, gru && g == 2 ? NULL : rows,
+                        g * H + u0, Rt + g * B * nu, nu);
+            const float *hsrc = Rt;
+            switch (in->type) {
+            case CFG_RNN:
+                if (in->nonlinearity == CFG_RELU)
+                    kern_relu(Rt, kn);
+                else
+                    kern_tanh(Rt, kn);
+                break;
+            case CFG_LSTM: {
+                /* gates i, f, g, o */
+                float *ig = Rt, *fg = Rt + B * nu, *gg = Rt + 2 * B * nu, *og = Rt + 3 * B * nu;
+                kern_sigmoid(ig, kn);
+                kern_sigmoid(fg, kn);
+                kern_tanh(gg, kn);
+                kern_sigmoid(og, kn);
+                kern_lstm_c(ct, tt, ig, fg, gg, kn); /* c = f c + i g; tmp = c */
+                kern_tanh(tt, kn);
+                kern_mul(tt, og, kn);
+                hsrc = tt;
+                break;
+            }
+            case CFG_GRU: {
+                /* gates r, z, n; b_hn stays inside r * (W_hn h + b_hn) */
+                float *rg = Rt, *zg = Rt + B * nu, *ng = Rt + 2 * B * nu;
+                kern_sigmoid(rg, kn);
+                kern_sigmoid(zg, kn);
+                for (size_t j = 0; j < k; j++)
+                    kern_gru_n(ng + j * nu, rows[j] + 2 * H + u0, rg + j * nu, ng + j * nu,
+                               w->bhn + u0, nu);
+                kern_tanh(ng, kn);
+                for (size_t j = 0; j < k; j++)
+                    kern_gru_h(tt + j * nu, ng + j * nu, zg + j * nu, hp + j * H + u0, nu);
+                hsrc = tt;
+                break;
+            }
+            }
+            for (size_t j = 0; j < k; j++) {
+                memcpy(hn + j * H + u0, hsrc + j * nu, nu * sizeof(float));
+                if (s->out)
+                    memcpy(s->out + rowidx[j] * DH + d * H + u0, hsrc + j * nu,
+                           nu * sizeof(float));
+            }
+        }
+        if (s->nt > 1)
+            barrier_wait(&s->bar); /* h_{t+1} complete before anyone reads it */
+    }
+
+    /* A sequence's state stopped changing after its own last step T: it is in h[T & 1]. */
+    if (nu)
+        for (size_t j = 0; j < B; j++) {
+            size_t q = s->order[j].idx, T = (size_t)s->order[j].len;
+            size_t dst = (q * LD + s->row_state) * H + u0;
+            if (s->res->hidden)
+                memcpy(s->res->hidden + dst, s->h[T & 1] + j * H + u0, nu * sizeof(float));
+            if (lstm && s->res->cell)
+                memcpy(s->res->cell + dst, ct + j * nu, nu * sizeof(float));
+        }
+}
+
+/* Whether a stage is worth splitting: each thread must keep at least 64 units, and a step's
+ * recurrent product must be large enough (~1 MFLOP) that the barrier (~1 us) is small beside
+ * it; the input projection alone would not pay for waking the helpers. */
+static int stage_threads(const rnn_info *in, size_t N, size_t maxT, int want)
+{
+    const double H = in->hidden_size, G = in->gates;
+    const int by_units = in->hidden_size / 64;
+    if (want > by_units)
+        want = by_units;
+    if (want < 2 || maxT == 0)
+        return 1;
+    double avg_rows = (double)N / (double)maxT; /* mean active rows per step */
+    double step_flops = 2.0 * avg_rows * H * G * H;
+    return step_flops >= 1e6 ? want : 1;
 }
 
 int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *err, size_t errlen)
@@ -127,33 +518,58 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
     const rnn_info *in = &m->info;
     const size_t B = b->batch, H = (size_t)in->hidden_size, G = (size_t)in->gates;
     const size_t L = (size_t)in->num_layers, D = (size_t)in->num_directions;
-    const size_t LD = L * D, GH = G * H, DH = D * H;
+    const size_t GH = G * H, DH = D * H;
     const int lstm = in->type == CFG_LSTM;
-    size_t N = 0, maxT = 0, nP, nY, nR;
+    const int maxth = atomic_load(&max_threads);
+    size_t N = 0, maxT = 0;
     int rc = -1;
-    len_idx *order = NULL;
-    size_t *off = NULL;
-    float *P = NULL, *Y[2] = {NULL, NULL}, *R = NULL, *h = NULL, *c = NULL;
+    float *mem = NULL;
+    pass_mem pm = {0};
 
     if (batch_steps(b, &N, &maxT, err, errlen) < 0)
         return -1;
-    if (!mul_ok(N, GH, &nP) || !mul_ok(N, DH, &nY) || !mul_ok(B, GH, &nR)) {
+    atomic_fetch_add(&passes, 1);
+
+    /* One scratch block, carved into 64-byte aligned pieces (sizes in floats). */
+    enum { P_ORDER, P_OFF, P_P, P_Y0, P_Y1, P_R, P_H0, P_H1, P_C, P_TMP, P_BIAS, P_ROWS, P_ROWIDX,
+           N_PIECES };
+    size_t sz[N_PIECES], total = 0, t1, t2;
+    int overflow = 0;
+#define FL(bytes) (((bytes) + sizeof(float) - 1) / sizeof(float))
+    overflow |= __builtin_mul_overflow(N, GH, &t1);
+    overflow |= __builtin_mul_overflow(N, DH, &t2);
+    sz[P_ORDER] = FL(B * sizeof(len_idx));
+    sz[P_OFF] = FL(B * sizeof(size_t));
+    sz[P_P] = t1;
+    sz[P_Y0] = t2;
+    sz[P_Y1] = L > 2 ? t2 : 0; /* layers alternate Y0, Y1; the top one writes the caller's */
+    sz[P_R] = G * B * H;
+    sz[P_H0] = sz[P_H1] = sz[P_TMP] = B * H;
+    sz[P_C] = lstm ? B * H : 0;
+    sz[P_BIAS] = FL(N * sizeof(float *));
+    sz[P_ROWS] = FL((size_t)maxth * B * sizeof(float *));
+    sz[P_ROWIDX] = FL((size_t)maxth * B * sizeof(size_t));
+    for (int i = 0; i < N_PIECES; i++) {
+        sz[i] = (sz[i] + 15) / 16 * 16;
+        overflow |= __builtin_add_overflow(total, sz[i], &total);
+    }
+    if (overflow || total > SIZE_MAX / sizeof(float) / 2) {
         fail(err, errlen, "batch too large: %zu steps x %zu gate units", N, GH);
-        goto fail;
+        goto done;
     }
-    order = malloc((B ? B : 1) * sizeof *order);
-    off = malloc((B ? B : 1) * sizeof *off);
-    P = malloc((nP ? nP : 1) * sizeof(float));
-    Y[0] = malloc((nY ? nY : 1) * sizeof(float));
-    Y[1] = L > 1 ? malloc((nY ? nY : 1) * sizeof(float)) : NULL;
-    R = malloc((nR ? nR : 1) * sizeof(float));
-    h = malloc((B ? B : 1) * H * sizeof(float));
-    c = lstm ? malloc((B ? B : 1) * H * sizeof(float)) : NULL;
-    if (!order || !off || !P || !Y[0] || (L > 1 && !Y[1]) || !R || !h || (lstm && !c)) {
+    if (!(mem = scratch_get((total ? total : 1) * sizeof(float), &pm))) {
         fail(err, errlen, "out of memory for a batch of %zu steps (%zu MB of scratch)", N,
-             ((nP + 2 * nY + nR) * sizeof(float)) >> 20);
-        goto fail;
+             (total * sizeof(float)) >> 20);
+        goto done;
     }
+    float *piece[N_PIECES];
+    for (size_t i = 0, at = 0; i < N_PIECES; at += sz[i], i++)
+        piece[i] = mem + at;
+    len_idx *order = (len_idx *)piece[P_ORDER];
+    size_t *off = (size_t *)piece[P_OFF];
+    float *Y[2] = {piece[P_Y0], piece[P_Y1]};
+    const float **bias_rows = (const float **)piece[P_BIAS];
+
     for (size_t i = 0, o = 0; i < B; i++) {
         off[i] = o;
         o += (size_t)b->lengths[i];
@@ -164,69 +580,58 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
 
     const float *X = b->x; /* layer input, (N, I_l) */
     for (size_t l = 0; l < L; l++) {
-        /* The top layer writes straight into the caller's outputs when they are wanted. */
-        float *out = (l == L - 1 && res->outputs) ? res->outputs : Y[l % 2];
+        /* The top layer writes straight into the caller's outputs, or nowhere if they are not
+         * wanted (final states come from the state buffers). */
+        float *out = l == L - 1 ? res->outputs : Y[l % 2];
         for (size_t d = 0; d < D; d++) {
             const rnn_dir *w = &m->dirs[l * D + d];
-            const size_t row_state = l * D + d;
-
-            /* P (N, G*H) = X . W_ih^T + bx, for every step of every sequence at once. */
             for (size_t n = 0; n < N; n++)
-                memcpy(P + n * GH, w->bx, GH * sizeof(float));
-            kern_gemm_xwt(N, GH, w->in, X, w->in, w->w_ih, w->in, 1.0f, P, GH);
-
-            /* State in packed order: row j belongs to sequence order[j].idx. */
-            for (size_t j = 0; j < B; j++) {
-                size_t s = order[j].idx;
-                if (b->h0)
-                    memcpy(h + j * H, b->h0 + (s * LD + row_state) * H, H * sizeof(float));
-                else
-                    memset(h + j * H, 0, H * sizeof(float));
-                if (lstm) {
-                    if (b->c0)
-                        memcpy(c + j * H, b->c0 + (s * LD + row_state) * H, H * sizeof(float));
-                    else
-                        memset(c + j * H, 0, H * sizeof(float));
-                }
-            }
-
-            size_t k = B; /* active rows: order[0..k) have length > t */
-            for (size_t t = 0; t < maxT; t++) {
-                while (k > 0 && (size_t)order[k - 1].len <= t)
-                    k--;
-                /* R (k, G*H) = h[0..k) . W_hh^T */
-                kern_gemm_xwt(k, GH, H, h, H, w->w_hh, H, 0.0f, R, GH);
-                for (size_t j = 0; j < k; j++) {
-                    size_t s = order[j].idx, T = (size_t)order[j].len;
-                    /* the backward direction walks each sequence's own steps from its end */
-                    size_t row = off[s] + (d == 0 ? t : T - 1 - t);
-                    cell_step(in, w, P + row * GH, R + j * GH, h + j * H, lstm ? c + j * H : NULL);
-                    memcpy(out + row * DH + d * H, h + j * H, H * sizeof(float));
-                }
-            }
-
-            /* A sequence's state stopped changing after its own last step: that is h_n. */
-            for (size_t j = 0; j < B; j++) {
-                size_t s = order[j].idx;
-                if (res->hidden)
-                    memcpy(res->hidden + (s * LD + row_state) * H, h + j * H, H * sizeof(float));
-                if (lstm && res->cell)
-                    memcpy(res->cell + (s * LD + row_state) * H, c + j * H, H * sizeof(float));
+                bias_rows[n] = w->bx;
+            stage s = {.in = in,
+                       .w = w,
+                       .b = b,
+                       .order = order,
+                       .off = off,
+                       .B = B,
+                       .N = N,
+                       .maxT = maxT,
+                       .d = d,
+                       .row_state = l * D + d,
+                       .X = X,
+                       .P = piece[P_P],
+                       .out = out,
+                       .h = {piece[P_H0], piece[P_H1]},
+                       .R = piece[P_R],
+                       .c = lstm ? piece[P_C] : NULL,
+                       .tmp = piece[P_TMP],
+                       .bias_rows = bias_rows,
+                       .rows = (const float **)piece[P_ROWS],
+                       .rowidx = (size_t *)piece[P_ROWIDX],
+                       .res = res,
+                       .nt = 1};
+            /* Split only while this is the only pass in the process (checked per stage): passes
+             * running concurrently each keep to their own thread, so they never oversubscribe
+             * the cores between them. */
+            int want = stage_threads(in, N, maxT, maxth);
+            int helpers = 0;
+            if (want > 1 && atomic_load(&passes) == 1)
+                helpers = team_acquire(want - 1);
+            if (helpers > 0) {
+                s.nt = helpers + 1;
+                s.bar.n = (unsigned)s.nt;
+                team_run(helpers, stage_run, &s);
+                team_release();
+            } else {
+                stage_run(&s, 0);
             }
         }
         X = out;
     }
     rc = 0;
 
-fail:
-    free(order);
-    free(off);
-    free(P);
-    free(Y[0]);
-    free(Y[1]);
-    free(R);
-    free(h);
-    free(c);
+done:
+    scratch_put(&pm);
+    atomic_fetch_sub(&passes, 1);
     return rc;
 }
 

@@ -241,6 +241,13 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
                      sizeof missing, err, errlen) < 0)
                 goto fail;
             params += G * H * (in + H);
+            /* The engine's own kernels read the weights transposed into column panels; packed
+             * once here, so a forward pass never re-lays them out. */
+            if (kern_pack(&w->ih, w->w_ih, in, G, H, in) < 0 ||
+                kern_pack(&w->hh, w->w_hh, H, G, H, H) < 0) {
+                fail(err, errlen, "model \"%s\": cannot allocate its packed weights", cm->name);
+                goto fail;
+            }
             if (cm->bias) {
                 snprintf(name, sizeof name, "bias_ih_l%zu%s", l, sfx);
                 if (take(&src, cm, name, 1, (int64_t)(G * H), 0, (float *)w->b_ih, missing,
@@ -295,6 +302,11 @@ void rnn_model_free(rnn_model *m)
 {
     if (!m)
         return;
+    size_t n = m->dirs ? (size_t)(m->info.num_layers * m->info.num_directions) : 0;
+    for (size_t i = 0; i < n; i++) {
+        kern_pack_free(&m->dirs[i].ih);
+        kern_pack_free(&m->dirs[i].hh);
+    }
     free(m->block);
     free(m->dirs);
     free(m->name);

@@ -5,6 +5,7 @@
 #ifndef RNNSERVE_MODEL_IMPL_H
 #define RNNSERVE_MODEL_IMPL_H
 
+#include "kernels.h"
 #include "rnnserve/model.h"
 
 /* One layer in one direction. */
@@ -17,6 +18,8 @@ typedef struct {
     const float *bx;   /* (G*H) added to the input projection: b_ih + b_hh, but GRU's n part
                           of b_hh is left out (it belongs inside r * (...)) */
     const float *bhn;  /* (H) GRU only: b_hh's n part */
+    kern_packed ih;    /* w_ih packed for kern_gemm_packed: G groups of H units, K = I_l */
+    kern_packed hh;    /* w_hh packed likewise, K = H */
 } rnn_dir;
 
 struct rnn_model {

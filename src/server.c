@@ -690,9 +690,13 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
         goto oom;
 
     /* Forward passes run `threads` at a time, one BLAS thread each: never more busy threads
-     * than cores. */
+     * than cores. With the default (threads 0: one per core) a pass may also borrow the other
+     * cores, but only while it is the only pass in flight (the engine checks at every layer):
+     * one large request alone gets the whole machine, concurrent requests keep one core each
+     * (see rnn_set_threads). An explicit `threads` keeps every pass on one core. */
     int compute = cfg->server.threads > 0 ? cfg->server.threads : ncpu();
     rnn_set_blas_threads(1);
+    rnn_set_threads(cfg->server.threads > 0 ? 1 : ncpu());
     if (pool_start(s, compute, err, errlen) < 0)
         goto fail;
 

@@ -358,7 +358,7 @@ START_TEST(test_v2_routes_over_http)
         {"GET", "/v2/models/sine/ready", NULL, 200, "\"ready\":true"},
         {"POST", "/v2/models/sine/infer",
          "{\"inputs\":[" INPUT("[1,3,1]", "[0.0,0.1411,-0.2794]") "]}", 200,
-         "\"name\":\"h_n\",\"datatype\":\"FP32\",\"shape\":[1,1,4],\"data\":[0.11202405"},
+         "\"name\":\"h_n\",\"datatype\":\"FP32\",\"shape\":[1,1,4],\"data\":[0.1120240"},
         {"GET", "/v2/models/sine/infer", NULL, 405, "{\"error\":\"method GET"},
         {"POST", "/v2/models/nope/infer", "{}", 404, "{\"error\":\"model \\\"nope\\\" not found"},
         {"GET", "/v2/models/sine/other", NULL, 404, "{\"error\":\"no route"},

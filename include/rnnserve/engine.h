@@ -51,7 +51,31 @@ int rnn_forward_reference(const rnn_model *m, const rnn_batch *b, rnn_result *r,
                           size_t errlen);
 
 /* Threads BLAS may use inside one forward pass. Callers that run several passes at once (the
- * server's compute pool) set 1 so that the cores are not oversubscribed. Process-wide. */
+ * server's compute pool) set 1 so that the cores are not oversubscribed. Process-wide. The
+ * engine calls BLAS only on CPUs without AVX2 (its own kernels run elsewhere), and loads it
+ * (dlopen of libopenblas.so.0, else a CBLAS libblas.so.3) only then; the setting is kept and
+ * applied when it loads. Keep it at 1 when rnn_set_threads is above 1. */
 void rnn_set_blas_threads(int n);
+
+/* The BLAS library, loading it if needed (for --version and benchmarks): its configuration
+ * string (OpenBLAS's openblas_get_config), and the kernel it picked for this CPU (OpenBLAS's
+ * openblas_get_corename; OPENBLAS_CORETYPE overrides it). "not found" without one. */
+const char *rnn_blas_config(void);
+const char *rnn_blas_corename(void);
+
+/* Threads one forward pass may use (process-wide; default 1). A pass splits a layer's hidden
+ * units between up to N threads (the caller's and helpers the engine starts on first use, idle
+ * on a condition variable between passes) when two things hold at the start of that layer: no
+ * other rnn_forward call is running in the process, and the layer is large enough to gain (at
+ * least 64 units per thread and ~1 MFLOP per recurrent step; below that the per-step hand-off
+ * costs more than it saves). Otherwise the layer runs on the caller's thread alone, so passes
+ * running concurrently never use more threads than there are passes. Results are identical
+ * whatever the split. */
+void rnn_set_threads(int n);
+int rnn_get_threads(void);
+
+/* The instruction set the engine's kernels run on: "avx512", "avx2" or "generic" (picked at run
+ * time from the CPU; for logs and benchmarks). */
+const char *rnn_kernels_isa(void);
 
 #endif
