@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "kernels.h"
 #include "model_impl.h"
@@ -102,6 +103,14 @@ static int by_len_desc(const void *a, const void *b)
 
 static atomic_int max_threads = 1; /* rnn_set_threads */
 static atomic_int passes;          /* rnn_forward calls in flight, process-wide */
+static atomic_llong split_off_until; /* CLOCK_MONOTONIC ns: no splitting before then */
+
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
 
 void rnn_set_threads(int n)
 {
@@ -327,11 +336,16 @@ static void scratch_put(pass_mem *pm)
 /* ---------------------------------------------------------------------------------------------
  * One stage: a layer in one direction, possibly shared by several threads.
  *
- * Thread t owns units [u0, u1) (nu of them) and keeps its own gate values contiguous: R_t holds G
- * blocks of (B, nu), gate g's at R_t + g*B*nu; c_t and tmp_t are (B, nu). So every activation and
- * cell operation of a step is one call over k*nu values, whatever the number of active rows k.
- * The recurrent product starts from the step's projection rows (kernel "init" rows), so
- * R = P[row] + h W_hh^T comes out of the kernel ready for the activations. */
+ * The hidden units are cut into blocks (all of H on one thread; 64 units, four kernel panels,
+ * when threads share the stage). The work of a phase - the input projection, then each step -
+ * is one item per block, and the threads take items from an atomic counter: a thread whose core
+ * is slower (a busy machine, a shared virtual core) simply takes fewer, where a fixed split
+ * would make every step wait for it. A block's gate values are contiguous in its thread's R
+ * (G blocks of (k, nu)), so every activation and cell operation of a block-step is one call
+ * over k*nu values. The recurrent product starts from the step's projection rows (kernel
+ * "init" rows), so R = P[row] + h W_hh^T comes out of the kernel ready for the activations. */
+
+#define BLOCK_UNITS 64
 
 typedef struct {
     const rnn_info *in;
@@ -344,14 +358,17 @@ typedef struct {
     float *P;                /* (N, G*H) input projection, biases included */
     float *out;              /* (N, D*H) layer output, or NULL when nobody reads it */
     float *h[2];             /* (B, H) state, double-buffered: step t reads h[t&1], writes the other */
-    float *R;                /* G*B*H: the threads' gate blocks */
-    float *c;                /* B*H: the threads' LSTM cell states, (B, nu) each */
-    float *tmp;              /* B*H: the threads' (B, nu) scratch */
+    float *R;                /* per thread G*B*wb: a block's gate values */
+    float *c;                /* B*H: LSTM cell state, block by block ((B, nu) at c + B*u0) */
+    float *tmp;              /* per thread B*wb */
     const float **bias_rows; /* N pointers to bx: the projection's starting rows */
-    const float **rows;      /* nt * B pointers: each thread's projection rows of a step */
-    size_t *rowidx;          /* nt * B: their row numbers */
+    const float **rows;      /* per thread B pointers: the projection rows of a step */
+    size_t *rowidx;          /* per thread B: their row numbers */
     rnn_result *res;
     int nt;                  /* threads */
+    size_t wb, nblk;         /* units per block, blocks */
+    atomic_size_t cnt[2];    /* work counters; phase p takes items from cnt[p & 1] */
+    size_t done[MAX_THREADS]; /* items each thread took (to notice a core that is not there) */
     spin_barrier bar;
 } stage;
 
@@ -373,128 +390,154 @@ static void product(size_t M, const float *X, size_t ldx, const kern_packed *pk,
     }
 }
 
+/* Phase 0 for units [u0, u1): P[:, g*H + u] = bx + X . W_ih^T for every step of every sequence,
+ * and the initial state in packed order (row j belongs to sequence order[j].idx). */
+static void block_project(stage *s, size_t u0, size_t u1)
+{
+    const rnn_info *in = s->in;
+    const size_t H = (size_t)in->hidden_size, G = (size_t)in->gates, GH = G * H, B = s->B;
+    const size_t LD = (size_t)(in->num_layers * in->num_directions), nu = u1 - u0;
+    const rnn_batch *b = s->b;
+    for (size_t g = 0; g < G; g++)
+        product(s->N, s->X, s->w->in, &s->w->ih, s->w->w_ih, g, u0, u1, s->bias_rows, g * H + u0,
+                s->P + g * H + u0, GH);
+    float *ct = s->c ? s->c + B * u0 : NULL;
+    for (size_t j = 0; j < B; j++) {
+        size_t src = (s->order[j].idx * LD + s->row_state) * H + u0;
+        if (b->h0)
+            memcpy(s->h[0] + j * H + u0, b->h0 + src, nu * sizeof(float));
+        else
+            memset(s->h[0] + j * H + u0, 0, nu * sizeof(float));
+        if (ct) {
+            if (b->c0)
+                memcpy(ct + j * nu, b->c0 + src, nu * sizeof(float));
+            else
+                memset(ct + j * nu, 0, nu * sizeof(float));
+        }
+    }
+}
+
+/* One step for units [u0, u1) of the k active rows, whose projection rows are rows[0..k). */
+static void block_step(stage *s, int tid, size_t k, size_t u0, size_t u1, const float *const *rows,
+                       const size_t *rowidx, const float *hp, float *hn)
+{
+    const rnn_info *in = s->in;
+    const rnn_dir *w = s->w;
+    const size_t H = (size_t)in->hidden_size, G = (size_t)in->gates, B = s->B;
+    const size_t DH = (size_t)in->num_directions * H, nu = u1 - u0, kn = k * nu;
+    float *Rt = s->R + (size_t)tid * G * B * s->wb, *tt = s->tmp + (size_t)tid * B * s->wb;
+    float *ct = s->c ? s->c + B * u0 : NULL;
+    const int gru = in->type == CFG_GRU;
+
+    /* R gate g (k, nu) = P[row] + h_t[0..k) . W_hh^T (GRU's n gate without P) */
+    for (size_t g = 0; g < G; g++)
+        product(k, hp, H, &w->hh, w->w_hh, g, u0, u1, gru && g == 2 ? NULL : rows, g * H + u0,
+                Rt + g * k * nu, nu);
+    const float *hsrc = Rt;
+    switch (in->type) {
+    case CFG_RNN:
+        if (in->nonlinearity == CFG_RELU)
+            kern_relu(Rt, kn);
+        else
+            kern_tanh(Rt, kn);
+        break;
+    case CFG_LSTM: {
+        /* gates i, f, g, o */
+        float *ig = Rt, *fg = Rt + kn, *gg = Rt + 2 * kn, *og = Rt + 3 * kn;
+        kern_sigmoid(ig, kn);
+        kern_sigmoid(fg, kn);
+        kern_tanh(gg, kn);
+        kern_sigmoid(og, kn);
+        kern_lstm_c(ct, tt, ig, fg, gg, kn); /* c = f c + i g; tmp = c */
+        kern_tanh(tt, kn);
+        kern_mul(tt, og, kn);
+        hsrc = tt;
+        break;
+    }
+    case CFG_GRU: {
+        /* gates r, z, n; b_hn stays inside r * (W_hn h + b_hn) */
+        float *rg = Rt, *zg = Rt + kn, *ng = Rt + 2 * kn;
+        kern_sigmoid(rg, kn);
+        kern_sigmoid(zg, kn);
+        for (size_t j = 0; j < k; j++)
+            kern_gru_n(ng + j * nu, rows[j] + 2 * H + u0, rg + j * nu, ng + j * nu, w->bhn + u0,
+                       nu);
+        kern_tanh(ng, kn);
+        for (size_t j = 0; j < k; j++)
+            kern_gru_h(tt + j * nu, ng + j * nu, zg + j * nu, hp + j * H + u0, nu);
+        hsrc = tt;
+        break;
+    }
+    }
+    for (size_t j = 0; j < k; j++) {
+        memcpy(hn + j * H + u0, hsrc + j * nu, nu * sizeof(float));
+        if (s->out)
+            memcpy(s->out + rowidx[j] * DH + s->d * H + u0, hsrc + j * nu, nu * sizeof(float));
+    }
+}
+
 static void stage_run(void *arg, int tid)
 {
     stage *s = arg;
     const rnn_info *in = s->in;
-    const rnn_dir *w = s->w;
-    const rnn_batch *b = s->b;
-    const size_t H = (size_t)in->hidden_size, G = (size_t)in->gates, GH = G * H;
-    const size_t LD = (size_t)(in->num_layers * in->num_directions);
-    const size_t DH = (size_t)in->num_directions * H, B = s->B, N = s->N, d = s->d;
-    const int lstm = in->type == CFG_LSTM, gru = in->type == CFG_GRU;
-
-    /* This thread's units: blocks of 16 (a kernel panel), as even as they come. */
-    size_t blocks = (H + KERN_NR - 1) / KERN_NR;
-    size_t u0 = blocks * (size_t)tid / (size_t)s->nt * KERN_NR;
-    size_t u1 = blocks * (size_t)(tid + 1) / (size_t)s->nt * KERN_NR;
-    if (u1 > H)
-        u1 = H;
-    if (u0 > H)
-        u0 = H;
-    const size_t nu = u1 - u0;
-    float *Rt = s->R + G * B * u0, *ct = s->c ? s->c + B * u0 : NULL, *tt = s->tmp + B * u0;
+    const size_t H = (size_t)in->hidden_size, GH = (size_t)in->gates * H, B = s->B;
+    const size_t LD = (size_t)(in->num_layers * in->num_directions), d = s->d;
     const float **rows = s->rows + (size_t)tid * B;
     size_t *rowidx = s->rowidx + (size_t)tid * B;
+    size_t item;
 
-    if (nu) {
-        /* P[:, g*H + u] = bx + X . W_ih^T, for every step of every sequence at once. */
-        for (size_t g = 0; g < G; g++)
-            product(N, s->X, w->in, &w->ih, w->w_ih, g, u0, u1, s->bias_rows, g * H + u0,
-                    s->P + g * H + u0, GH);
-        /* State in packed order: row j belongs to sequence order[j].idx. */
-        for (size_t j = 0; j < B; j++) {
-            size_t src = (s->order[j].idx * LD + s->row_state) * H + u0;
-            if (b->h0)
-                memcpy(s->h[0] + j * H + u0, b->h0 + src, nu * sizeof(float));
-            else
-                memset(s->h[0] + j * H + u0, 0, nu * sizeof(float));
-            if (lstm) {
-                if (b->c0)
-                    memcpy(ct + j * nu, b->c0 + src, nu * sizeof(float));
-                else
-                    memset(ct + j * nu, 0, nu * sizeof(float));
-            }
-        }
+    /* Phase 0: the projection and the initial state, block by block. Thread 0 clears the
+     * counter of the phase after this one (its last use was two phases ago, behind a barrier). */
+    if (tid == 0)
+        atomic_store_explicit(&s->cnt[1], 0, memory_order_relaxed);
+    size_t done = 0;
+    while ((item = atomic_fetch_add_explicit(&s->cnt[0], 1, memory_order_relaxed)) < s->nblk) {
+        block_project(s, item * s->wb, item * s->wb + s->wb < H ? item * s->wb + s->wb : H);
+        done++;
     }
     if (s->nt > 1)
-        barrier_wait(&s->bar); /* every unit of h_0 is in place */
+        barrier_wait(&s->bar); /* all of P and h_0 in place */
 
     size_t k = B; /* active rows: order[0..k) have length > t */
     for (size_t t = 0; t < s->maxT; t++) {
+        const size_t phase = t + 1;
+        if (tid == 0)
+            atomic_store_explicit(&s->cnt[(phase + 1) & 1], 0, memory_order_relaxed);
         while (k > 0 && (size_t)s->order[k - 1].len <= t)
             k--;
+        for (size_t j = 0; j < k; j++) {
+            size_t q = s->order[j].idx, T = (size_t)s->order[j].len;
+            /* the backward direction walks each sequence's own steps from its end */
+            rowidx[j] = s->off[q] + (d == 0 ? t : T - 1 - t);
+            rows[j] = s->P + rowidx[j] * GH;
+        }
         const float *hp = s->h[t & 1];
         float *hn = s->h[(t + 1) & 1];
-        if (nu) {
-            for (size_t j = 0; j < k; j++) {
-                size_t q = s->order[j].idx, T = (size_t)s->order[j].len;
-                /* the backward direction walks each sequence's own steps from its end */
-                rowidx[j] = s->off[q] + (d == 0 ? t : T - 1 - t);
-                rows[j] = s->P + rowidx[j] * GH;
-            }
-            const size_t kn = k * nu;
-            /* R_t gate g (k, nu) = P[row] + h_t[0..k) . W_hh^T (GRU's n gate without P) */
-            for (size_t g = 0; g < G; g++)
-                product(k, hp, H, &w->hh, w->w_hh, g, u0, u1, gru && g == 2 ? NULL : rows,
-                        g * H + u0, Rt + g * B * nu, nu);
-            const float *hsrc = Rt;
-            switch (in->type) {
-            case CFG_RNN:
-                if (in->nonlinearity == CFG_RELU)
-                    kern_relu(Rt, kn);
-                else
-                    kern_tanh(Rt, kn);
-                break;
-            case CFG_LSTM: {
-                /* gates i, f, g, o */
-                float *ig = Rt, *fg = Rt + B * nu, *gg = Rt + 2 * B * nu, *og = Rt + 3 * B * nu;
-                kern_sigmoid(ig, kn);
-                kern_sigmoid(fg, kn);
-                kern_tanh(gg, kn);
-                kern_sigmoid(og, kn);
-                kern_lstm_c(ct, tt, ig, fg, gg, kn); /* c = f c + i g; tmp = c */
-                kern_tanh(tt, kn);
-                kern_mul(tt, og, kn);
-                hsrc = tt;
-                break;
-            }
-            case CFG_GRU: {
-                /* gates r, z, n; b_hn stays inside r * (W_hn h + b_hn) */
-                float *rg = Rt, *zg = Rt + B * nu, *ng = Rt + 2 * B * nu;
-                kern_sigmoid(rg, kn);
-                kern_sigmoid(zg, kn);
-                for (size_t j = 0; j < k; j++)
-                    kern_gru_n(ng + j * nu, rows[j] + 2 * H + u0, rg + j * nu, ng + j * nu,
-                               w->bhn + u0, nu);
-                kern_tanh(ng, kn);
-                for (size_t j = 0; j < k; j++)
-                    kern_gru_h(tt + j * nu, ng + j * nu, zg + j * nu, hp + j * H + u0, nu);
-                hsrc = tt;
-                break;
-            }
-            }
-            for (size_t j = 0; j < k; j++) {
-                memcpy(hn + j * H + u0, hsrc + j * nu, nu * sizeof(float));
-                if (s->out)
-                    memcpy(s->out + rowidx[j] * DH + d * H + u0, hsrc + j * nu,
-                           nu * sizeof(float));
-            }
+        while ((item = atomic_fetch_add_explicit(&s->cnt[phase & 1], 1, memory_order_relaxed)) <
+               s->nblk) {
+            block_step(s, tid, k, item * s->wb, item * s->wb + s->wb < H ? item * s->wb + s->wb : H,
+                       rows, rowidx, hp, hn);
+            done++;
         }
         if (s->nt > 1)
             barrier_wait(&s->bar); /* h_{t+1} complete before anyone reads it */
     }
 
+    s->done[tid] = done;
     /* A sequence's state stopped changing after its own last step T: it is in h[T & 1]. */
-    if (nu)
-        for (size_t j = 0; j < B; j++) {
-            size_t q = s->order[j].idx, T = (size_t)s->order[j].len;
-            size_t dst = (q * LD + s->row_state) * H + u0;
-            if (s->res->hidden)
-                memcpy(s->res->hidden + dst, s->h[T & 1] + j * H + u0, nu * sizeof(float));
-            if (lstm && s->res->cell)
-                memcpy(s->res->cell + dst, ct + j * nu, nu * sizeof(float));
-        }
+    if (tid != 0)
+        return;
+    for (size_t j = 0; j < B; j++) {
+        size_t q = s->order[j].idx, T = (size_t)s->order[j].len;
+        size_t dst = (q * LD + s->row_state) * H;
+        if (s->res->hidden)
+            memcpy(s->res->hidden + dst, s->h[T & 1] + j * H, H * sizeof(float));
+        if (s->c && s->res->cell)
+            for (size_t u0 = 0; u0 < H; u0 += s->wb) {
+                size_t nu = u0 + s->wb < H ? s->wb : H - u0;
+                memcpy(s->res->cell + dst + u0, s->c + B * u0 + j * nu, nu * sizeof(float));
+            }
+    }
 }
 
 /* Whether a stage is worth splitting: each thread must keep at least 64 units, and a step's
@@ -543,8 +586,12 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
     sz[P_P] = t1;
     sz[P_Y0] = t2;
     sz[P_Y1] = L > 2 ? t2 : 0; /* layers alternate Y0, Y1; the top one writes the caller's */
-    sz[P_R] = G * B * H;
-    sz[P_H0] = sz[P_H1] = sz[P_TMP] = B * H;
+    /* per thread: a block's gates and scratch; one thread takes all H at once, several take
+     * blocks of BLOCK_UNITS */
+    const size_t wmax = H > (size_t)maxth * BLOCK_UNITS ? H : (size_t)maxth * BLOCK_UNITS;
+    sz[P_R] = G * B * wmax;
+    sz[P_TMP] = B * wmax;
+    sz[P_H0] = sz[P_H1] = B * H;
     sz[P_C] = lstm ? B * H : 0;
     sz[P_BIAS] = FL(N * sizeof(float *));
     sz[P_ROWS] = FL((size_t)maxth * B * sizeof(float *));
@@ -607,20 +654,31 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
                        .bias_rows = bias_rows,
                        .rows = (const float **)piece[P_ROWS],
                        .rowidx = (size_t *)piece[P_ROWIDX],
-                       .res = res,
-                       .nt = 1};
+                       .res = res};
             /* Split only while this is the only pass in the process (checked per stage): passes
              * running concurrently each keep to their own thread, so they never oversubscribe
              * the cores between them. */
             int want = stage_threads(in, N, maxT, maxth);
             int helpers = 0;
-            if (want > 1 && atomic_load(&passes) == 1)
+            if (want > 1 && atomic_load(&passes) == 1 && now_ns() >= atomic_load(&split_off_until))
                 helpers = team_acquire(want - 1);
+            s.nt = helpers + 1;
+            s.wb = helpers > 0 ? BLOCK_UNITS : H;
+            s.nblk = H ? (H + s.wb - 1) / s.wb : 0;
+            atomic_init(&s.cnt[0], 0);
+            atomic_init(&s.cnt[1], 0);
             if (helpers > 0) {
-                s.nt = helpers + 1;
                 s.bar.n = (unsigned)s.nt;
                 team_run(helpers, stage_run, &s);
                 team_release();
+                /* The other cores are not really there (another process holds them, or a virtual
+                 * core shares its physical core): the helpers took well under their share of the
+                 * blocks, and every step waited for them. Stay on one thread for a while. */
+                size_t all = 0, mine = s.done[0];
+                for (int i = 0; i < s.nt; i++)
+                    all += s.done[i];
+                if (all && (double)(all - mine) < 0.6 * (double)all * helpers / s.nt)
+                    atomic_store(&split_off_until, now_ns() + 2000000000LL);
             } else {
                 stage_run(&s, 0);
             }

@@ -238,9 +238,10 @@ void kern_pack_free(kern_packed *p)
  * (mode ACC_C), src[i] (ACC_SRC: a bias or a projection row) or zero (ACC_ZERO). `lastw` (1..16)
  * is how many columns of the last panel exist (the pack is zero-padded; loads of S and stores of
  * C are masked).
- * Blocking: rows in blocks of MC, panels in groups of NC, K in chunks of KC so that one chunk of
- * the panel group (KC * NC * 64 bytes) stays in L1 while every row tile of the block streams
- * past it; the row block itself stays in L2. */
+ * Blocking: rows in blocks of MC, panels in groups of NC, K in chunks of KC: one chunk of the
+ * panel group (KC * NC * 64 bytes = 128 KB) stays in L2 while every row tile of the block streams
+ * past it, and C's tiles are reloaded only every KC steps. (KC 512 measured ~13% faster than an
+ * L1-sized 128 on "L"'s 6400 x 1024 x 1024 projection, and no slower on small products.) */
 enum { ACC_ZERO, ACC_C, ACC_SRC };
 
 typedef void (*micro_fn)(size_t mr, size_t nc, size_t kc, const float *A, size_t lda,
@@ -253,7 +254,7 @@ typedef struct {
 } micro_info;
 
 #define MC 96
-#define KC 128
+#define KC 512
 
 static void micro_generic(size_t mr, size_t nc, size_t kc, const float *A, size_t lda,
                           const float *P, size_t pstride, float *C, size_t ldc, int mode,

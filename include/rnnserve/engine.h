@@ -63,14 +63,16 @@ void rnn_set_blas_threads(int n);
 const char *rnn_blas_config(void);
 const char *rnn_blas_corename(void);
 
-/* Threads one forward pass may use (process-wide; default 1). A pass splits a layer's hidden
- * units between up to N threads (the caller's and helpers the engine starts on first use, idle
- * on a condition variable between passes) when two things hold at the start of that layer: no
- * other rnn_forward call is running in the process, and the layer is large enough to gain (at
- * least 64 units per thread and ~1 MFLOP per recurrent step; below that the per-step hand-off
- * costs more than it saves). Otherwise the layer runs on the caller's thread alone, so passes
- * running concurrently never use more threads than there are passes. Results are identical
- * whatever the split. */
+/* Threads one forward pass may use (process-wide; default 1). A pass shares a layer's hidden
+ * units, in blocks of 64 taken from a common counter at every step, between up to N threads (the
+ * caller's and helpers the engine starts on first use, idle on a condition variable between
+ * passes) when, at the start of that layer: no other rnn_forward call is running in the process;
+ * the layer is large enough to gain (at least 64 units per thread and ~1 MFLOP per recurrent
+ * step; below that the per-step hand-off costs more than it saves); and the last shared layer
+ * did not find the other cores busy (helpers that took well under their share of the blocks
+ * turn sharing off for 2 seconds). Otherwise the layer runs on the caller's thread alone, so
+ * passes running concurrently never use more threads than there are passes. Results are
+ * identical whatever the split. */
 void rnn_set_threads(int n);
 int rnn_get_threads(void);
 
