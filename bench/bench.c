@@ -524,7 +524,7 @@ static double time_engine(shape *s, int threads, int *reps_out)
     rnn_batch b = {(size_t)s->batch, s->lengths, s->x, NULL, NULL};
     size_t no, nh;
     rnn_result_sizes(s->model, &b, &no, &nh, NULL);
-    rnn_result r = {malloc(no * sizeof(float)), malloc(nh * sizeof(float)), NULL};
+    rnn_result r = {.outputs = malloc(no * sizeof(float)), .hidden = malloc(nh * sizeof(float))};
     char err[256];
     double budget = (s->flops > 1e10 ? 2.5 : 0.8) * (quick ? 0.3 : 1.0);
     double t = now();
@@ -558,7 +558,8 @@ static double check_engine(shape *s)
     rnn_batch b = {(size_t)s->batch, s->lengths, s->x, NULL, NULL};
     size_t no, nh;
     rnn_result_sizes(s->model, &b, &no, &nh, NULL);
-    rnn_result r = {malloc(no * 4), malloc(nh * 4), NULL}, q = {malloc(no * 4), malloc(nh * 4), NULL};
+    rnn_result r = {.outputs = malloc(no * 4), .hidden = malloc(nh * 4)};
+    rnn_result q = {.outputs = malloc(no * 4), .hidden = malloc(nh * 4)};
     char err[256];
     double worst = -1;
     if (rnn_forward(s->model, &b, &r, err, sizeof err) == 0 &&
@@ -922,7 +923,7 @@ static void section_codec(void)
     const rnn_batch *b = codec_request_batch(req);
     size_t no, nh;
     rnn_result_sizes(s->model, b, &no, &nh, NULL);
-    rnn_result r = {malloc(no * 4), malloc(nh * 4), NULL};
+    rnn_result r = {.outputs = malloc(no * 4), .hidden = malloc(nh * 4)};
     char err[256];
     rnn_forward(s->model, b, &r, err, sizeof err);
     n = 0;

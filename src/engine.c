@@ -251,8 +251,9 @@ static void team_run(int helpers, void (*fn)(void *, int), void *arg)
 
 /* ---------------------------------------------------------------------------------------------
  * Scratch: one block per thread, kept between passes when small (a pass of a typical request
- * then allocates nothing), freed at thread exit. Larger blocks are mapped per pass: keeping them
- * would pin the largest request's memory in every thread forever. */
+ * then allocates nothing), freed at thread exit. Larger blocks are mapped per pass (keeping them
+ * per thread would pin the largest request's memory in every thread forever), one of them kept
+ * for the next large pass. */
 
 #define SCRATCH_KEEP (4u << 20)
 
@@ -287,18 +288,52 @@ typedef struct {
 
 #define HUGE_PAGE (2u << 20)
 
+/* One large mapping is kept after its pass, for the next large pass: a fresh mapping costs the
+ * kernel zeroing every page (~4% of an "L" pass). The next small pass releases it, so memory
+ * returns to normal as soon as large requests stop coming. */
+typedef struct {
+    void *map;
+    size_t len;
+} big_block;
+static pthread_mutex_t big_mu = PTHREAD_MUTEX_INITIALIZER;
+static big_block big_cache;
+static atomic_int big_cached;
+
+static void big_release(void)
+{
+    pthread_mutex_lock(&big_mu);
+    big_block b = big_cache;
+    big_cache = (big_block){NULL, 0};
+    atomic_store(&big_cached, 0);
+    pthread_mutex_unlock(&big_mu);
+    if (b.map)
+        munmap(b.map, b.len);
+}
+
 /* At least BYTES, 64-byte aligned; NULL when out of memory. A large block is mapped 2 MB-aligned
- * with transparent huge pages requested: its pages are touched once per pass, and 4 KB faults
- * on ~100 MB (an "L" pass) cost several percent of the pass. */
+ * with transparent huge pages requested: 4 KB faults on ~100 MB (an "L" pass) cost several
+ * percent of the pass. */
 static float *scratch_get(size_t bytes, pass_mem *pm)
 {
     memset(pm, 0, sizeof *pm);
     bytes = (bytes + 63) / 64 * 64;
     if (bytes > SCRATCH_KEEP) {
         size_t len = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE + HUGE_PAGE;
-        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-            return NULL;
+        void *p = NULL;
+        pthread_mutex_lock(&big_mu);
+        if (big_cache.map && big_cache.len >= len) {
+            p = big_cache.map;
+            len = big_cache.len;
+            big_cache = (big_block){NULL, 0};
+            atomic_store(&big_cached, 0);
+        }
+        pthread_mutex_unlock(&big_mu);
+        if (!p) {
+            big_release(); /* too small: let it go rather than hold two */
+            p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED)
+                return NULL;
+        }
         uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
 #ifdef MADV_HUGEPAGE
         madvise((void *)a, len - (a - (uintptr_t)p), MADV_HUGEPAGE);
@@ -307,6 +342,8 @@ static float *scratch_get(size_t bytes, pass_mem *pm)
         pm->map_len = len;
         return pm->mem = (float *)a;
     }
+    if (atomic_load_explicit(&big_cached, memory_order_relaxed))
+        big_release();
     pthread_once(&scratch_once, scratch_init);
     scratch *s = pthread_getspecific(scratch_key);
     if (!s) {
@@ -329,7 +366,16 @@ static float *scratch_get(size_t bytes, pass_mem *pm)
 
 static void scratch_put(pass_mem *pm)
 {
-    if (pm->map)
+    if (!pm->map)
+        return;
+    pthread_mutex_lock(&big_mu);
+    int keep = big_cache.map == NULL;
+    if (keep) {
+        big_cache = (big_block){pm->map, pm->map_len};
+        atomic_store(&big_cached, 1);
+    }
+    pthread_mutex_unlock(&big_mu);
+    if (!keep)
         munmap(pm->map, pm->map_len);
 }
 
@@ -429,6 +475,23 @@ static void block_step(stage *s, int tid, size_t k, size_t u0, size_t u1, const 
     float *ct = s->c ? s->c + B * u0 : NULL;
     const int gru = in->type == CFG_GRU;
 
+    if (in->type == CFG_RNN) {
+        /* one gate: the kernel writes h_{t+1}'s rows directly, the activation runs in place */
+        product(k, hp, H, &w->hh, w->w_hh, 0, u0, u1, rows, u0, hn + u0, H);
+        for (size_t j = 0; j < (nu == H ? 1 : k); j++) {
+            float *hj = hn + j * H + u0;
+            size_t n = nu == H ? kn : nu;
+            if (in->nonlinearity == CFG_RELU)
+                kern_relu(hj, n);
+            else
+                kern_tanh(hj, n);
+        }
+        if (s->out)
+            for (size_t j = 0; j < k; j++)
+                memcpy(s->out + rowidx[j] * DH + s->d * H + u0, hn + j * H + u0,
+                       nu * sizeof(float));
+        return;
+    }
     /* R gate g (k, nu) = P[row] + h_t[0..k) . W_hh^T (GRU's n gate without P) */
     for (size_t g = 0; g < G; g++)
         product(k, hp, H, &w->hh, w->w_hh, g, u0, u1, gru && g == 2 ? NULL : rows, g * H + u0,
@@ -436,11 +499,7 @@ static void block_step(stage *s, int tid, size_t k, size_t u0, size_t u1, const 
     const float *hsrc = Rt;
     switch (in->type) {
     case CFG_RNN:
-        if (in->nonlinearity == CFG_RELU)
-            kern_relu(Rt, kn);
-        else
-            kern_tanh(Rt, kn);
-        break;
+        break; /* above */
     case CFG_LSTM: {
         /* gates i, f, g, o */
         float *ig = Rt, *fg = Rt + kn, *gg = Rt + 2 * kn, *og = Rt + 3 * kn;

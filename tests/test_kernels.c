@@ -313,14 +313,15 @@ typedef struct {
     rnn_model *m;
 } rand_model;
 
-static void rand_model_make(rand_model *r, cfg_type type, int I, int H, int layers, int bidir)
+static void rand_model_make(rand_model *r, cfg_type type, int I, int H, int layers, int bidir,
+                            cfg_nonlinearity nl)
 {
     const int G = type == CFG_LSTM ? 4 : type == CFG_GRU ? 3 : 1, D = bidir + 1;
     memset(r, 0, sizeof *r);
     cfg_model *cm = &r->cm;
     cm->name = "random";
     cm->type = type;
-    cm->nonlinearity = CFG_TANH;
+    cm->nonlinearity = nl;
     cm->input_size = I;
     cm->hidden_size = H;
     cm->num_layers = layers;
@@ -378,8 +379,10 @@ static double engine_vs_reference(const rnn_model *m, const int32_t *lengths, si
     rnn_batch b = {B, lengths, x, h0, c0};
     size_t no, nh, nc;
     rnn_result_sizes(m, &b, &no, &nh, &nc);
-    rnn_result r1 = {malloc(no * 4 + 4), malloc(nh * 4), nc ? malloc(nc * 4) : NULL};
-    rnn_result r2 = {malloc(no * 4 + 4), malloc(nh * 4), nc ? malloc(nc * 4) : NULL};
+    rnn_result r1 = {.outputs = malloc(no * 4 + 4), .hidden = malloc(nh * 4),
+                     .cell = nc ? malloc(nc * 4) : NULL};
+    rnn_result r2 = {.outputs = malloc(no * 4 + 4), .hidden = malloc(nh * 4),
+                     .cell = nc ? malloc(nc * 4) : NULL};
     char err[256];
     ck_assert_msg(rnn_forward(m, &b, &r1, err, sizeof err) == 0, "%s", err);
     ck_assert(rnn_forward_reference(m, &b, &r2, err, sizeof err) == 0);
@@ -400,7 +403,7 @@ START_TEST(test_forward_on_every_path)
     for (int t = 0; t < 3; t++)
         for (int bidir = 0; bidir < 2; bidir++) {
             rand_model rm;
-            rand_model_make(&rm, types[t], 5, 37, 2, bidir);
+            rand_model_make(&rm, types[t], 5, 37, 2, bidir, bidir ? CFG_RELU : CFG_TANH);
             for (int isa = 0; isa < n_paths(); isa++) {
                 kern_isa_use((kern_isa)isa);
                 double d = engine_vs_reference(rm.m, lengths, 7, bidir);
@@ -416,13 +419,13 @@ END_TEST
 /* Large enough that rnn_set_threads(2) splits each layer's units between two threads. */
 START_TEST(test_forward_split_across_threads)
 {
-    const cfg_type types[3] = {CFG_RNN, CFG_LSTM, CFG_GRU};
+    const cfg_type types[4] = {CFG_RNN, CFG_LSTM, CFG_GRU, CFG_RNN};
     int32_t lengths[40];
     for (int i = 0; i < 40; i++)
         lengths[i] = 3 + (i * 7) % 19;
-    for (int t = 0; t < 3; t++) {
+    for (int t = 0; t < 4; t++) {
         rand_model rm;
-        rand_model_make(&rm, types[t], 6, 144, 2, t == 1);
+        rand_model_make(&rm, types[t], 6, 144, 2, t == 1, t == 3 ? CFG_RELU : CFG_TANH);
         for (int isa = 0; isa < n_paths(); isa++) {
             kern_isa_use((kern_isa)isa);
             rnn_set_threads(2);
