@@ -3,6 +3,10 @@
 #   make run        install missing Debian packages, build, serve config/default.json
 #   make test       install missing Debian packages, build, run every test (also under ASan+UBSan)
 #   make check      run the test suites only (no package install)
+#   make unit       build and run the Check runners only (what the Docker image's builder runs)
+#   make install    install the binary, the default and example models, the docs (PREFIX, DESTDIR)
+#   make docker-check  build the Docker image (docker, else podman) and check the running container
+#   make test-browser  install Chromium and playwright-core if missing, test the playground page
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -18,8 +22,8 @@ LDLIBS  := $(shell pkg-config --libs libmicrohttpd jansson 2>/dev/null) -lm -lpt
 TEST_LDLIBS := $(shell pkg-config --libs check 2>/dev/null) -lcurl
 
 # Library modules, bottom layer first (see docs/ARCHITECTURE.md).
-LIB_SRCS := src/floatfmt.c src/metrics.c src/kernels.c src/safetensors.c src/config.c \
-            src/model.c src/engine.c src/codec.c src/kserve.c src/cli.c src/server.c src/version.c
+LIB_SRCS := src/floatfmt.c src/jsonnum.c src/jsonscan.c src/metrics.c src/kernels.c src/safetensors.c src/config.c \
+            src/model.c src/engine.c src/head.c src/codec.c src/kserve.c src/cli.c src/server.c src/version.c
 APP_SRCS := src/main.c
 TESTS    := $(basename $(notdir $(wildcard tests/test_*.c)))
 
@@ -28,8 +32,10 @@ B      := build
 SAN    := build/asan
 SANFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all run test check valgrind deps test-deps clean format install fixtures bench \
-        check-activations
+.PHONY: all run test check valgrind deps test-deps clean format install fixtures \
+        browser-deps test-browser playground-screenshot \
+        unit uninstall docker-check fuzz soak \
+        bench check-activations
 
 all: $(B)/rnnserve
 
@@ -38,10 +44,27 @@ $(B)/%.o: src/%.c $(wildcard include/rnnserve/*.h) | $(B)
 $(SAN)/%.o: src/%.c $(wildcard include/rnnserve/*.h) | $(SAN)
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS) -c $< -o $@
 
-$(B)/librnnserve.a: $(patsubst src/%.c,$(B)/%.o,$(LIB_SRCS))
+$(B)/librnnserve.a: $(patsubst src/%.c,$(B)/%.o,$(LIB_SRCS)) $(B)/playground_html.o \
+                    $(B)/openapi_json.o
 	ar rcs $@ $^
-$(SAN)/librnnserve.a: $(patsubst src/%.c,$(SAN)/%.o,$(LIB_SRCS))
+$(SAN)/librnnserve.a: $(patsubst src/%.c,$(SAN)/%.o,$(LIB_SRCS)) $(SAN)/playground_html.o \
+                      $(SAN)/openapi_json.o
 	ar rcs $@ $^
+
+# The playground page (GET /), compiled in as bytes so there is nothing to install beside the binary.
+$(B)/playground_html.c: web/playground.html tools/embed.sh | $(B)
+	sh tools/embed.sh playground_html web/playground.html > $@.tmp && mv $@.tmp $@
+$(B)/playground_html.o: $(B)/playground_html.c
+	$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -c $< -o $@
+$(SAN)/playground_html.o: $(B)/playground_html.c | $(SAN)
+	$(CC) $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS) -c $< -o $@
+# GET /openapi.json serves docs/openapi.json, compiled in the same way.
+$(B)/openapi_json.c: docs/openapi.json tools/embed.sh | $(B)
+	sh tools/embed.sh openapi_json docs/openapi.json > $@.tmp && mv $@.tmp $@
+$(B)/openapi_json.o: $(B)/openapi_json.c
+	$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -c $< -o $@
+$(SAN)/openapi_json.o: $(B)/openapi_json.c | $(SAN)
+	$(CC) $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/rnnserve: $(patsubst src/%.c,$(B)/%.o,$(APP_SRCS)) $(B)/librnnserve.a
 	$(CC) $(OPT) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -104,6 +127,57 @@ valgrind: $(addprefix $(B)/tests/,$(TESTS))
 	        $(B)/tests/$$t > $(B)/valgrind-$$t.log 2>&1 || { tail -50 $(B)/valgrind-$$t.log; exit 1; }; \
 	    grep -E '^[0-9]+%: Checks' $(B)/valgrind-$$t.log; done
 
+# libFuzzer targets, tests/fuzz/fuzz_<target>.c (docs/RELIABILITY.md): a third flavour of the
+# library, built by clang with coverage for the fuzzer and ASan+UBSan. `make fuzz` runs each for
+# FUZZ_SECONDS; new inputs go to build/fuzz/work/<target>, crashes to build/fuzz/crashes/.
+# build/tests/test_fuzz replays tests/fuzz/corpus and tests/fuzz/regress in `make test`.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FZ           := build/fuzz
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZFLAGS    := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+$(FZ)/%.o: src/%.c $(wildcard include/rnnserve/*.h) | $(FZ)
+	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+# Sources generated into build/ (keep FUZZ_GEN in step with $(B)/librnnserve.a's objects).
+FUZZ_GEN     := playground_html openapi_json
+$(addprefix $(FZ)/,$(addsuffix .o,$(FUZZ_GEN))): $(FZ)/%.o: $(B)/%.c | $(FZ)
+	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZFLAGS) -c $< -o $@
+$(FZ)/librnnserve.a: $(patsubst src/%.c,$(FZ)/%.o,$(LIB_SRCS)) \
+                     $(addprefix $(FZ)/,$(addsuffix .o,$(FUZZ_GEN)))
+	ar rcs $@ $^
+$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FZ)/librnnserve.a
+	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $< $(FZ)/librnnserve.a $(LDLIBS)
+$(FZ):
+	mkdir -p $@
+fuzz:
+	@sh tools/install-deps.sh fuzz
+	$(MAKE) $(addprefix $(FZ)/fuzz_,$(FUZZ_TARGETS))
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+# The replay runner #includes every target; the catalogue and fault suites start the binary.
+$(B)/tests/test_fuzz $(SAN)/tests/test_fuzz: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+$(B)/tests/test_badinput $(B)/tests/test_faults: | $(B)/rnnserve
+$(SAN)/tests/test_badinput $(SAN)/tests/test_faults: | $(SAN)/rnnserve
+
+# Load soak with wrk: valid ragged and bad requests, RSS sampled (SOAK_SECONDS, default 60).
+soak: $(B)/rnnserve
+	@sh tools/install-deps.sh soak
+	@sh tests/soak.sh
+
+# The playground in headless Chromium: Debian's chromium (apt, as root or through sudo) driven by
+# playwright-core (npm ci in tests/browser). Screenshots land in build/browser/;
+# `make playground-screenshot` also copies the page's picture to docs/playground.png.
+BROWSER := tests/browser
+browser-deps:
+	@sh tools/install-deps.sh browser
+	@$(MAKE) --no-print-directory $(BROWSER)/node_modules/.installed
+$(BROWSER)/node_modules/.installed: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	cd $(BROWSER) && npm ci --no-audit --no-fund
+	touch $@
+test-browser: browser-deps $(B)/rnnserve
+	node --test $(BROWSER)/playground.test.mjs
+playground-screenshot: test-browser
+	cp $(B)/browser/playground.png docs/playground.png
+
 # Regenerates tests/fixtures/cases from PyTorch (needs /usr/bin/python3 with torch).
 fixtures:
 	/usr/bin/python3 tests/fixtures/gen.py
@@ -111,9 +185,31 @@ fixtures:
 format:
 	clang-format -i src/*.c include/rnnserve/*.h tests/*.c tests/*.h
 
+# PREFIX/bin/rnnserve; PREFIX/share/rnnserve/: default.json (the "sine" model) and
+# examples/sine-next/, each config beside its weights; PREFIX/share/doc/rnnserve/: the docs.
+SHARE   := $(DESTDIR)$(PREFIX)/share/rnnserve
+DOC     := $(DESTDIR)$(PREFIX)/share/doc/rnnserve
+EXAMPLE := examples/sine-next
 install: $(B)/rnnserve
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE)/$(EXAMPLE) $(DOC)
 	install -m 755 $(B)/rnnserve $(DESTDIR)$(PREFIX)/bin/rnnserve
+	install -m 644 config/default.json config/sine.safetensors $(SHARE)/
+	install -m 644 $(EXAMPLE)/config.json $(EXAMPLE)/model.safetensors $(EXAMPLE)/request.json \
+	    $(SHARE)/$(EXAMPLE)/
+	install -m 644 README.md docs/API.md $(DOC)/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/rnnserve
+	rm -rf $(SHARE) $(DOC)
+
+# The Check runners, unsanitized, without the shell tests (the Docker builder stage runs this).
+unit: $(addprefix $(B)/tests/,$(TESTS))
+	@set -e; for t in $(TESTS); do $(B)/tests/$$t; done
+
+# Builds the image from Dockerfile (docker when a daemon answers, else podman through
+# ../shared/tools/docker/build-and-run.sh) and checks the running container (needs root).
+docker-check:
+	@bash tools/docker_check.sh
 
 clean:
 	rm -rf $(B)

@@ -1394,7 +1394,7 @@ static void print_table(void)
                     snprintf(b, sizeof b, "%s", peer_skip[0][0] ? peer_skip[0] : "-");
                 c[0] = d[0] = '\0';
                 if (bare->ok)
-                    snprintf(c, sizeof c, "bare %.0f req/s", bare->rps);
+                    snprintf(c, sizeof c, "bare %.0f req/s, p99 %.3f ms", bare->rps, bare->p99_ms);
                 else
                     snprintf(c, sizeof c, "bare: %s", peer_skip[PEER_BARE][0] ? "skipped" : "-");
                 if (fa->ok)

@@ -130,11 +130,104 @@ static int get_str(ctx *c, const json_t *obj, const char *path, const char *key,
     return 0;
 }
 
-static int parse_server(ctx *c, const json_t *srv, cfg_server *s)
+/* Joins a relative path onto the config file's folder. Returns a new string. */
+static char *resolve_path(const char *base_dir, const char *p)
 {
-    static const char *const keys[] = {"host",         "port",      "threads",   "max_body_bytes",
-                                       "max_batch",    "max_steps", "timeout_s", "max_connections",
-                                       "cors_origins", NULL};
+    if (p[0] == '/' || !base_dir || !*base_dir)
+        return strdup(p);
+    size_t n = strlen(base_dir) + strlen(p) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", base_dir, p);
+    return s;
+}
+
+/* Appends KEY to the server's API keys (a new copy). */
+static int add_api_key(ctx *c, cfg_server *s, const char *key, size_t len, const char *where)
+{
+    if (len == 0)
+        return fail(c, "%s: empty API key", where);
+    char **nk = realloc(s->api_keys, (s->n_api_keys + 1) * sizeof *nk);
+    if (!nk)
+        return fail(c, "%s: out of memory", where);
+    s->api_keys = nk;
+    if (!(nk[s->n_api_keys] = strndup(key, len)))
+        return fail(c, "%s: out of memory", where);
+    s->n_api_keys++;
+    return 0;
+}
+
+/* "api_keys": ["k1", ...] or "keys.txt" (one key per line; blank lines and # comments
+ * skipped), so that secrets can stay out of the config itself. */
+static int parse_api_keys(ctx *c, const json_t *v, const char *base_dir, cfg_server *s)
+{
+    if (json_is_array(v)) {
+        if (json_array_size(v) == 0)
+            return fail(c, "server.api_keys: empty list (leave the key out to serve without keys)");
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            const char *k = json_string_value(json_array_get(v, i));
+            char where[64];
+            snprintf(where, sizeof where, "server.api_keys[%zu]", i);
+            if (!k)
+                return fail(c, "%s: expected a string", where);
+            if (add_api_key(c, s, k, strlen(k), where) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    if (!json_is_string(v))
+        return fail(c, "server.api_keys: expected a list of keys or the path of a file of keys, "
+                       "got %s",
+                    json_kind(v));
+    char *path = resolve_path(base_dir, json_string_value(v));
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) {
+        fail(c, "server.api_keys: cannot open %s: %s", path ? path : "(path)", strerror(errno));
+        free(path);
+        return -1;
+    }
+    char line[4096];
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+                     line[n - 1] == '\t'))
+            line[--n] = '\0';
+        const char *k = line;
+        while (*k == ' ' || *k == '\t')
+            k++;
+        if (*k && *k != '#')
+            rc = add_api_key(c, s, k, strlen(k), "server.api_keys");
+    }
+    fclose(f);
+    if (rc == 0 && s->n_api_keys == 0)
+        rc = fail(c, "server.api_keys: %s holds no key", path);
+    free(path);
+    return rc;
+}
+
+/* An optional file path KEY, resolved against the config's folder. */
+static int get_path(ctx *c, const json_t *srv, const char *key, const char *base_dir, char **out)
+{
+    char *raw = NULL;
+    if (get_str(c, srv, "server", key, &raw) < 0)
+        return -1;
+    if (!raw)
+        return 0;
+    *out = raw[0] ? resolve_path(base_dir, raw) : NULL;
+    free(raw);
+    if (!*out)
+        return fail(c, "server.%s: empty path", key);
+    return 0;
+}
+
+static int parse_server(ctx *c, const json_t *srv, const char *base_dir, cfg_server *s)
+{
+    static const char *const keys[] = {"host",         "port",        "threads",
+                                       "max_body_bytes", "max_batch", "max_steps",
+                                       "timeout_s",    "max_connections", "cors_origins",
+                                       "playground",   "admin_token", "api_keys",
+                                       "tls_cert",     "tls_key",     NULL};
     long long v;
     if (!json_is_object(srv))
         return fail(c, "server: expected an object, got %s", json_kind(srv));
@@ -172,6 +265,21 @@ static int parse_server(ctx *c, const json_t *srv, cfg_server *s)
     if (get_int(c, srv, "server", "max_connections", 1, 1000000, &v) < 0)
         return -1;
     s->max_connections = (int)v;
+    if (get_bool(c, srv, "server", "playground", &s->playground) < 0)
+        return -1;
+    if (get_str(c, srv, "server", "admin_token", &s->admin_token) < 0)
+        return -1;
+    if (s->admin_token && strlen(s->admin_token) < 16)
+        return fail(c, "server.admin_token: use at least 16 characters (it guards reloads)");
+    json_t *keys_v = json_object_get(srv, "api_keys");
+    if (keys_v && parse_api_keys(c, keys_v, base_dir, s) < 0)
+        return -1;
+    if (get_path(c, srv, "tls_cert", base_dir, &s->tls_cert) < 0 ||
+        get_path(c, srv, "tls_key", base_dir, &s->tls_key) < 0)
+        return -1;
+    if (!s->tls_cert != !s->tls_key)
+        return fail(c, "server.%s: tls_cert and tls_key go together (HTTPS needs both)",
+                    s->tls_cert ? "tls_key" : "tls_cert");
 
     json_t *co = json_object_get(srv, "cors_origins");
     if (co) {
@@ -279,23 +387,46 @@ static int parse_inline(ctx *c, const json_t *w, const char *mpath, cfg_model *m
     return 0;
 }
 
-/* Joins a relative weights path onto the config file's folder. Returns a new string. */
-static char *resolve_path(const char *base_dir, const char *p)
+/* "head": {"weight": "fc.weight", "bias": "fc.bias", "activation": "sigmoid"}: a linear layer
+ * applied to the top layer's output at every step, named by its full state_dict keys. */
+static int parse_head(ctx *c, const json_t *h, const char *mpath, cfg_model *m)
 {
-    if (p[0] == '/' || !base_dir || !*base_dir)
-        return strdup(p);
-    size_t n = strlen(base_dir) + strlen(p) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", base_dir, p);
-    return s;
+    static const char *const keys[] = {"weight", "bias", "activation", NULL};
+    char path[96];
+    snprintf(path, sizeof path, "%s.head", mpath);
+    if (!json_is_object(h))
+        return fail(c, "%s: expected {\"weight\": \"fc.weight\", \"bias\": \"fc.bias\"}, got %s",
+                    path, json_kind(h));
+    if (check_keys(c, h, path, keys) < 0)
+        return -1;
+    if (!json_object_get(h, "weight"))
+        return fail(c, "%s.weight: missing (the state_dict key of the Linear's weight)", path);
+    if (get_str(c, h, path, "weight", &m->head_weight) < 0 ||
+        get_str(c, h, path, "bias", &m->head_bias) < 0)
+        return -1;
+    if (!m->head_weight[0] || (m->head_bias && !m->head_bias[0]))
+        return fail(c, "%s: empty tensor name", path);
+    json_t *a = json_object_get(h, "activation");
+    if (a) {
+        const char *s = json_string_value(a);
+        if (s && strcmp(s, "none") == 0)
+            m->head_activation = CFG_HEAD_NONE;
+        else if (s && strcmp(s, "sigmoid") == 0)
+            m->head_activation = CFG_HEAD_SIGMOID;
+        else if (s && strcmp(s, "softmax") == 0)
+            m->head_activation = CFG_HEAD_SOFTMAX;
+        else
+            return fail(c, "%s.activation: expected \"none\", \"sigmoid\" or \"softmax\"",
+                        path);
+    }
+    return 0;
 }
 
 static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_dir, cfg_model *m)
 {
     static const char *const keys[] = {"name",       "type",         "input_size", "hidden_size",
                                        "num_layers", "nonlinearity", "bias",       "bidirectional",
-                                       "weights",    "prefix",       NULL};
+                                       "weights",    "prefix",       "head",       NULL};
     char path[64];
     long long v;
     snprintf(path, sizeof path, "models[%zu]", idx);
@@ -373,6 +504,9 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
     if (get_str(c, jm, path, "prefix", &m->prefix) < 0)
         return -1;
 
+    json_t *head = json_object_get(jm, "head");
+    if (head && parse_head(c, head, path, m) < 0)
+        return -1;
     json_t *w = json_object_get(jm, "weights");
     if (json_is_string(w)) {
         if (json_string_value(w)[0] == '\0')
@@ -400,6 +534,7 @@ static void set_server_defaults(cfg_server *s)
     s->max_steps = CFG_DEFAULT_MAX_STEPS;
     s->timeout_s = CFG_DEFAULT_TIMEOUT_S;
     s->max_connections = CFG_DEFAULT_MAX_CONNECTIONS;
+    s->playground = true;
 }
 
 static int load(const char *buf, size_t len, const char *file, const char *base_dir,
@@ -438,7 +573,7 @@ static int load(const char *buf, size_t len, const char *file, const char *base_
     if (check_keys(&c, root, "", top) < 0)
         goto fail;
     json_t *srv = json_object_get(root, "server");
-    if (srv && parse_server(&c, srv, &cfg->server) < 0)
+    if (srv && parse_server(&c, srv, base_dir, &cfg->server) < 0)
         goto fail;
 
     json_t *models = json_object_get(root, "models");
@@ -535,6 +670,8 @@ static void free_model(cfg_model *m)
     free(m->name);
     free(m->prefix);
     free(m->weights_path);
+    free(m->head_weight);
+    free(m->head_bias);
     for (size_t i = 0; i < m->n_tensors; i++) {
         free(m->tensors[i].name);
         free(m->tensors[i].data);
@@ -553,6 +690,12 @@ void cfg_free(cfg_config *c)
     for (size_t i = 0; i < c->server.n_cors_origins; i++)
         free(c->server.cors_origins[i]);
     free(c->server.cors_origins);
+    free(c->server.admin_token);
+    for (size_t i = 0; i < c->server.n_api_keys; i++)
+        free(c->server.api_keys[i]);
+    free(c->server.api_keys);
+    free(c->server.tls_cert);
+    free(c->server.tls_key);
     free(c->path);
     free(c);
 }

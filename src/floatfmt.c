@@ -1,353 +1,366 @@
 /* floatfmt.c - float32 to JSON number text: the shortest round-trip digits, and the same rounded
- * to N significant digits. Owns every float the server prints; nothing here allocates, reads the
- * locale or keeps state, so it is safe from any thread.
+ * to N significant digits, one number at a time or a whole row at once. Owns every float the
+ * server prints; nothing here allocates, reads the locale or keeps state, so it is safe from any
+ * thread.
  *
- * The shortest-digit search (f2d, its two tables and helpers) is ported from f2s.c of Ryu by
- * Ulf Adams, https://github.com/ulfjack/ryu ("Ryu: fast float-to-string conversion", PLDI 2018).
- *   Copyright 2018 Ulf Adams.
- *   The contents of this file may be used under the terms of the Apache License, Version 2.0
- *   (http://www.apache.org/licenses/LICENSE-2.0), or alternatively under the terms of the Boost
- *   Software License, Version 1.0 (https://www.boost.org/LICENSE_1_0.txt). Unless required by
- *   applicable law or agreed to in writing, this software is distributed on an "AS IS" BASIS,
- *   WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
- * Changes from f2s.c: one C11 file with the tables inlined (regenerated and checked against the
- * originals), JSON layout instead of "1.5E20", and the exact rounding for ff_format_f32_prec. */
+ * The shortest-digit search (to_decimal and its table) is Schubfach: Raffaello Giulietti, "The
+ * Schubfach way to render doubles" (2020), ported from the float32 version Alexander Bolz wrote in
+ * Drachennest (src/schubfach_32.cc, https://github.com/abolz/Drachennest).
+ *   Copyright 2020 Alexander Bolz. Distributed under the Boost Software License, Version 1.0
+ *   (https://www.boost.org/LICENSE_1_0.txt).
+ * It prints exactly what Ryu (the search used here before) printed, the shortest decimal that
+ * reads back to the float and of those the nearest, ties to even: checked byte for byte on all
+ * 2^32 bit patterns. It costs three 64x32-bit products and no digit-removal loop, and its
+ * round-to-odd value also settles the exact ties of N-digit rounding (which needed big-integer
+ * arithmetic before; checked against it on every float whose shortest form ends in 5). Digits
+ * are written eight at a time by multiplications, and the per-number choices are selects rather
+ * than jumps: a row's numbers differ at random, and mispredicted branches cost more than the
+ * arithmetic. */
 #include "rnnserve/floatfmt.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
+/* The per-number helpers must inline into the row loop: a call per helper (and the registers it
+ * saves) cost more than some of them do. */
+#if defined(__GNUC__)
+#define HOT static inline __attribute__((always_inline))
+#else
+#define HOT static inline
+#endif
+
 #define MANTISSA_BITS 23
 #define EXPONENT_BIAS 127
 
-/* Ryu's tables for float: POW5_INV_SPLIT[q] = floor(2^(bitlen(5^q) - 1 + 59) / 5^q) + 1 and
- * POW5_SPLIT[i] = 5^i scaled to exactly 61 bits. These widths are the ones the paper proves
- * exact for every float exponent. */
-#define POW5_INV_BITCOUNT 59
-#define POW5_BITCOUNT 61
-
-static const uint64_t POW5_INV_SPLIT[31] = {
-    576460752303423489u, 461168601842738791u, 368934881474191033u, 295147905179352826u,
-    472236648286964522u, 377789318629571618u, 302231454903657294u, 483570327845851670u,
-    386856262276681336u, 309485009821345069u, 495176015714152110u, 396140812571321688u,
-    316912650057057351u, 507060240091291761u, 405648192073033409u, 324518553658426727u,
-    519229685853482763u, 415383748682786211u, 332306998946228969u, 531691198313966350u,
-    425352958651173080u, 340282366920938464u, 544451787073501542u, 435561429658801234u,
-    348449143727040987u, 557518629963265579u, 446014903970612463u, 356811923176489971u,
-    570899077082383953u, 456719261665907162u, 365375409332725730u,
-};
-
-static const uint64_t POW5_SPLIT[47] = {
-    1152921504606846976u, 1441151880758558720u, 1801439850948198400u, 2251799813685248000u,
-    1407374883553280000u, 1759218604441600000u, 2199023255552000000u, 1374389534720000000u,
-    1717986918400000000u, 2147483648000000000u, 1342177280000000000u, 1677721600000000000u,
-    2097152000000000000u, 1310720000000000000u, 1638400000000000000u, 2048000000000000000u,
-    1280000000000000000u, 1600000000000000000u, 2000000000000000000u, 1250000000000000000u,
-    1562500000000000000u, 1953125000000000000u, 1220703125000000000u, 1525878906250000000u,
-    1907348632812500000u, 1192092895507812500u, 1490116119384765625u, 1862645149230957031u,
-    1164153218269348144u, 1455191522836685180u, 1818989403545856475u, 2273736754432320594u,
-    1421085471520200371u, 1776356839400250464u, 2220446049250313080u, 1387778780781445675u,
-    1734723475976807094u, 2168404344971008868u, 1355252715606880542u, 1694065894508600678u,
-    2117582368135750847u, 1323488980084844279u, 1654361225106055349u, 2067951531382569187u,
-    1292469707114105741u, 1615587133892632177u, 2019483917365790221u,
+/* Schubfach's g(k) = ceil(10^k / 2^r) with r = floor(log2(10^k)) - 63, so 2^63 <= g < 2^64, for
+ * the k in [-31, 45] float32 needs (regenerated with exact rationals; equal to Bolz's table). */
+#define G_KMIN (-31)
+static const uint64_t POW10_G[77] = {
+    0x81ceb32c4b43fcf5u, /* -31 */
+    0xa2425ff75e14fc32u, /* -30 */
+    0xcad2f7f5359a3b3fu, /* -29 */
+    0xfd87b5f28300ca0eu, /* -28 */
+    0x9e74d1b791e07e49u, /* -27 */
+    0xc612062576589ddbu, /* -26 */
+    0xf79687aed3eec552u, /* -25 */
+    0x9abe14cd44753b53u, /* -24 */
+    0xc16d9a0095928a28u, /* -23 */
+    0xf1c90080baf72cb2u, /* -22 */
+    0x971da05074da7befu, /* -21 */
+    0xbce5086492111aebu, /* -20 */
+    0xec1e4a7db69561a6u, /* -19 */
+    0x9392ee8e921d5d08u, /* -18 */
+    0xb877aa3236a4b44au, /* -17 */
+    0xe69594bec44de15cu, /* -16 */
+    0x901d7cf73ab0acdau, /* -15 */
+    0xb424dc35095cd810u, /* -14 */
+    0xe12e13424bb40e14u, /* -13 */
+    0x8cbccc096f5088ccu, /* -12 */
+    0xafebff0bcb24aaffu, /* -11 */
+    0xdbe6fecebdedd5bfu, /* -10 */
+    0x89705f4136b4a598u, /* -9 */
+    0xabcc77118461cefdu, /* -8 */
+    0xd6bf94d5e57a42bdu, /* -7 */
+    0x8637bd05af6c69b6u, /* -6 */
+    0xa7c5ac471b478424u, /* -5 */
+    0xd1b71758e219652cu, /* -4 */
+    0x83126e978d4fdf3cu, /* -3 */
+    0xa3d70a3d70a3d70bu, /* -2 */
+    0xcccccccccccccccdu, /* -1 */
+    0x8000000000000000u, /* 0 */
+    0xa000000000000000u, /* 1 */
+    0xc800000000000000u, /* 2 */
+    0xfa00000000000000u, /* 3 */
+    0x9c40000000000000u, /* 4 */
+    0xc350000000000000u, /* 5 */
+    0xf424000000000000u, /* 6 */
+    0x9896800000000000u, /* 7 */
+    0xbebc200000000000u, /* 8 */
+    0xee6b280000000000u, /* 9 */
+    0x9502f90000000000u, /* 10 */
+    0xba43b74000000000u, /* 11 */
+    0xe8d4a51000000000u, /* 12 */
+    0x9184e72a00000000u, /* 13 */
+    0xb5e620f480000000u, /* 14 */
+    0xe35fa931a0000000u, /* 15 */
+    0x8e1bc9bf04000000u, /* 16 */
+    0xb1a2bc2ec5000000u, /* 17 */
+    0xde0b6b3a76400000u, /* 18 */
+    0x8ac7230489e80000u, /* 19 */
+    0xad78ebc5ac620000u, /* 20 */
+    0xd8d726b7177a8000u, /* 21 */
+    0x878678326eac9000u, /* 22 */
+    0xa968163f0a57b400u, /* 23 */
+    0xd3c21bcecceda100u, /* 24 */
+    0x84595161401484a0u, /* 25 */
+    0xa56fa5b99019a5c8u, /* 26 */
+    0xcecb8f27f4200f3au, /* 27 */
+    0x813f3978f8940985u, /* 28 */
+    0xa18f07d736b90be6u, /* 29 */
+    0xc9f2c9cd04674edfu, /* 30 */
+    0xfc6f7c4045812297u, /* 31 */
+    0x9dc5ada82b70b59eu, /* 32 */
+    0xc5371912364ce306u, /* 33 */
+    0xf684df56c3e01bc7u, /* 34 */
+    0x9a130b963a6c115du, /* 35 */
+    0xc097ce7bc90715b4u, /* 36 */
+    0xf0bdc21abb48db21u, /* 37 */
+    0x96769950b50d88f5u, /* 38 */
+    0xbc143fa4e250eb32u, /* 39 */
+    0xeb194f8e1ae525feu, /* 40 */
+    0x92efd1b8d0cf37bfu, /* 41 */
+    0xb7abc627050305aeu, /* 42 */
+    0xe596b7b0c643c71au, /* 43 */
+    0x8f7e32ce7bea5c70u, /* 44 */
+    0xb35dbf821ae4f38cu, /* 45 */
 };
 
 static const uint32_t POW10[10] = {
     1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u, 1000000000u,
 };
 
-/* Two ASCII digits per entry: writing pairs halves the divisions when printing. */
-static const char DIGIT_PAIRS[200] = {
-    '0', '0', '0', '1', '0', '2', '0', '3', '0', '4', '0', '5', '0', '6', '0', '7', '0', '8', '0',
-    '9', '1', '0', '1', '1', '1', '2', '1', '3', '1', '4', '1', '5', '1', '6', '1', '7', '1', '8',
-    '1', '9', '2', '0', '2', '1', '2', '2', '2', '3', '2', '4', '2', '5', '2', '6', '2', '7', '2',
-    '8', '2', '9', '3', '0', '3', '1', '3', '2', '3', '3', '3', '4', '3', '5', '3', '6', '3', '7',
-    '3', '8', '3', '9', '4', '0', '4', '1', '4', '2', '4', '3', '4', '4', '4', '5', '4', '6', '4',
-    '7', '4', '8', '4', '9', '5', '0', '5', '1', '5', '2', '5', '3', '5', '4', '5', '5', '5', '6',
-    '5', '7', '5', '8', '5', '9', '6', '0', '6', '1', '6', '2', '6', '3', '6', '4', '6', '5', '6',
-    '6', '6', '7', '6', '8', '6', '9', '7', '0', '7', '1', '7', '2', '7', '3', '7', '4', '7', '5',
-    '7', '6', '7', '7', '7', '8', '7', '9', '8', '0', '8', '1', '8', '2', '8', '3', '8', '4', '8',
-    '5', '8', '6', '8', '7', '8', '8', '8', '9', '9', '0', '9', '1', '9', '2', '9', '3', '9', '4',
-    '9', '5', '9', '6', '9', '7', '9', '8', '9', '9',
-};
-
-/* A decimal DIGITS * 10^EXP; f2d's DIGITS has no trailing zeros and at most 9 digits. */
+/* A decimal DIGITS * 10^EXP (at most 9 digits, maybe ending in zeros), and CMP, the sign of the
+ * float minus that decimal: -1, 0 (exactly equal) or 1. */
 struct decimal {
     uint32_t digits;
     int32_t exp;
+    int cmp;
 };
 
-/* ceil(log2(5^e)), and 1 for e == 0; exact for 0 <= e <= 1500 (Ryu common.h). */
-static inline int32_t pow5bits(int32_t e)
+/* floor(x / 2^n), without relying on an arithmetic right shift of a negative number. */
+static inline int32_t floor_div_pow2(int32_t x, int n)
 {
-    return (int32_t)((((uint32_t)e * 1217359u) >> 19) + 1);
+    return x >= 0 ? x >> n : ~(~x >> n);
 }
 
-/* floor(log10(2^e)) for 0 <= e <= 1500. */
-static inline uint32_t log10_pow2(int32_t e)
+/* Bits 64..95 of the product g * cp, rounded to odd: the lowest bit is forced on when the bits
+ * below carry anything that matters (Schubfach needs only "exact or not", and for these operands
+ * bits 33..63 tell it, as in Bolz's implementation). Compared with an integer, the result orders
+ * exactly as the true scaled value does. */
+static inline uint32_t round_to_odd(uint64_t g, uint32_t cp)
 {
-    return ((uint32_t)e * 78913u) >> 18;
+#if defined(__SIZEOF_INT128__)
+    __extension__ const unsigned __int128 p = (unsigned __int128)g * cp;
+    const uint64_t hi = (uint64_t)(p >> 64), lo = (uint64_t)p;
+#else
+    const uint64_t b01 = (g & 0xffffffffu) * cp, b11 = (g >> 32) * cp;
+    const uint64_t mid = b11 + (b01 >> 32);
+    const uint64_t hi = mid >> 32, lo = mid << 32;
+#endif
+    return (uint32_t)hi | ((uint32_t)(lo >> 32) > 1);
 }
 
-/* floor(log10(5^e)) for 0 <= e <= 1500. */
-static inline uint32_t log10_pow5(int32_t e)
+static inline int clz32(uint32_t v)
 {
-    return ((uint32_t)e * 732923u) >> 20;
-}
-
-static inline uint32_t pow5_factor(uint32_t v)
-{
-    uint32_t count = 0;
-    while (v % 5 == 0) {
-        v /= 5;
-        count++;
+#if defined(__GNUC__)
+    return __builtin_clz(v);
+#else
+    int n = 0;
+    while (!(v & 0x80000000u)) {
+        v <<= 1;
+        n++;
     }
-    return count;
+    return n;
+#endif
 }
 
-static inline bool multiple_of_pow5(uint32_t v, uint32_t p)
-{
-    return pow5_factor(v) >= p;
-}
-
-static inline bool multiple_of_pow2(uint32_t v, uint32_t p)
-{
-    return (v & ((1u << p) - 1)) == 0;
-}
-
-/* (m * factor) >> shift for shift > 32, without a 128-bit product: the low 32 bits of the
- * 96-bit product only matter through their carry, which the split keeps. */
-static inline uint32_t mul_shift(uint32_t m, uint64_t factor, int32_t shift)
-{
-    uint64_t bits0 = (uint64_t)m * (uint32_t)factor;
-    uint64_t bits1 = (uint64_t)m * (uint32_t)(factor >> 32);
-    return (uint32_t)(((bits0 >> 32) + bits1) >> (shift - 32));
-}
-
-static inline uint32_t mul_pow5_inv_div_pow2(uint32_t m, uint32_t q, int32_t j)
-{
-    return mul_shift(m, POW5_INV_SPLIT[q], j);
-}
-
-static inline uint32_t mul_pow5_div_pow2(uint32_t m, uint32_t i, int32_t j)
-{
-    return mul_shift(m, POW5_SPLIT[i], j);
-}
-
+/* Decimal digits of 1 <= v < 10^10, without a chain of data-dependent branches (the lengths of
+ * a row's numbers vary at random, and mispredictions cost more than the arithmetic):
+ * bits * 1233 / 4096 is log10(2^bits) rounded down, then one comparison corrects it. */
 static inline int decimal_length(uint32_t v)
 {
-    if (v >= 100000000)
-        return 9 + (v >= 1000000000);
-    if (v >= 10000000)
-        return 8;
-    if (v >= 1000000)
-        return 7;
-    if (v >= 100000)
-        return 6;
-    if (v >= 10000)
-        return 5;
-    if (v >= 1000)
-        return 4;
-    if (v >= 100)
-        return 3;
-    return 1 + (v >= 10);
+    const int t = ((32 - clz32(v)) * 1233) >> 12;
+    return t + (v >= POW10[t]);
 }
 
-/* Ryu: the shortest DIGITS * 10^EXP inside the interval of decimals that round to the float with
- * these IEEE fields (nonzero, finite), and among those the one nearest the exact value. Works on
- * the exact value scaled by 4 so the interval ends (half an ulp each side) are integers. */
-static struct decimal f2d(uint32_t ieee_mantissa, uint32_t ieee_exponent)
+/* Schubfach: the shortest DIGITS * 10^EXP inside the interval of decimals that round to the float
+ * with these IEEE fields (nonzero, finite), and among those the one nearest the exact value, ties
+ * to even; DIGITS may end in zeros (callers drop them). Works on the value scaled by 4 (so the
+ * interval ends, half an ulp each side, are integers) times 10^-k, with k chosen so the scaled
+ * interval is about 10 units wide: then only s/10 (one digit fewer) and s, s + 1 are candidates.
+ * Which one wins is random from one number to the next, so it is chosen by selects, not jumps. */
+HOT struct decimal to_decimal(uint32_t ieee_mantissa, uint32_t ieee_exponent)
 {
-    int32_t e2;
-    uint32_t m2;
-    if (ieee_exponent == 0) {
-        e2 = 1 - EXPONENT_BIAS - MANTISSA_BITS - 2;
-        m2 = ieee_mantissa;
+    uint32_t c;
+    int32_t q;
+    if (ieee_exponent != 0) {
+        c = (1u << MANTISSA_BITS) | ieee_mantissa;
+        q = (int32_t)ieee_exponent - EXPONENT_BIAS - MANTISSA_BITS;
+        /* Integers below 2^24 are their own shortest form. */
+        if (q <= 0 && -q < MANTISSA_BITS + 1 && (c & ((1u << -q) - 1)) == 0)
+            return (struct decimal){c >> -q, 0, 0};
     } else {
-        e2 = (int32_t)ieee_exponent - EXPONENT_BIAS - MANTISSA_BITS - 2;
-        m2 = (1u << MANTISSA_BITS) | ieee_mantissa;
+        c = ieee_mantissa;
+        q = 1 - EXPONENT_BIAS - MANTISSA_BITS;
     }
     /* Round-to-nearest-even reading: an even mantissa owns its interval ends. */
-    const bool accept_bounds = (m2 & 1) == 0;
-
-    /* The interval [mm, mp] around mv; the gap below a power of two is half the one above. */
-    const uint32_t mv = 4 * m2;
-    const uint32_t mp = 4 * m2 + 2;
-    const uint32_t mm_shift = ieee_mantissa != 0 || ieee_exponent <= 1;
-    const uint32_t mm = 4 * m2 - 1 - mm_shift;
-
-    /* Scale all three by 10^-e10, truncating, and note whether the truncation dropped only
-     * zeros: that decides exact ties and whether the lower end is itself representable. */
-    uint32_t vr, vp, vm;
-    int32_t e10;
-    bool vm_is_trailing_zeros = false;
-    bool vr_is_trailing_zeros = false;
-    uint8_t last_removed_digit = 0;
-    if (e2 >= 0) {
-        const uint32_t q = log10_pow2(e2);
-        e10 = (int32_t)q;
-        const int32_t k = POW5_INV_BITCOUNT + pow5bits((int32_t)q) - 1;
-        const int32_t i = -e2 + (int32_t)q + k;
-        vr = mul_pow5_inv_div_pow2(mv, q, i);
-        vp = mul_pow5_inv_div_pow2(mp, q, i);
-        vm = mul_pow5_inv_div_pow2(mm, q, i);
-        if (q != 0 && (vp - 1) / 10 <= vm / 10) {
-            /* The loop below will not run, but rounding still needs one more digit; computing
-             * it separately keeps everything in 32 bits. */
-            const int32_t l = POW5_INV_BITCOUNT + pow5bits((int32_t)(q - 1)) - 1;
-            last_removed_digit =
-                (uint8_t)(mul_pow5_inv_div_pow2(mv, q - 1, -e2 + (int32_t)q - 1 + l) % 10);
-        }
-        if (q <= 9) {
-            /* At most one of mp, mv, mm is a multiple of 5. */
-            if (mv % 5 == 0)
-                vr_is_trailing_zeros = multiple_of_pow5(mv, q);
-            else if (accept_bounds)
-                vm_is_trailing_zeros = multiple_of_pow5(mm, q);
-            else
-                vp -= multiple_of_pow5(mp, q);
-        }
-    } else {
-        const uint32_t q = log10_pow5(-e2);
-        e10 = (int32_t)q + e2;
-        const int32_t i = -e2 - (int32_t)q;
-        const int32_t k = pow5bits(i) - POW5_BITCOUNT;
-        int32_t j = (int32_t)q - k;
-        vr = mul_pow5_div_pow2(mv, (uint32_t)i, j);
-        vp = mul_pow5_div_pow2(mp, (uint32_t)i, j);
-        vm = mul_pow5_div_pow2(mm, (uint32_t)i, j);
-        if (q != 0 && (vp - 1) / 10 <= vm / 10) {
-            j = (int32_t)q - 1 - (pow5bits(i + 1) - POW5_BITCOUNT);
-            last_removed_digit = (uint8_t)(mul_pow5_div_pow2(mv, (uint32_t)(i + 1), j) % 10);
-        }
-        if (q <= 1) {
-            /* mv = 4 * m2 has two trailing zero bits; mm has one exactly when mm_shift is 1. */
-            vr_is_trailing_zeros = true;
-            if (accept_bounds)
-                vm_is_trailing_zeros = mm_shift == 1;
-            else
-                --vp; /* mp = mv + 2 is even, so its end is exact and must be excluded */
-        } else if (q < 31) {
-            vr_is_trailing_zeros = multiple_of_pow2(mv, q - 1);
-        }
-    }
-
-    /* Drop digits while the interval still holds a shorter number. */
-    int32_t removed = 0;
-    uint32_t output;
-    if (vm_is_trailing_zeros || vr_is_trailing_zeros) {
-        /* Rare (about 4%): exact ties or an exactly representable lower end. */
-        while (vp / 10 > vm / 10) {
-            vm_is_trailing_zeros &= vm % 10 == 0;
-            vr_is_trailing_zeros &= last_removed_digit == 0;
-            last_removed_digit = (uint8_t)(vr % 10);
-            vr /= 10;
-            vp /= 10;
-            vm /= 10;
-            ++removed;
-        }
-        if (vm_is_trailing_zeros) {
-            while (vm % 10 == 0) {
-                vr_is_trailing_zeros &= last_removed_digit == 0;
-                last_removed_digit = (uint8_t)(vr % 10);
-                vr /= 10;
-                vp /= 10;
-                vm /= 10;
-                ++removed;
-            }
-        }
-        if (vr_is_trailing_zeros && last_removed_digit == 5 && vr % 2 == 0)
-            last_removed_digit = 4; /* exactly ...50000: round half to even */
-        output = vr + ((vr == vm && (!accept_bounds || !vm_is_trailing_zeros)) ||
-                       last_removed_digit >= 5);
-    } else {
-        while (vp / 10 > vm / 10) {
-            last_removed_digit = (uint8_t)(vr % 10);
-            vr /= 10;
-            vp /= 10;
-            vm /= 10;
-            ++removed;
-        }
-        /* vr + 1 when vr fell outside the interval or the dropped digits round up. */
-        output = vr + (vr == vm || last_removed_digit >= 5);
-    }
-    return (struct decimal){output, e10 + removed};
+    const bool even = (c & 1) == 0;
+    /* The gap below a power of two is half the one above. */
+    const bool lower_closer = ieee_mantissa == 0 && ieee_exponent > 1;
+    const uint32_t cbl = 4 * c - 2 + lower_closer, cb = 4 * c, cbr = 4 * c + 2;
+    /* k = floor(log10(2^q)), or floor(log10(3/4 * 2^q)) when the lower end is closer */
+    const int32_t k = floor_div_pow2(q * 1262611 - (lower_closer ? 524031 : 0), 22);
+    const int32_t h = q + floor_div_pow2(-k * 1741647, 19) + 1; /* 1..4 */
+    const uint64_t g = POW10_G[-k - G_KMIN];
+    const uint32_t vbl = round_to_odd(g, cbl << h);
+    const uint32_t vb = round_to_odd(g, cb << h);
+    const uint32_t vbr = round_to_odd(g, cbr << h);
+    const uint32_t lower = vbl + !even, upper = vbr - !even;
+    const uint32_t s = vb / 4;
+    /* One digit fewer: at most one of its two candidates can be inside. */
+    const uint32_t sp = s / 10;
+    const uint32_t up_inside = lower <= 40 * sp, wp_inside = 40 * sp + 40 <= upper;
+    const uint32_t shorter = (s >= 10) & (up_inside ^ wp_inside);
+    /* Else s or s + 1: the one inside, or if both are, the nearer, and on a tie the even. The
+     * choices are made with masks: written as conditionals, they compiled to jumps. */
+    const uint32_t u_inside = lower <= 4 * s, w_inside = 4 * s + 4 <= upper;
+    const uint32_t mid = 4 * s + 2;
+    const uint32_t nearer = (vb > mid) | ((vb == mid) & s);
+    const uint32_t one = u_inside ^ w_inside;
+    const uint32_t up = (one & w_inside) | (~one & nearer & 1);
+    const uint32_t m = 0u - shorter;
+    const uint32_t digits = ((sp + wp_inside) & m) | ((s + up) & ~m);
+    /* vb is the scaled value rounded to odd, which orders exactly against any integer (what
+     * Schubfach's own comparisons rest on), so the sign of x minus the result, at this scale
+     * and times 4, is that of vb minus 4 * digits. */
+    const uint64_t at_k = (uint64_t)digits * (shorter ? 40 : 4);
+    return (struct decimal){digits, k + (int32_t)shorter, (vb > at_k) - (vb < at_k)};
 }
 
-/* Writes the LEN decimal digits of V to p[0..LEN), least significant first from the right. */
-static inline void write_digits(char *p, uint32_t v, int len)
+static inline int clz64(uint64_t v)
 {
-    char *end = p + len;
-    while (v >= 10000) {
-        uint32_t c = v % 10000;
-        v /= 10000;
-        memcpy(end - 2, DIGIT_PAIRS + 2 * (c % 100), 2);
-        memcpy(end - 4, DIGIT_PAIRS + 2 * (c / 100), 2);
-        end -= 4;
+#if defined(__GNUC__)
+    return __builtin_clzll(v);
+#else
+    int n = 0;
+    while (!(v & (1ull << 63))) {
+        v <<= 1;
+        n++;
     }
-    if (v >= 100) {
-        memcpy(end - 2, DIGIT_PAIRS + 2 * (v % 100), 2);
-        v /= 100;
-        end -= 2;
-    }
-    if (v >= 10)
-        memcpy(end - 2, DIGIT_PAIRS + 2 * v, 2);
-    else
-        end[-1] = (char)('0' + v);
+    return n;
+#endif
 }
 
-/* Lays out DIGITS (LEN of them) * 10^EXP in the header's notation and returns the length. The
- * plain/scientific choice follows the printed value, so 1e-5f, whose shortest form is 1e-5 though
- * its exact value is a hair below, prints "0.00001". Writes nothing past the returned length. */
-static size_t layout(char *buf, bool neg, uint32_t digits, int len, int32_t exp)
+/* The 8 decimal digits of v < 10^8, most significant first, as the 8 bytes to store: v splits
+ * into two 4-digit lanes, each into two 2-digit lanes, each into two digits, all by
+ * multiplications by reciprocals that are exact in these ranges (x/10000 by the compiler,
+ * x/100 = x*5243 >> 19 for x < 43699, x/10 = x*103 >> 10 for x < 179). Character i is byte i
+ * counted from the least significant, whatever the machine (store8 puts it in memory order). */
+HOT uint64_t digits8(uint32_t v)
 {
-    char *p = buf;
-    if (neg)
-        *p++ = '-';
+    const uint64_t hi = v / 10000;
+    const uint64_t y = ((uint64_t)v << 32) - hi * ((10000ull << 32) - 1);
+    const uint64_t a = ((y * 5243) >> 19) & 0x0000007f0000007full;
+    const uint64_t z = (y << 16) - a * ((100ull << 16) - 1);
+    const uint64_t b = ((z * 103) >> 10) & 0x000f000f000f000full;
+    const uint64_t w = ((z << 8) - b * ((10ull << 8) - 1)) | 0x3030303030303030ull;
+    return w;
+}
+
+/* Text of DIGITS (LEN of them, 1..9, trailing zeros allowed) followed by '0's: 16 characters as
+ * two words to store, and in *sig the digits left once trailing zeros are dropped. Scaled to
+ * nine digits first, so every length takes the same path. The words stay in registers and go out
+ * in 8-byte stores: building them in a local array and copying that out cost more than the
+ * digits (a 16-byte load of two fresh 8-byte stores misses store forwarding). */
+typedef struct {
+    uint64_t lo, hi;
+} text16;
+
+HOT text16 digit_text(uint32_t digits, int len, int *sig)
+{
+    const uint32_t nine = digits * POW10[9 - len];
+    const uint32_t first = nine / 100000000, rest = nine % 100000000;
+    const uint64_t r = digits8(rest);
+    /* Trailing '0' characters of the eight: the high bytes whose digit value is zero. */
+    const uint64_t values = r - 0x3030303030303030ull;
+    *sig = rest ? 9 - clz64(values) / 8 : 1;
+    return (text16){(uint64_t)('0' + first) | (r << 8), (r >> 56) | 0x3030303030303000ull};
+}
+
+/* The 8 characters of T from character K (0 <= K <= 9) on. */
+HOT uint64_t text_from(text16 t, int k)
+{
+    if (k == 0)
+        return t.lo;
+    if (k >= 8)
+        return t.hi >> (8 * (k - 8));
+    return (t.lo >> (8 * k)) | (t.hi << (64 - 8 * k));
+}
+
+/* Stores the 8 characters of W, character 0 (the low byte) first. */
+static inline void store8(char *p, uint64_t w)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    memcpy(p, &w, 8);
+}
+
+/* Two ASCII digits per entry, for exponents. */
+static const char DIGIT_PAIRS[100][2] = {
+    {'0', '0'}, {'0', '1'}, {'0', '2'}, {'0', '3'}, {'0', '4'}, {'0', '5'}, {'0', '6'}, {'0', '7'},
+    {'0', '8'}, {'0', '9'}, {'1', '0'}, {'1', '1'}, {'1', '2'}, {'1', '3'}, {'1', '4'}, {'1', '5'},
+    {'1', '6'}, {'1', '7'}, {'1', '8'}, {'1', '9'}, {'2', '0'}, {'2', '1'}, {'2', '2'}, {'2', '3'},
+    {'2', '4'}, {'2', '5'}, {'2', '6'}, {'2', '7'}, {'2', '8'}, {'2', '9'}, {'3', '0'}, {'3', '1'},
+    {'3', '2'}, {'3', '3'}, {'3', '4'}, {'3', '5'}, {'3', '6'}, {'3', '7'}, {'3', '8'}, {'3', '9'},
+    {'4', '0'}, {'4', '1'}, {'4', '2'}, {'4', '3'}, {'4', '4'}, {'4', '5'}, {'4', '6'}, {'4', '7'},
+    {'4', '8'}, {'4', '9'}, {'5', '0'}, {'5', '1'}, {'5', '2'}, {'5', '3'}, {'5', '4'}, {'5', '5'},
+    {'5', '6'}, {'5', '7'}, {'5', '8'}, {'5', '9'}, {'6', '0'}, {'6', '1'}, {'6', '2'}, {'6', '3'},
+    {'6', '4'}, {'6', '5'}, {'6', '6'}, {'6', '7'}, {'6', '8'}, {'6', '9'}, {'7', '0'}, {'7', '1'},
+    {'7', '2'}, {'7', '3'}, {'7', '4'}, {'7', '5'}, {'7', '6'}, {'7', '7'}, {'7', '8'}, {'7', '9'},
+    {'8', '0'}, {'8', '1'}, {'8', '2'}, {'8', '3'}, {'8', '4'}, {'8', '5'}, {'8', '6'}, {'8', '7'},
+    {'8', '8'}, {'8', '9'}, {'9', '0'}, {'9', '1'}, {'9', '2'}, {'9', '3'}, {'9', '4'}, {'9', '5'},
+    {'9', '6'}, {'9', '7'}, {'9', '8'}, {'9', '9'},
+};
+
+/* Lays out DIGITS (LEN of them) * 10^EXP in the header's notation at p and returns the length.
+ * Works in fixed-size copies, so it writes up to FF_ROW_SLACK bytes past the returned length:
+ * callers give it that room. The plain/scientific choice follows the printed value, so 1e-5f,
+ * whose shortest form is 1e-5 though its exact value is a hair below, prints "0.00001". */
+HOT size_t layout(char *p, bool neg, uint32_t digits, int len, int32_t exp)
+{
+    char *const start = p;
+    *p = '-';
+    p += neg;
+    int sig;
+    const text16 t = digit_text(digits, len, &sig);
     const int32_t lead = exp + len - 1; /* power of ten of the first digit */
-    if (lead >= -5 && lead <= 8) {
-        if (exp >= 0) {
-            write_digits(p, digits, len);
-            p += len;
-            for (int32_t i = 0; i < exp; i++)
-                *p++ = '0';
-        } else if (lead >= 0) {
-            /* Write the digits one place right, then slide the integer part over the gap. */
-            write_digits(p + 1, digits, len);
-            for (int32_t i = 0; i <= lead; i++)
-                p[i] = p[i + 1];
-            p[lead + 1] = '.';
-            p += len + 1;
-        } else {
-            const int zeros = -lead - 1;
-            *p++ = '0';
-            *p++ = '.';
-            for (int i = 0; i < zeros; i++)
-                *p++ = '0';
-            write_digits(p, digits, len);
-            p += len;
-        }
-        return (size_t)(p - buf);
-    }
-    write_digits(p + 1, digits, len);
-    p[0] = p[1];
-    if (len > 1) {
+    if (lead < -5 || lead > 8) {
+        /* d.ddde+NN */
+        p[0] = (char)t.lo;
         p[1] = '.';
-        p += len + 1;
+        store8(p + 2, text_from(t, 1));
+        p += sig > 1 ? sig + 1 : 1;
+        const uint32_t e = (uint32_t)(lead < 0 ? -lead : lead); /* at most 45 for float32 */
+        p[0] = 'e';
+        p[1] = lead < 0 ? '-' : '+';
+        if (e >= 10) {
+            memcpy(p + 2, DIGIT_PAIRS[e], 2);
+            p += 4;
+        } else {
+            p[2] = (char)('0' + e);
+            p += 3;
+        }
+    } else if (lead < 0) {
+        /* 0.000ddd: the zeros come from the template, the digits go after them */
+        memcpy(p, "0.000000", 8);
+        store8(p + 1 - lead, t.lo);
+        store8(p + 9 - lead, t.hi);
+        p += 1 - lead + sig;
     } else {
-        p += 1;
+        /* ddd.ddd, or ddd000 (the text already ends in zeros) */
+        store8(p, t.lo);
+        store8(p + 8, t.hi);
+        if (sig > lead + 1) {
+            p[lead + 1] = '.';
+            store8(p + lead + 2, text_from(t, lead + 1));
+            p += sig + 1;
+        } else {
+            p += lead + 1;
+        }
     }
-    *p++ = 'e';
-    *p++ = lead < 0 ? '-' : '+';
-    const uint32_t e = (uint32_t)(lead < 0 ? -lead : lead); /* at most 45 for float32 */
-    if (e >= 10) {
-        memcpy(p, DIGIT_PAIRS + 2 * e, 2);
-        p += 2;
-    } else {
-        *p++ = (char)('0' + e);
-    }
-    return (size_t)(p - buf);
+    return (size_t)(p - start);
 }
 
 /* Zero (an IEEE exponent field of 0 here) or a value the contract excludes (0xff). Those print
@@ -366,126 +379,119 @@ static size_t format_special(bool neg, uint32_t ieee_exponent, char *buf)
     return n;
 }
 
+/* ff_format_f32 with FF_ROW_SLACK bytes of scratch room at p. */
+HOT size_t format_shortest(uint32_t bits, char *p)
+{
+    const bool neg = bits >> 31;
+    const uint32_t ieee_mantissa = bits & ((1u << MANTISSA_BITS) - 1);
+    const uint32_t ieee_exponent = (bits >> MANTISSA_BITS) & 0xff;
+    if (ieee_exponent == 0xff || (ieee_exponent == 0 && ieee_mantissa == 0))
+        return format_special(neg, ieee_exponent, p);
+    const struct decimal d = to_decimal(ieee_mantissa, ieee_exponent);
+    return layout(p, neg, d.digits, decimal_length(d.digits), d.exp);
+}
+
 size_t ff_format_f32(float x, char *buf)
 {
+    /* Laid out in a scratch buffer, so that buf gets exactly the returned length. */
+    char tmp[FF_MAX_LEN + FF_ROW_SLACK];
     uint32_t bits;
     memcpy(&bits, &x, sizeof bits);
+    const size_t n = format_shortest(bits, tmp);
+    memcpy(buf, tmp, n);
+    return n;
+}
+
+/* ceil(2^64 / 10^j) for j = 1..8: floor(x / 10^j) is the high word of x * M for any 32-bit x
+ * (Lemire, Kaser and Kurz, "Faster remainder by direct computation", 2019), which spares the
+ * hardware division a variable divisor would need. */
+static const uint64_t DIV_POW10[9] = {
+    0,
+    0x199999999999999au,
+    0x028f5c28f5c28f5du,
+    0x004189374bc6a7f0u,
+    0x00068db8bac710ccu,
+    0x0000a7c5ac471b48u,
+    0x000010c6f7a0b5eeu,
+    0x000001ad7f29abcbu,
+    0x0000002af31dc462u,
+};
+
+HOT uint32_t div_pow10(uint32_t x, int j)
+{
+#if defined(__SIZEOF_INT128__)
+    __extension__ typedef unsigned __int128 u128;
+    return (uint32_t)(((u128)DIV_POW10[j] * x) >> 64);
+#else
+    return x / POW10[j];
+#endif
+}
+
+/* ff_format_f32_prec for 1 <= DIGITS <= 8, with FF_ROW_SLACK bytes of scratch room at buf. */
+HOT size_t format_prec(uint32_t bits, int digits, char *buf)
+{
     const bool neg = bits >> 31;
     const uint32_t ieee_mantissa = bits & ((1u << MANTISSA_BITS) - 1);
     const uint32_t ieee_exponent = (bits >> MANTISSA_BITS) & 0xff;
     if (ieee_exponent == 0xff || (ieee_exponent == 0 && ieee_mantissa == 0))
         return format_special(neg, ieee_exponent, buf);
 
-    const struct decimal d = f2d(ieee_mantissa, ieee_exponent);
-    return layout(buf, neg, d.digits, decimal_length(d.digits), d.exp);
-}
-
-/* Little-endian 32-bit limbs. 192 bits is enough: compare_exact only compares numbers within a
- * factor of two of each other, and the larger is below 2^24 * 5^53 * 2 < 2^150. */
-struct big {
-    uint32_t w[6];
-};
-
-static void big_mul(struct big *b, uint32_t m)
-{
-    uint64_t carry = 0;
-    for (int i = 0; i < 6; i++) {
-        uint64_t t = (uint64_t)b->w[i] * m + carry;
-        b->w[i] = (uint32_t)t;
-        carry = t >> 32;
+    struct decimal d = to_decimal(ieee_mantissa, ieee_exponent);
+    int len = decimal_length(d.digits);
+    if (len > digits) {
+        /* The shortest DIGITS is the floor or the ceiling of x at its last place (the nearest of
+         * the one or two candidates there), so x lies on the same side as DIGITS of any other
+         * number of that scale, in particular of the midpoint between the two DIGITS-long
+         * candidates. Only when DIGITS is that midpoint (a 5 and then zeros past the cut) must
+         * the exact binary value decide, and to_decimal says on which side of DIGITS it is. */
+        const int cut = len - digits;
+        const uint32_t scale = POW10[cut], half = scale / 2;
+        uint32_t kept = div_pow10(d.digits, cut);
+        const uint32_t rest = d.digits - kept * scale;
+        const bool up = rest != half ? rest > half : d.cmp > 0 || (d.cmp == 0 && (kept & 1));
+        kept += up;
+        d.exp += cut;
+        d.digits = kept;
+        /* Rounding can carry into a new digit (0.96 -> 1.0); trailing zeros layout drops. */
+        len = digits + (kept >= POW10[digits]);
     }
-}
-
-static void big_mul_pow5(struct big *b, int32_t n)
-{
-    for (; n >= 13; n -= 13)
-        big_mul(b, 1220703125u); /* 5^13, the largest power of 5 below 2^32 */
-    uint32_t m = 1;
-    while (n-- > 0)
-        m *= 5;
-    big_mul(b, m);
-}
-
-static void big_shl(struct big *b, int32_t s)
-{
-    const int limbs = s / 32, bits = s % 32;
-    for (int i = 5; i >= 0; i--) {
-        uint32_t hi = i - limbs >= 0 ? b->w[i - limbs] : 0;
-        uint32_t lo = i - limbs - 1 >= 0 ? b->w[i - limbs - 1] : 0;
-        b->w[i] = bits ? (hi << bits) | (lo >> (32 - bits)) : hi;
-    }
-}
-
-static int big_cmp(const struct big *a, const struct big *b)
-{
-    for (int i = 5; i >= 0; i--) {
-        if (a->w[i] != b->w[i])
-            return a->w[i] < b->w[i] ? -1 : 1;
-    }
-    return 0;
-}
-
-/* Sign of M2 * 2^E2 - DIGITS * 10^EXP, exactly. Only called for a decimal inside the float's
- * rounding interval, which bounds the sizes (see struct big). */
-static int compare_exact(uint32_t m2, int32_t e2, uint32_t digits, int32_t exp)
-{
-    struct big a = {{m2}}, b = {{digits}};
-    if (exp >= 0)
-        big_mul_pow5(&b, exp);
-    else
-        big_mul_pow5(&a, -exp);
-    if (e2 >= exp)
-        big_shl(&a, e2 - exp);
-    else
-        big_shl(&b, exp - e2);
-    return big_cmp(&a, &b);
+    return layout(buf, neg, d.digits, len, d.exp);
 }
 
 size_t ff_format_f32_prec(float x, int digits, char *buf)
 {
-    if (digits >= 9)
-        return ff_format_f32(x, buf);
-    if (digits < 1)
-        digits = 1;
-
+    char tmp[FF_MAX_LEN + FF_ROW_SLACK];
     uint32_t bits;
     memcpy(&bits, &x, sizeof bits);
-    const bool neg = bits >> 31;
-    const uint32_t ieee_mantissa = bits & ((1u << MANTISSA_BITS) - 1);
-    const uint32_t ieee_exponent = (bits >> MANTISSA_BITS) & 0xff;
-    if (ieee_exponent == 0xff || (ieee_exponent == 0 && ieee_mantissa == 0))
-        return format_special(neg, ieee_exponent, buf);
+    if (digits >= 9)
+        return ff_format_f32(x, buf);
+    const size_t n = format_prec(bits, digits < 1 ? 1 : digits, tmp);
+    memcpy(buf, tmp, n);
+    return n;
+}
 
-    struct decimal d = f2d(ieee_mantissa, ieee_exponent);
-    int len = decimal_length(d.digits);
-    if (len > digits) {
-        /* Ryu's DIGITS is the floor or the ceiling of x at its last place, so x lies on the same
-         * side as DIGITS of any other number of that scale, in particular of the midpoint
-         * between the two DIGITS-long candidates. Only when DIGITS is that midpoint (it ends in
-         * 5 and has one digit too many) must the exact binary value decide. */
-        const uint32_t scale = POW10[len - digits];
-        uint32_t kept = d.digits / scale;
-        const uint32_t rest = d.digits % scale, half = scale / 2;
-        bool up;
-        if (rest != half) {
-            up = rest > half;
-        } else {
-            const uint32_t m2 =
-                ieee_exponent ? (1u << MANTISSA_BITS) | ieee_mantissa : ieee_mantissa;
-            const int32_t e2 =
-                (ieee_exponent ? (int32_t)ieee_exponent : 1) - EXPONENT_BIAS - MANTISSA_BITS;
-            const int c = compare_exact(m2, e2, d.digits, d.exp);
-            up = c > 0 || (c == 0 && (kept & 1));
-        }
-        kept += up;
-        d.exp += len - digits;
-        /* Rounding can leave trailing zeros, or carry into a new digit (0.96 -> 1.0). */
-        while (kept % 10 == 0) {
-            kept /= 10;
-            d.exp++;
-        }
-        d.digits = kept;
-        len = decimal_length(kept);
+/* One loop per formatter, so that each inlines into its own loop. */
+#define ROW_LOOP(FORMAT)                                                                           \
+    for (size_t i = 0; i < n; i++) {                                                               \
+        uint32_t bits;                                                                             \
+        memcpy(&bits, &v[i], sizeof bits);                                                         \
+        if ((bits & 0x7f800000u) == 0x7f800000u) {                                                 \
+            *bad = i;                                                                              \
+            return FF_NOT_FINITE;                                                                  \
+        }                                                                                          \
+        /* Every number gets its comma; the last one is taken back. */                             \
+        p += FORMAT;                                                                               \
+        *p++ = ',';                                                                                \
     }
-    return layout(buf, neg, d.digits, len, d.exp);
+
+size_t ff_format_row(const float *v, size_t n, int digits, char *buf, size_t *bad)
+{
+    char *p = buf;
+    if (digits >= 9) {
+        ROW_LOOP(format_shortest(bits, p))
+    } else {
+        const int d = digits < 1 ? 1 : digits;
+        ROW_LOOP(format_prec(bits, d, p))
+    }
+    return n ? (size_t)(p - buf) - 1 : 0;
 }

@@ -506,7 +506,40 @@ fail:
 
 char *kserve_encode_error(const char *message, size_t *len)
 {
-    json_t *j = json_pack("{s:s}", "error", message);
+    /* jansson refuses a string that is not UTF-8, and a message can quote the client's bytes
+     * (jansson's own "near '...'" cuts a multibyte character in two): without this, a bad
+     * request would get no answer at all. Such bytes become U+FFFD. */
+    char *clean = malloc(strlen(message) * 3 + 1), *o = clean;
+    if (!clean)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)message; *p; p++) {
+        size_t n = 1;
+        unsigned long cp = *p, min = 0;
+        if (*p >= 0xc2 && *p <= 0xdf)
+            n = 2, cp = *p & 0x1fu, min = 0x80;
+        else if (*p >= 0xe0 && *p <= 0xef)
+            n = 3, cp = *p & 0x0fu, min = 0x800;
+        else if (*p >= 0xf0 && *p <= 0xf4)
+            n = 4, cp = *p & 0x07u, min = 0x10000;
+        else if (*p >= 0x80)
+            n = 0;
+        for (size_t i = 1; i < n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                n = 0; /* also stops at the NUL */
+            else
+                cp = cp << 6 | (p[i] & 0x3fu);
+        if (n == 0 || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            continue;
+        }
+        memcpy(o, p, n);
+        o += n;
+        p += n - 1;
+    }
+    *o = '\0';
+    json_t *j = json_pack("{s:s}", "error", clean);
+    free(clean);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (s && len)

@@ -5,11 +5,15 @@
  * load_state_dict(strict=True) words it. All weights live in one allocation. */
 #include "model_impl.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "rnnserve/safetensors.h"
 
@@ -145,6 +149,100 @@ static int take(source *s, const cfg_model *m, const char *base, int ndim, int64
     return 0;
 }
 
+/* The number in the first line of PATH (a cgroup file), or ULLONG_MAX when it cannot be read
+ * or says "max". */
+static unsigned long long read_ull(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    unsigned long long v = ULLONG_MAX;
+    if (f) {
+        if (fscanf(f, "%llu", &v) != 1)
+            v = ULLONG_MAX;
+        fclose(f);
+    }
+    return v;
+}
+
+/* Keeps the smaller of *budget and AVAIL, naming WHAT as the limit. */
+static void lower(size_t *budget, unsigned long long avail, const char *what, char *why,
+                  size_t whylen)
+{
+    if (avail < *budget) {
+        *budget = (size_t)avail;
+        snprintf(why, whylen, "%s", what);
+    }
+}
+
+/* Bytes this process can still allocate and touch without the kernel killing it: the least of
+ * what /proc/meminfo says is available (MemAvailable + SwapFree), what its memory cgroup still
+ * allows (v2 memory.max, v1 memory.limit_in_bytes, less current usage), and RLIMIT_AS and
+ * RLIMIT_DATA less what is already mapped. SIZE_MAX when nothing can be read. This matters
+ * because with overcommit calloc() succeeds far beyond all of these: the pages are only touched
+ * when the weights are copied in, and then the answer is the OOM killer, not an error. WHY
+ * names the binding limit. */
+static size_t memory_budget(char *why, size_t whylen)
+{
+    size_t budget = SIZE_MAX;
+    snprintf(why, whylen, "no limit found");
+    unsigned long long avail = ULLONG_MAX, swap = 0, kb;
+    char line[512], key[64];
+    FILE *f = fopen("/proc/meminfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "%63[^:]: %llu kB", key, &kb) == 2) {
+            if (strcmp(key, "MemAvailable") == 0)
+                avail = kb * 1024;
+            else if (strcmp(key, "SwapFree") == 0)
+                swap = kb * 1024;
+        }
+    if (f)
+        fclose(f);
+    if (avail != ULLONG_MAX)
+        lower(&budget, avail + swap, "MemAvailable + SwapFree", why, whylen);
+
+    /* The cgroup as /proc/self/cgroup names it; inside a container's own cgroup namespace the
+     * path is "/" and the mount is the container's. */
+    f = fopen("/proc/self/cgroup", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        char path[700], *p = strchr(line, ':'), *q = p ? strchr(p + 1, ':') : NULL;
+        if (!q)
+            continue;
+        q[strcspn(q, "\n")] = '\0';
+        unsigned long long max = ULLONG_MAX, used = 0;
+        if (strncmp(line, "0::", 3) == 0) {
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", q + 1);
+            max = read_ull(path);
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.current", q + 1);
+            used = read_ull(path);
+        } else if (strncmp(p, ":memory:", 8) == 0) {
+            snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", q + 1);
+            max = read_ull(path);
+            snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.usage_in_bytes", q + 1);
+            used = read_ull(path);
+        }
+        if (max != ULLONG_MAX && used != ULLONG_MAX)
+            lower(&budget, max > used ? max - used : 0, "the memory cgroup's limit", why, whylen);
+    }
+    if (f)
+        fclose(f);
+
+    /* statm: total and data+stack pages already mapped. */
+    unsigned long long size = 0, data = 0, page = (unsigned long long)sysconf(_SC_PAGESIZE);
+    f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%llu %*u %*u %*u %*u %llu", &size, &data) != 2)
+            size = data = 0;
+        fclose(f);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        lower(&budget, rl.rlim_cur > size * page ? rl.rlim_cur - size * page : 0, "RLIMIT_AS",
+              why, whylen);
+    if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        lower(&budget, rl.rlim_cur > data * page ? rl.rlim_cur - data * page : 0, "RLIMIT_DATA",
+              why, whylen);
+    return budget;
+}
+
 /* Tensors under the prefix (all of them without one) that the model does not use. */
 static int check_unexpected(source *s, const cfg_model *m, char *err, size_t errlen)
 {
@@ -176,6 +274,52 @@ static int check_unexpected(source *s, const cfg_model *m, char *err, size_t err
     return fail(err, errlen, "%s: unexpected key(s) in state_dict: %s%s", s->where, list, hint);
 }
 
+/* The output head: a Linear (O, D*H) named by its full state_dict keys (no prefix: a module's
+ * fc sits beside its rnn, e.g. "fc.weight" next to "rnn.weight_ih_l0"). */
+static int load_head(source *s, const cfg_model *cm, rnn_model *m, size_t *params, char *err,
+                     size_t errlen)
+{
+    const int64_t DH = (int64_t)m->info.num_directions * m->info.hidden_size;
+    src_tensor *w = source_find(s, cm->head_weight), *b = NULL;
+    if (!w)
+        return fail(err, errlen, "%s: head.weight \"%s\" is not in the weights", s->where,
+                    cm->head_weight);
+    if (w->ndim != 2 || w->shape[1] != DH || w->shape[0] < 1 || w->shape[0] > 1 << 20)
+        return fail(err, errlen,
+                    "%s: head.weight \"%s\" must be [out_features, %lld] (num_directions * "
+                    "hidden_size), got %d dimensions [%lld, ...]",
+                    s->where, cm->head_weight, (long long)DH, w->ndim, (long long)w->shape[0]);
+    const size_t O = (size_t)w->shape[0];
+    if (cm->head_bias) {
+        if (!(b = source_find(s, cm->head_bias)))
+            return fail(err, errlen, "%s: head.bias \"%s\" is not in the weights", s->where,
+                        cm->head_bias);
+        if (b->ndim != 1 || (size_t)b->shape[0] != O)
+            return fail(err, errlen, "%s: head.bias \"%s\" must be [%zu] (out_features)",
+                        s->where, cm->head_bias, O);
+    }
+    if (!(m->head_w = malloc(O * (size_t)DH * sizeof(float))) ||
+        !(m->head_b = calloc(O, sizeof(float))))
+        return fail(err, errlen, "%s: out of memory for the head", s->where);
+    src_tensor *parts[2] = {w, b};
+    float *dst[2] = {m->head_w, m->head_b};
+    for (int i = 0; i < 2 && parts[i]; i++) {
+        parts[i]->used = 1;
+        if (parts[i]->st ? st_read_f32(s->file, parts[i]->st, dst[i], err, errlen) < 0
+                         : (memcpy(dst[i], parts[i]->inln->data, parts[i]->numel * sizeof(float)),
+                            0))
+            return -1;
+        for (size_t k = 0; k < parts[i]->numel; k++)
+            if (!isfinite(dst[i][k]))
+                return fail(err, errlen, "%s: tensor \"%s\" holds a non-finite value at index %zu",
+                            s->where, parts[i]->name, k);
+        *params += parts[i]->numel;
+    }
+    m->info.head_size = (int)O;
+    m->info.head_activation = cm->head_activation;
+    return 0;
+}
+
 int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errlen)
 {
     rnn_model *m = NULL;
@@ -195,6 +339,17 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
         size_t in = l == 0 ? (size_t)cm->input_size : D * H;
         /* w_ih, w_hh, b_ih, b_hh, bx, bhn */
         total += D * (G * H * in + G * H * H + 3 * G * H + H);
+    }
+    char limit[64];
+    size_t budget = memory_budget(limit, sizeof limit);
+    if (total > budget / sizeof(float)) {
+        fail(err, errlen,
+             "its weights need %zu MB (%s, input_size %d, hidden_size %d, %zu layer%s%s), more "
+             "than the %zu MB of memory this process can still get (%s)",
+             (total * sizeof(float) + (1u << 20) - 1) >> 20, cfg_type_name(cm->type),
+             cm->input_size, cm->hidden_size, L, L == 1 ? "" : "s",
+             D == 2 ? ", bidirectional" : "", budget >> 20, limit);
+        goto fail;
     }
     m = calloc(1, sizeof *m);
     if (!m || !(m->name = strdup(cm->name)) || !(m->dirs = calloc(L * D, sizeof *m->dirs)) ||
@@ -284,6 +439,8 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
         fail(err, errlen, "%s: missing key(s) in state_dict: %s%s", src.where, missing, hint);
         goto fail;
     }
+    if (cm->head_weight && load_head(&src, cm, m, &params, err, errlen) < 0)
+        goto fail;
     if (check_unexpected(&src, cm, err, errlen) < 0)
         goto fail;
     m->info.parameters = params;
@@ -307,6 +464,8 @@ void rnn_model_free(rnn_model *m)
         kern_pack_free(&m->dirs[i].ih);
         kern_pack_free(&m->dirs[i].hh);
     }
+    free(m->head_w);
+    free(m->head_b);
     free(m->block);
     free(m->dirs);
     free(m->name);

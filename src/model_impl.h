@@ -27,6 +27,8 @@ struct rnn_model {
     char *name;
     rnn_dir *dirs; /* (L*D), index l*D + d, PyTorch's h_n row order */
     float *block;  /* every weight above lives here */
+    float *head_w; /* (O, D*H): the optional output head, PyTorch Linear layout */
+    float *head_b; /* (O), zeros without a bias */
 };
 
 #endif

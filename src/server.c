@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +32,8 @@
 #include "rnnserve/kserve.h"
 #include "rnnserve/metrics.h"
 #include "rnnserve/model.h"
+#include "rnnserve/openapi.h"
+#include "rnnserve/playground.h"
 #include "rnnserve/version.h"
 
 /* Routes, also the metrics' route label (same order as ROUTE_NAMES). */
@@ -44,20 +48,36 @@ enum {
     R_UNMATCHED,
     R_V2_INFER,
     R_V2_HEALTH,
-    R_V2_METADATA
+    R_V2_METADATA,
+    R_ADMIN,
+    R_PLAYGROUND,
+    R_OPENAPI
 };
-static const char *const ROUTE_NAMES[] = {"forward",   "models",    "model",     "healthz",
-                                          "readyz",    "metrics",   "preflight", "unmatched",
-                                          "v2_infer",  "v2_health", "v2_metadata"};
+static const char *const ROUTE_NAMES[] = {
+    "forward",   "models",   "model",     "healthz",     "readyz", "metrics",   "preflight",
+    "unmatched", "v2_infer", "v2_health", "v2_metadata", "admin",  "playground", "openapi"};
 #define N_ROUTES (sizeof ROUTE_NAMES / sizeof *ROUTE_NAMES)
 
 /* Requests whose worst-case cost (body bytes / 2 steps, times the model's per-step FLOPs) is
  * under this many FLOPs run inline on the I/O thread: ~50 us at most, less than a hand-off. */
 #define INLINE_FLOPS 2e6
 
+/* Body bytes past max_body_bytes that are still read (and dropped) so that a chunked upload
+ * over the limit can get its 413 at the end; at least this many, or max_body_bytes if larger. */
+#define DISCARD_MIN ((size_t)1 << 20)
+
+/* File descriptors kept free of connections (see srv_start). */
+#define FD_RESERVE 32
+
+/* Draining ends once no request has been in flight this long (see wait_quiet). */
+#define DRAIN_QUIET_MS 500
+
+typedef struct modelset modelset;
+
 /* One request in flight; freed in on_completed() whatever happens to it. */
 typedef struct req {
     struct srv *s;
+    modelset *set; /* held until on_completed() */
     struct MHD_Connection *conn;
     int route;
     const rnn_model *model;
@@ -67,7 +87,8 @@ typedef struct req {
     /* body */
     char *body;
     size_t len, cap;
-    int wants_body; /* a POST to a forward route: keep the body */
+    size_t received; /* body bytes so far, kept or not */
+    int wants_body;  /* a POST to a forward route: keep the body */
     int v2;         /* an Open Inference Protocol route: errors are {"error": "..."} */
     /* decode + forward + encode for this route: codec_forward or kserve_infer */
     int (*run)(const rnn_model *, const char *, size_t, const codec_limits *, char **, size_t *,
@@ -95,25 +116,113 @@ typedef struct {
     int stop;
 } pool;
 
-struct srv {
-    const cfg_config *cfg;
+/* The models being served and their cached metadata bodies. A request holds a reference from
+ * its first callback to its completion, so a reload can swap in a new set at any moment and the
+ * old one is freed only when its last request is done (PERSISTENT response bodies point in). */
+struct modelset {
+    atomic_long refs;
+    cfg_config *own_cfg; /* the config a reload read (freed with the set); NULL at start */
     rnn_model **models;
     size_t n_models;
     char **meta; /* per model: GET /v1/models/{name} body */
-    char **v2meta;    /* per model: GET /v2/models/{name} body */
-    size_t *v2meta_len;
     size_t *meta_len;
+    char **v2meta; /* per model: GET /v2/models/{name} body */
+    size_t *v2meta_len;
     char *list; /* GET /v1/models body */
     size_t list_len;
+};
+
+struct srv {
+    const cfg_config *cfg; /* server settings; a reload replaces models only */
+    modelset *set;         /* guarded by set_mu */
+    pthread_mutex_t set_mu;
+    pthread_mutex_t reload_mu; /* one reload at a time (SIGHUP and the admin route) */
     struct MHD_Daemon *d;
     MHD_socket quiesced_fd;
     metrics *met;
     pool pool;
+    char *tls_cert, *tls_key; /* PEM text, kept for the daemon's life */
     atomic_int draining;
     atomic_long inflight;
+    atomic_long conns;     /* open connections */
+    unsigned max_conns; /* max_connections, lowered to fit RLIMIT_NOFILE */
     int port;
     codec_limits lim;
 };
+
+/* ---------------------------------------------------------------------------------------------
+ * Model sets */
+
+static void set_free(modelset *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_models; i++) {
+        rnn_model_free(m->models[i]);
+        free(m->meta[i]);
+        free(m->v2meta[i]);
+    }
+    free(m->models);
+    free(m->meta);
+    free(m->meta_len);
+    free(m->v2meta);
+    free(m->v2meta_len);
+    free(m->list);
+    cfg_free(m->own_cfg);
+    free(m);
+}
+
+/* Loads every model of CFG with its metadata bodies. Returns a set holding one reference, or
+ * NULL with the reason in err. */
+static modelset *set_load(const cfg_config *cfg, char *err, size_t errlen)
+{
+    char msg[1024];
+    const rnn_info **infos = NULL;
+    modelset *m = calloc(1, sizeof *m);
+    size_t n = cfg->n_models;
+    if (!m || !(m->models = calloc(n, sizeof *m->models)) ||
+        !(m->meta = calloc(n, sizeof *m->meta)) || !(m->meta_len = calloc(n, sizeof *m->meta_len)) ||
+        !(m->v2meta = calloc(n, sizeof *m->v2meta)) ||
+        !(m->v2meta_len = calloc(n, sizeof *m->v2meta_len)) || !(infos = calloc(n, sizeof *infos)))
+        goto oom;
+    atomic_init(&m->refs, 1);
+    m->n_models = n;
+    for (size_t i = 0; i < n; i++) {
+        if (rnn_model_load(&cfg->models[i], &m->models[i], msg, sizeof msg) < 0) {
+            snprintf(err, errlen, "model \"%s\": %s", cfg->models[i].name, msg);
+            goto fail;
+        }
+        infos[i] = rnn_model_info(m->models[i]);
+        if (!(m->meta[i] = codec_encode_model(infos[i], i == 0, &m->meta_len[i])) ||
+            !(m->v2meta[i] = kserve_model_metadata(infos[i], &m->v2meta_len[i])))
+            goto oom;
+    }
+    if (!(m->list = codec_encode_models(infos, n, &m->list_len)))
+        goto oom;
+    free(infos);
+    return m;
+oom:
+    snprintf(err, errlen, "out of memory loading the models");
+fail:
+    free(infos);
+    set_free(m);
+    return NULL;
+}
+
+static modelset *set_acquire(srv *s)
+{
+    pthread_mutex_lock(&s->set_mu);
+    modelset *m = s->set;
+    atomic_fetch_add(&m->refs, 1);
+    pthread_mutex_unlock(&s->set_mu);
+    return m;
+}
+
+static void set_release(modelset *m)
+{
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1)
+        set_free(m);
+}
 
 /* ---------------------------------------------------------------------------------------------
  * Compute pool */
@@ -280,14 +389,14 @@ static enum MHD_Result respond_static(req *r, int status, const char *body, cons
 /* ---------------------------------------------------------------------------------------------
  * Routing */
 
-static const rnn_model *find_model(srv *s, const char *name, size_t len, size_t *idx)
+static const rnn_model *find_model(const modelset *m, const char *name, size_t len, size_t *idx)
 {
-    for (size_t i = 0; i < s->n_models; i++) {
-        const char *n = rnn_model_info(s->models[i])->name;
+    for (size_t i = 0; i < m->n_models; i++) {
+        const char *n = rnn_model_info(m->models[i])->name;
         if (strlen(n) == len && memcmp(n, name, len) == 0) {
             if (idx)
                 *idx = i;
-            return s->models[i];
+            return m->models[i];
         }
     }
     return NULL;
@@ -296,6 +405,88 @@ static const rnn_model *find_model(srv *s, const char *name, size_t len, size_t 
 static int is_get(const char *m)
 {
     return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+}
+
+/* Compares in time that depends only on the lengths, so that response timing does not reveal
+ * how much of a secret a guess got right. */
+static int secret_eq(const char *given, size_t glen, const char *want)
+{
+    size_t wlen = strlen(want);
+    unsigned char diff = glen != wlen;
+    for (size_t i = 0; i < glen; i++)
+        diff |= (unsigned char)given[i] ^ (unsigned char)want[i < wlen ? i : 0];
+    return diff == 0;
+}
+
+/* The token of an "Authorization: Bearer TOKEN" header, or NULL. */
+static const char *bearer(struct MHD_Connection *c, size_t *len)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    *len = strlen(h);
+    while (*len && h[*len - 1] == ' ')
+        (*len)--;
+    return *len ? h : NULL;
+}
+
+/* Routes that need an API key when server.api_keys is set: the models and their forward
+ * passes. Probes, metrics, the playground and this API's description stay open. */
+static int protected_url(const char *url)
+{
+    return strcmp(url, "/forward") == 0 || strncmp(url, "/v1/models", 10) == 0 ||
+           strncmp(url, "/v2/models/", 11) == 0;
+}
+
+/* Every key is compared, whatever matched, so timing reveals neither which key nor how much. */
+static int api_key_ok(req *r)
+{
+    const cfg_server *cs = &r->s->cfg->server;
+    size_t len = 0;
+    const char *tok = bearer(r->conn, &len);
+    int ok = 0;
+    for (size_t i = 0; tok && i < cs->n_api_keys; i++)
+        ok |= secret_eq(tok, len, cs->api_keys[i]);
+    return ok;
+}
+
+/* POST /v1/admin/reload: reload the config's models (off unless server.admin_token is set). */
+static enum MHD_Result route_admin(req *r)
+{
+    srv *s = r->s;
+    const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"rnnserve-admin\"", NULL};
+    char err[1024];
+    size_t len = 0;
+    r->route = R_ADMIN;
+    if (!s->cfg->server.admin_token)
+        return respond_error(r, 404, NULL, "no route %s (set server.admin_token to enable it)",
+                             r->path);
+    if (strcmp(r->method, "POST") != 0)
+        return respond_405(r, "POST, OPTIONS");
+    const char *tok = bearer(r->conn, &len);
+    if (!tok || !secret_eq(tok, len, s->cfg->server.admin_token))
+        return respond_error(r, 401, challenge,
+                             "reloading needs \"Authorization: Bearer <server.admin_token>\"");
+    if (srv_reload(s, s->cfg->path, err, sizeof err) < 0)
+        return respond_error(r, 500, NULL, "reload failed, still serving the previous models: %s",
+                             err);
+    modelset *m = set_acquire(s);
+    size_t n = 0, cap = 64 + m->n_models * 140;
+    char *body = malloc(cap);
+    if (body) {
+        n = (size_t)snprintf(body, cap, "{\"status\":\"reloaded\",\"models\":[");
+        for (size_t i = 0; i < m->n_models; i++)
+            n += (size_t)snprintf(body + n, cap - n, "%s\"%s\"", i ? "," : "",
+                                  rnn_model_info(m->models[i])->name);
+        n += (size_t)snprintf(body + n, cap - n, "]}");
+    }
+    set_release(m);
+    if (!body)
+        return MHD_NO;
+    return respond_json(r, 200, body, n);
 }
 
 /* The Open Inference Protocol (KServe v2) routes: health, server and model metadata, infer.
@@ -332,7 +523,7 @@ static enum MHD_Result route_v2(req *r, const char *url)
         return respond_error(r, 404, NULL, "no route %s", url);
     }
     r->route = slash && strcmp(slash, "/infer") == 0 ? R_V2_INFER : R_V2_METADATA;
-    if (!(r->model = find_model(s, name, n, &idx)))
+    if (!(r->model = find_model(r->set, name, n, &idx)))
         return respond_error(r, 404, NULL,
                              "model \"%.*s\" not found (GET /v1/models lists the models)", (int)n,
                              name);
@@ -353,7 +544,8 @@ static enum MHD_Result route_v2(req *r, const char *url)
             return MHD_NO;
         return respond(r, draining ? 503 : 200, copy, strlen(copy), 1, "application/json", NULL);
     }
-    return respond(r, 200, s->v2meta[idx], s->v2meta_len[idx], 0, "application/json", NULL);
+    return respond(r, 200, r->set->v2meta[idx], r->set->v2meta_len[idx], 0, "application/json",
+                   NULL);
 }
 
 /* Called on the first access-handler call, once headers are in: routes the request and answers
@@ -375,6 +567,31 @@ static enum MHD_Result start_request(req *r, const char *url)
                                      "GET, POST, OPTIONS",
                                      NULL};
         return respond(r, 204, NULL, 0, 0, NULL, extra);
+    }
+    if (strcmp(url, "/") == 0 && s->cfg->server.playground) {
+        r->route = R_PLAYGROUND;
+        if (!is_get(m))
+            return respond_405(r, "GET, HEAD, OPTIONS");
+        /* The page needs nothing but its inline code and this server's API; the policy makes
+         * the browser refuse anything else, so it cannot be made to load or send elsewhere. */
+        const char *const extra[] = {"Content-Security-Policy",
+                                     "default-src 'none'; script-src 'unsafe-inline'; "
+                                     "style-src 'unsafe-inline'; connect-src 'self'; "
+                                     "img-src data:; base-uri 'none'; form-action 'none'; "
+                                     "frame-ancestors 'none'",
+                                     "X-Content-Type-Options",
+                                     "nosniff",
+                                     "Cache-Control",
+                                     "no-cache",
+                                     NULL};
+        return respond(r, 200, (char *)playground_html, playground_html_len, 0,
+                       "text/html; charset=utf-8", extra);
+    }
+    if (strcmp(url, "/openapi.json") == 0) {
+        r->route = R_OPENAPI;
+        if (!is_get(m))
+            return respond_405(r, "GET, HEAD, OPTIONS");
+        return respond(r, 200, (char *)openapi_json, openapi_json_len, 0, "application/json", NULL);
     }
     if (strcmp(url, "/healthz") == 0) {
         r->route = R_HEALTHZ;
@@ -399,38 +616,48 @@ static enum MHD_Result start_request(req *r, const char *url)
             return respond_error(r, 500, NULL, "out of memory rendering metrics");
         return respond(r, 200, text, len, 1, "text/plain; version=0.0.4; charset=utf-8", NULL);
     }
+    if (s->cfg->server.n_api_keys && protected_url(url) && !api_key_ok(r)) {
+        const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"rnnserve\"", NULL};
+        r->route = strncmp(url, "/v2/", 4) == 0 ? R_V2_INFER : R_FORWARD;
+        r->v2 = strncmp(url, "/v2/", 4) == 0;
+        return respond_error(r, 401, challenge,
+                             "missing or unknown API key: send \"Authorization: Bearer <key>\"");
+    }
     if (strcmp(url, "/v1/models") == 0) {
         r->route = R_MODELS;
         if (!is_get(m))
             return respond_405(r, "GET, HEAD, OPTIONS");
-        return respond(r, 200, s->list, s->list_len, 0, "application/json", NULL);
+        return respond(r, 200, r->set->list, r->set->list_len, 0, "application/json", NULL);
     }
     if (strncmp(url, "/v2", 3) == 0 && (url[3] == '\0' || url[3] == '/'))
         return route_v2(r, url);
+    if (strcmp(url, "/v1/admin/reload") == 0)
+        return route_admin(r);
     r->run = codec_forward;
     if (strcmp(url, "/forward") == 0) {
         r->route = R_FORWARD;
-        r->model = s->models[0];
+        r->model = r->set->models[0];
     } else if (strncmp(url, "/v1/models/", 11) == 0) {
         const char *name = url + 11, *slash = strchr(name, '/');
         size_t idx = 0;
         if (!slash) {
             r->route = R_MODEL;
-            if (!find_model(s, name, strlen(name), &idx))
+            if (!find_model(r->set, name, strlen(name), &idx))
                 return respond_error(r, 404, NULL,
                                      "model \"%s\" not found (GET /v1/models lists "
                                      "the models)",
                                      name);
             if (!is_get(m))
                 return respond_405(r, "GET, HEAD, OPTIONS");
-            return respond(r, 200, s->meta[idx], s->meta_len[idx], 0, "application/json", NULL);
+            return respond(r, 200, r->set->meta[idx], r->set->meta_len[idx], 0,
+                           "application/json", NULL);
         }
         if (strcmp(slash, "/forward") != 0) {
             r->route = R_UNMATCHED;
             return respond_error(r, 404, NULL, "no route %s", url);
         }
         r->route = R_FORWARD;
-        if (!(r->model = find_model(s, name, (size_t)(slash - name), NULL)))
+        if (!(r->model = find_model(r->set, name, (size_t)(slash - name), NULL)))
             return respond_error(r, 404, NULL,
                                  "model \"%.*s\" not found (GET /v1/models lists the models)",
                                  (int)(slash - name), name);
@@ -496,6 +723,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         *con_cls = r; /* freed in on_completed() */
         r->s = s;
+        r->set = set_acquire(s); /* the request runs on the models it started with */
         r->conn = c;
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
         snprintf(r->method, sizeof r->method, "%s", method);
@@ -517,6 +745,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0; /* always consume, or MHD stalls the connection */
+        /* libmicrohttpd 0.9.75 refuses to queue a response before the request is complete, so
+         * a 413 for a chunked upload (or an answer to a body nobody wanted) waits for its end,
+         * and a client that never stops sending would hold the connection forever. Past the
+         * limit plus a margin, it is closed without an answer. */
+        size_t max = s->cfg->server.max_body_bytes;
+        r->received += n;
+        if (r->received > max + (max > DISCARD_MIN ? max : DISCARD_MIN))
+            return MHD_NO;
         if (!r->wants_body || r->too_big)
             return MHD_YES;
         if (r->len + n > s->cfg->server.max_body_bytes) {
@@ -614,10 +850,30 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
             r->stats.steps, toe_name(toe));
     metrics_inflight_add(s->met, -1);
     atomic_fetch_sub(&s->inflight, 1);
+    set_release(r->set);
     free(r->body);
     free(r->resp);
     free(r);
     *con_cls = NULL;
+}
+
+/* Past max_connections a new connection is closed at once: the client learns right away and can
+ * retry or go elsewhere, instead of waiting unaccepted in the backlog (see srv_start). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    srv *s = cls;
+    (void)addr;
+    (void)len;
+    return atomic_load(&s->conns) < (long)s->max_conns ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    srv *s = cls;
+    (void)c;
+    (void)socket_context;
+    atomic_fetch_add(&s->conns, toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -640,48 +896,48 @@ static int ncpu(void)
     return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
+/* Reads a PEM file into a new NUL-terminated buffer; NULL with a message naming KEY and PATH. */
+static char *read_pem(const char *path, const char *key, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        n < (1L << 20) && (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = '\0';
+        fclose(f);
+        if (strstr(buf, "-----BEGIN "))
+            return buf;
+        snprintf(err, errlen, "server.%s: %s is not a PEM file", key, path);
+        free(buf);
+        return NULL;
+    }
+    snprintf(err, errlen, "server.%s: cannot read %s: %s", key, path,
+             f ? (n >= (1L << 20) ? "larger than 1 MB" : strerror(errno)) : strerror(errno));
+    if (f)
+        fclose(f);
+    free(buf);
+    return NULL;
+}
+
 int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
 {
     srv *s = NULL;
     struct addrinfo *ai = NULL;
-    char msg[1024];
     *out = NULL;
 
     if (!(s = calloc(1, sizeof *s)))
         goto oom;
     pthread_mutex_init(&s->pool.mu, NULL);
     pthread_cond_init(&s->pool.cv, NULL);
+    pthread_mutex_init(&s->set_mu, NULL);
+    pthread_mutex_init(&s->reload_mu, NULL);
     s->cfg = cfg;
     s->quiesced_fd = MHD_INVALID_SOCKET;
     s->lim.max_batch = (size_t)cfg->server.max_batch;
     s->lim.max_steps = (size_t)cfg->server.max_steps;
-    s->n_models = cfg->n_models;
-    if (!(s->models = calloc(cfg->n_models, sizeof *s->models)) ||
-        !(s->meta = calloc(cfg->n_models, sizeof *s->meta)) ||
-        !(s->meta_len = calloc(cfg->n_models, sizeof *s->meta_len)) ||
-        !(s->v2meta = calloc(cfg->n_models, sizeof *s->v2meta)) ||
-        !(s->v2meta_len = calloc(cfg->n_models, sizeof *s->v2meta_len)))
-        goto oom;
-    const rnn_info **infos = calloc(cfg->n_models, sizeof *infos);
-    if (!infos)
-        goto oom;
-    for (size_t i = 0; i < cfg->n_models; i++) {
-        if (rnn_model_load(&cfg->models[i], &s->models[i], msg, sizeof msg) < 0) {
-            snprintf(err, errlen, "model \"%s\": %s", cfg->models[i].name, msg);
-            free(infos);
-            goto fail;
-        }
-        infos[i] = rnn_model_info(s->models[i]);
-        if (!(s->meta[i] = codec_encode_model(infos[i], i == 0, &s->meta_len[i])) ||
-            !(s->v2meta[i] = kserve_model_metadata(infos[i], &s->v2meta_len[i]))) {
-            free(infos);
-            goto oom;
-        }
-    }
-    s->list = codec_encode_models(infos, cfg->n_models, &s->list_len);
-    free(infos);
-    if (!s->list)
-        goto oom;
+    if (!(s->set = set_load(cfg, err, errlen)))
+        goto fail;
 
     char build[256];
     snprintf(build, sizeof build, "version=\"%s\",libmicrohttpd=\"%s\"", RNNSERVE_VERSION,
@@ -716,11 +972,49 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned io_threads = (unsigned)ncpu();
+    /* At its connection limit, or out of descriptors (accept() failing), libmicrohttpd stops
+     * accepting, and new clients wait in the kernel's backlog, unanswered, until a connection
+     * ends. So max_connections is enforced by on_accept instead, which closes the excess at
+     * once; libmicrohttpd's own limit is a backstop above it. Both stay below RLIMIT_NOFILE,
+     * less FD_RESERVE for everything else (listening socket, epoll sets, files a reload opens). */
+    s->max_conns = (unsigned)cfg->server.max_connections;
+    unsigned max_conn = 2 * s->max_conns;
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+        unsigned room = nofile.rlim_cur > FD_RESERVE ? (unsigned)(nofile.rlim_cur - FD_RESERVE) : 1;
+        if (s->max_conns > room) {
+            fprintf(stderr,
+                    "rnnserve: max_connections %u lowered to %u: the process may open only %llu "
+                    "files (ulimit -n)\n",
+                    s->max_conns, room, (unsigned long long)nofile.rlim_cur);
+            s->max_conns = room;
+        }
+        if (max_conn > room + FD_RESERVE / 2)
+            max_conn = room + FD_RESERVE / 2;
+    }
+    /* HTTPS through libmicrohttpd's GnuTLS: the PEM files are read here so that a bad path
+     * fails at start, naming it. */
+    struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
+    if (cfg->server.tls_cert) {
+        if (!(s->tls_cert = read_pem(cfg->server.tls_cert, "tls_cert", err, errlen)) ||
+            !(s->tls_key = read_pem(cfg->server.tls_key, "tls_key", err, errlen)))
+            goto fail;
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, errlen, "server.tls_cert: this libmicrohttpd has no TLS support");
+            goto fail;
+        }
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+        tls[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
     s->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        flags, 0, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->server.timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->server.max_connections,
+        MHD_OPTION_CONNECTION_LIMIT, max_conn,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned int)1024, io_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
         io_threads, MHD_OPTION_END);
@@ -775,6 +1069,51 @@ long srv_wait_idle(srv *s, int timeout_ms)
     return atomic_load(&s->inflight);
 }
 
+/* After the last request in flight, a kept-alive connection may still carry a next request that
+ * its client sent before any answer could tell it "Connection: close": stopping at once would
+ * drop it unanswered. Waits until every connection has closed, or no request has been in flight
+ * for DRAIN_QUIET_MS, or DEADLINE_MS has passed. */
+static void wait_quiet(srv *s, int deadline_ms)
+{
+    struct timespec nap = {0, 10 * 1000 * 1000};
+    int quiet = 0;
+    for (int waited = 0; waited < deadline_ms && quiet < DRAIN_QUIET_MS; waited += 10) {
+        if (atomic_load(&s->conns) == 0)
+            return;
+        quiet = atomic_load(&s->inflight) ? 0 : quiet + 10;
+        nanosleep(&nap, NULL);
+    }
+}
+
+int srv_reload(srv *s, const char *config_path, char *err, size_t errlen)
+{
+    cfg_config *cfg = NULL;
+    char msg[1024];
+    int rc = -1;
+    pthread_mutex_lock(&s->reload_mu);
+    if (cfg_load_file(config_path, &cfg, msg, sizeof msg) < 0) {
+        snprintf(err, errlen, "%s", msg);
+        goto done;
+    }
+    /* Everything is loaded and checked before anything is swapped: on any error the old models
+     * keep serving. */
+    modelset *m = set_load(cfg, err, errlen);
+    if (!m) {
+        cfg_free(cfg);
+        goto done;
+    }
+    m->own_cfg = cfg;
+    pthread_mutex_lock(&s->set_mu);
+    modelset *old = s->set;
+    s->set = m;
+    pthread_mutex_unlock(&s->set_mu);
+    set_release(old); /* freed when its last in-flight request completes */
+    rc = 0;
+done:
+    pthread_mutex_unlock(&s->reload_mu);
+    return rc;
+}
+
 void srv_stop(srv *s)
 {
     if (!s)
@@ -789,19 +1128,11 @@ void srv_stop(srv *s)
     free(s->pool.th);
     pthread_mutex_destroy(&s->pool.mu);
     pthread_cond_destroy(&s->pool.cv);
-    for (size_t i = 0; s->models && i < s->n_models; i++) {
-        rnn_model_free(s->models[i]);
-        if (s->meta)
-            free(s->meta[i]);
-        if (s->v2meta)
-            free(s->v2meta[i]);
-    }
-    free(s->models);
-    free(s->meta);
-    free(s->meta_len);
-    free(s->v2meta);
-    free(s->v2meta_len);
-    free(s->list);
+    set_release(s->set);
+    free(s->tls_cert);
+    free(s->tls_key);
+    pthread_mutex_destroy(&s->set_mu);
+    pthread_mutex_destroy(&s->reload_mu);
     metrics_free(s->met);
     free(s);
 }
@@ -838,6 +1169,7 @@ int srv_main(const char *config_path, const srv_overrides *o)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     if (srv_start(cfg, &s, err, sizeof err) < 0) {
@@ -847,25 +1179,47 @@ int srv_main(const char *config_path, const srv_overrides *o)
     }
     for (size_t i = 0; i < cfg->n_models; i++) {
         char line[256];
-        rnn_info_summary(rnn_model_info(s->models[i]), line, sizeof line);
+        rnn_info_summary(rnn_model_info(s->set->models[i]), line, sizeof line);
         fprintf(stderr, "rnnserve: model %s: %s%s\n", cfg->models[i].name, line,
                 i == 0 ? " [default: POST /forward]" : "");
     }
     int compute = cfg->server.threads > 0 ? cfg->server.threads : ncpu();
     const char *host = cfg->server.host;
     int v6 = strchr(host, ':') != NULL;
-    fprintf(stderr, "rnnserve: listening on http://%s%s%s:%d (%d compute threads)\n", v6 ? "[" : "",
-            host, v6 ? "]" : "", s->port, compute);
+    fprintf(stderr, "rnnserve: listening on %s://%s%s%s:%d (%d compute threads)\n",
+            cfg->server.tls_cert ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "", s->port,
+            compute);
 
     int sig = 0;
-    sigwait(&set, &sig);
+    /* SIGHUP reloads the models (server settings need a restart); SIGTERM/SIGINT drain. */
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+        if (srv_reload(s, config_path, err, sizeof err) < 0) {
+            fprintf(stderr, "rnnserve: SIGHUP: reload failed, still serving the previous models: %s\n",
+                    err);
+            continue;
+        }
+        modelset *m = set_acquire(s);
+        for (size_t i = 0; i < m->n_models; i++) {
+            char line[256];
+            rnn_info_summary(rnn_model_info(m->models[i]), line, sizeof line);
+            fprintf(stderr, "rnnserve: SIGHUP: reloaded model %s: %s\n",
+                    rnn_model_info(m->models[i])->name, line);
+        }
+        set_release(m);
+    }
     fprintf(stderr, "rnnserve: %s received, draining (up to %d s)\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->server.timeout_s);
     srv_drain(s);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     long left = srv_wait_idle(s, cfg->server.timeout_s * 1000);
     if (left)
         fprintf(stderr, "rnnserve: %ld request(s) still open after %d s, closing them\n", left,
                 cfg->server.timeout_s);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!left)
+        wait_quiet(s, cfg->server.timeout_s * 1000 - (int)((t1.tv_sec - t0.tv_sec) * 1000 +
+                                                           (t1.tv_nsec - t0.tv_nsec) / 1000000));
     srv_stop(s);
     cfg_free(cfg);
     fprintf(stderr, "rnnserve: stopped\n");

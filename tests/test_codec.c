@@ -4,6 +4,7 @@
 #include "rnnserve/codec.h"
 #include "rnnserve/config.h"
 #include "rnnserve/engine.h"
+#include "rnnserve/floatfmt.h"
 #include "rnnserve/model.h"
 #include "testutil.h"
 
@@ -12,13 +13,29 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define ERRLEN 1024
 
 static const codec_limits LIM = {1024, 100000};
+/* Under valgrind (make valgrind) the sweeps run a fifth of their iterations: memcheck learns
+ * nothing new from the rest, and CI's time is shared. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define SWEEP_DIVISOR (RUNNING_ON_VALGRIND ? 5 : 1)
+#endif
+#endif
+#ifndef SWEEP_DIVISOR
+#define SWEEP_DIVISOR 1
+#endif
+/* Requests the differential suite compares (a quarter of them mutated). */
+#define DIFF_REQUESTS 60000
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -36,8 +53,17 @@ static char *dq(const char *text)
 /* What codec needs to know of a model, without loading one. */
 static rnn_info info_of(cfg_type type, int I, int H, int L, int D)
 {
-    rnn_info in = {"m",  type, CFG_TANH, I, H, L, D, type == CFG_LSTM ? 4 : type == CFG_GRU ? 3 : 1,
-                   true, 0};
+    rnn_info in = {.name = "m",
+                   .type = type,
+                   .nonlinearity = CFG_TANH,
+                   .input_size = I,
+                   .hidden_size = H,
+                   .num_layers = L,
+                   .num_directions = D,
+                   .gates = type == CFG_LSTM  ? 4
+                            : type == CFG_GRU ? 3
+                                              : 1,
+                   .bias = true};
     return in;
 }
 
@@ -279,7 +305,9 @@ START_TEST(test_float32_extremes_are_accepted)
     /* FLT_MAX exactly, and its shortest decimal form, which lies above it but rounds to it */
     rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
     codec_request *r = decode_ok("{'inputs': [[340282346638528859811704183484516925440,"
-                                 " 3.4028235e38, -3.40282347e+38, 1.17549435e-38, 1e-45]]}",
+                                 " 3.4028235e38, -3.40282347e+38, 1.17549435e-38, 1e-45,"
+                                 " 340282356779733661637539395458142568447,"
+                                 " 3.4028235677973366e38]]}",
                                  &in);
     const rnn_batch *b = codec_request_batch(r);
     ck_assert(b->x[0] == FLT_MAX);
@@ -287,6 +315,11 @@ START_TEST(test_float32_extremes_are_accepted)
     ck_assert(b->x[2] == -FLT_MAX);
     ck_assert(b->x[3] == FLT_MIN);
     ck_assert(b->x[4] > 0);
+    /* Just below the halfway point to 2^128: FLT_MAX, as strtof reads it. The second is the
+     * double nearest that point; reading through a double rounded it up to the point and then
+     * to infinity (a 400 before this decoder). */
+    ck_assert(b->x[5] == FLT_MAX);
+    ck_assert(b->x[6] == FLT_MAX);
     codec_request_free(r);
 }
 END_TEST
@@ -383,6 +416,54 @@ START_TEST(test_limits_are_inclusive)
     codec_request *r = decode_ok_lim("{'inputs': [[1, 2, 3], [4, 5, 6]]}", &in, &lim);
     ck_assert_uint_eq(codec_request_steps(r), 6);
     codec_request_free(r);
+}
+END_TEST
+
+START_TEST(test_a_16_mib_body_costs_little_more_than_its_floats)
+{
+    /* The decoder keeps 4 bytes a number and no DOM: peak RSS grows by about the floats
+     * (jansson's tree cost ~60 MB here). Rows of 32 shortest floats, as the M benchmark's. */
+    enum { I = 32, T = 1000 };
+    const size_t cap = (16u << 20) + 4096;
+    char *body = malloc(cap);
+    ck_assert_ptr_nonnull(body);
+    size_t n = (size_t)sprintf(body, "{\"inputs\": [");
+    uint32_t state = 1;
+    size_t numbers = 0, B = 0;
+    while (n < (16u << 20) - (size_t)T * I * 17) {
+        body[n++] = B++ ? ',' : '[';
+        if (B > 1)
+            body[n++] = '[';
+        for (int t = 0; t < T; t++) {
+            body[n++] = t ? ',' : '[';
+            if (t)
+                body[n++] = '[';
+            for (int k = 0; k < I; k++) {
+                if (k)
+                    body[n++] = ',';
+                state = state * 1664525u + 1013904223u;
+                n += ff_format_f32((float)(state >> 8) / (float)(1u << 23) - 1.0f, body + n);
+            }
+            body[n++] = ']';
+        }
+        body[n++] = ']';
+        numbers += (size_t)T * I;
+    }
+    n += (size_t)sprintf(body + n, "]}");
+    rnn_info in = info_of(CFG_RNN, I, 2, 1, 1);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    codec_request *r = NULL;
+    codec_error e = {0, ""};
+    ck_assert_msg(codec_decode_request(body, n, &in, &LIM, &r, &e) == 0, "%s", e.message);
+    getrusage(RUSAGE_SELF, &after);
+    ck_assert_uint_eq(codec_request_steps(r), B * T);
+    const double grew = (double)(after.ru_maxrss - before.ru_maxrss) * 1024.0;
+    ck_assert_msg(grew < 3.0 * (double)(numbers * sizeof(float)),
+                  "decoding %zu bytes (%zu numbers) grew peak RSS by %.1f MB", n, numbers,
+                  grew / 1e6);
+    codec_request_free(r);
+    free(body);
 }
 END_TEST
 
@@ -507,8 +588,12 @@ START_TEST(test_value_not_representable_as_float32_is_400)
     rnn_info in = info_of(CFG_RNN, 2, 2, 1, 1);
     expect("{'inputs': [[[1, 1e39]]]}", &in, 400, "inputs[0][0][1]", "float32", NULL);
     expect("{'inputs': [[[-1e39, 0]]]}", &in, 400, "inputs[0][0][0]", "float32", NULL);
-    /* the halfway point between FLT_MAX and 2^128 already rounds to infinity */
-    expect("{'inputs': [[[3.4028235677973366e38, 0]]]}", &in, 400, "inputs[0][0][0]", NULL);
+    /* the halfway point between FLT_MAX and 2^128, written exactly, already rounds to infinity
+     * (a tie, and FLT_MAX's mantissa is odd) */
+    expect("{'inputs': [[[340282356779733661637539395458142568448, 0]]]}", &in, 400,
+           "inputs[0][0][0]: 3.40282e+38 is not representable as float32", NULL);
+    expect("{'inputs': [[[0, -3.40282356779733661637539395458142568448e38]]]}", &in, 400,
+           "inputs[0][0][1]: -3.40282e+38 is not representable as float32", NULL);
     expect("{'inputs': [[[0, 1e400]]]}", &in, 400, NULL);
     rnn_info big = info_of(CFG_RNN, 1, 1, 1, 1);
     expect("{'inputs': [[1, 2, 1e39]]}", &big, 400, "inputs[0][2]", "float32", NULL);
@@ -628,7 +713,7 @@ START_TEST(test_response_shape_for_a_ragged_batch)
     codec_request *r = decode_ok(RAGGED, &in);
     float outputs[] = {0.5f, -1.25f, 2, 3, 1e-7f, -4e20f};
     float hidden[] = {2, 3, 0, 0, 1e-7f, -4e20f};
-    rnn_result res = {outputs, hidden, NULL};
+    rnn_result res = {.outputs = outputs, .hidden = hidden};
     char *out = NULL;
     size_t len = 0;
     codec_error e = {0, ""};
@@ -672,7 +757,8 @@ START_TEST(test_lstm_response_has_cell_and_others_do_not)
         rnn_info in = info_of(types[k], 1, 2, 1, 1);
         codec_request *r = decode_ok(RAGGED, &in);
         float outputs[6] = {0}, hidden[6] = {0}, cell[6] = {0};
-        rnn_result res = {outputs, hidden, types[k] == CFG_LSTM ? cell : NULL};
+        rnn_result res = {
+            .outputs = outputs, .hidden = hidden, .cell = types[k] == CFG_LSTM ? cell : NULL};
         char *out = NULL;
         size_t len = 0;
         codec_error e = {0, ""};
@@ -702,7 +788,7 @@ START_TEST(test_return_subset_leaves_parts_out)
     rnn_info in = info_of(CFG_LSTM, 1, 2, 1, 1);
     codec_request *r = decode_ok("{'inputs': [[1, 2], [], [3]], 'return': ['cell']}", &in);
     float outputs[6] = {0}, hidden[6] = {0}, cell[6] = {1, 2, 3, 4, 5, 6};
-    rnn_result res = {outputs, hidden, cell};
+    rnn_result res = {.outputs = outputs, .hidden = hidden, .cell = cell};
     char *out = NULL;
     size_t len = 0;
     codec_error e = {0, ""};
@@ -726,7 +812,7 @@ START_TEST(test_precision_rounds_printed_values)
         snprintf(text, sizeof text, "{'inputs': [[1, 2]], 'precision': %d}", p);
         codec_request *r = decode_ok(text, &in);
         float hidden[3] = {vals[3], vals[4], vals[5]};
-        rnn_result res = {(float *)vals, hidden, NULL};
+        rnn_result res = {.outputs = (float *)vals, .hidden = hidden};
         char *out = NULL;
         size_t len = 0;
         codec_error e = {0, ""};
@@ -764,7 +850,7 @@ static void expect_non_finite(cfg_type type, float *outputs, float *hidden, floa
 {
     rnn_info in = info_of(type, 1, 2, 1, 1);
     codec_request *r = decode_ok(RAGGED, &in);
-    rnn_result res = {outputs, hidden, cell};
+    rnn_result res = {.outputs = outputs, .hidden = hidden, .cell = cell};
     char *out = (char *)&out;
     size_t len = 0;
     codec_error e = {0, ""};
@@ -1054,6 +1140,669 @@ START_TEST(test_diverging_relu_model_is_422)
 }
 END_TEST
 
+/* ---- differential: the decoder against the one it replaced ------------------------------------ *
+ *
+ * ref_decode is the jansson-based decoder this codec had before its one-pass reader (verbatim but
+ * for names): it parses with json_loadb(JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL) and
+ * then checks the document. Generated requests, right and wrong in every way the checks know,
+ * and mutated ones, must get the same status and the same message from both (for malformed JSON,
+ * both must say so; the position wording is the reader's own), and when accepted the same batch,
+ * bit for bit. Two known differences are counted, not failed: jansson's NUL quirk (see
+ * test_jsonscan.c), and numbers where a double rounds differently than float32 does (none are
+ * generated: the reference reads numbers through a double, then to float; that double rounding is
+ * what test_jsonnum checks the new reader against strtof for). */
+
+typedef struct {
+    rnn_batch batch;
+    int32_t *lengths;
+    float *x, *h0, *c0;
+    size_t steps;
+    unsigned parts;
+    int precision;
+} ref_request;
+
+static void ref_request_free(ref_request *r)
+{
+    if (!r)
+        return;
+    free(r->lengths);
+    free(r->x);
+    free(r->h0);
+    free(r->c0);
+    free(r);
+}
+
+static int ref_fail(codec_error *e, int status, const char *fmt, ...)
+{
+    va_list ap;
+    e->status = status;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static const char *ref_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "a value";
+}
+
+/* A JSON number as float32; PATH is the JSON path for the message. */
+static int ref_to_f32(const json_t *v, const char *path, float *out, codec_error *e)
+{
+    if (!json_is_number(v))
+        return ref_fail(e, 400, "%s: expected a number, got %s", path, ref_kind(v));
+    double d = json_number_value(v);
+    /* Decimal forms of FLT_MAX ("3.4028235e38") lie a little above it and still round to it;
+     * from halfway to the next power of two (2^128 - 2^103) on, float32 rounds to infinity. */
+    if (!isfinite(d) || fabs(d) >= 0x1.ffffffp127)
+        return ref_fail(e, 400, "%s: %g is not representable as float32", path, d);
+    *out = d > FLT_MAX ? FLT_MAX : d < -FLT_MAX ? -FLT_MAX : (float)d;
+    return 0;
+}
+
+/* Reads a row of N numbers (ROW must be an array of exactly N numbers) into dst. */
+static int ref_read_row(const json_t *row, size_t n, const char *path, float *dst, codec_error *e)
+{
+    char p[256];
+    if (!json_is_array(row))
+        return ref_fail(e, 400, "%s: expected an array of %zu numbers, got %s", path, n,
+                        ref_kind(row));
+    if (json_array_size(row) != n)
+        return ref_fail(e, 400, "%s: expected %zu number%s, got %zu", path, n, n == 1 ? "" : "s",
+                        json_array_size(row));
+    for (size_t k = 0; k < n; k++) {
+        snprintf(p, sizeof p, "%s[%zu]", path, k);
+        if (ref_to_f32(json_array_get(row, k), p, &dst[k], e) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* "h0" / "c0": per sequence, L*D rows of H numbers, into (B, L*D, H). */
+static int ref_read_state(const json_t *v, const char *name, const rnn_info *info, size_t B,
+                          float **out, codec_error *e)
+{
+    const size_t LD = (size_t)(info->num_layers * info->num_directions);
+    const size_t H = (size_t)info->hidden_size;
+    char p[256];
+    if (!json_is_array(v))
+        return ref_fail(e, 400, "%s: expected an array with one entry per sequence, got %s", name,
+                        ref_kind(v));
+    if (json_array_size(v) != B)
+        return ref_fail(e, 400, "%s: expected %zu entries (one per sequence in inputs), got %zu",
+                        name, B, json_array_size(v));
+    float *buf = malloc(B * LD * H * sizeof(float));
+    if (!buf)
+        return ref_fail(e, 500, "%s: out of memory", name);
+    *out = buf;
+    for (size_t i = 0; i < B; i++) {
+        json_t *seq = json_array_get(v, i);
+        snprintf(p, sizeof p, "%s[%zu]", name, i);
+        if (!json_is_array(seq))
+            return ref_fail(e, 400,
+                            "%s: expected %zu rows (num_layers*num_directions) of %zu numbers, "
+                            "got %s",
+                            p, LD, H, ref_kind(seq));
+        if (json_array_size(seq) != LD)
+            return ref_fail(e, 400, "%s: expected %zu rows (num_layers*num_directions), got %zu", p,
+                            LD, json_array_size(seq));
+        for (size_t r = 0; r < LD; r++) {
+            snprintf(p, sizeof p, "%s[%zu][%zu]", name, i, r);
+            if (ref_read_row(json_array_get(seq, r), H, p, buf + (i * LD + r) * H, e) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int ref_read_parts(const json_t *v, const rnn_info *info, unsigned *parts, codec_error *e)
+{
+    if (!json_is_array(v))
+        return ref_fail(e, 400,
+                        "return: expected an array of \"outputs\", \"hidden\", \"cell\", got %s",
+                        ref_kind(v));
+    *parts = 0;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *s = json_array_get(v, i);
+        const char *name = json_string_value(s);
+        if (!name)
+            return ref_fail(e, 400, "return[%zu]: expected a string, got %s", i, ref_kind(s));
+        if (strcmp(name, "outputs") == 0)
+            *parts |= CODEC_OUTPUTS;
+        else if (strcmp(name, "hidden") == 0)
+            *parts |= CODEC_HIDDEN;
+        else if (strcmp(name, "cell") == 0 && info->type == CFG_LSTM)
+            *parts |= CODEC_CELL;
+        else if (strcmp(name, "cell") == 0)
+            return ref_fail(e, 400, "return[%zu]: \"cell\" exists for lstm models only", i);
+        else
+            return ref_fail(
+                e, 400,
+                "return[%zu]: \"%s\" is not a part of the response (expected \"outputs\", "
+                "\"hidden\" or \"cell\")",
+                i, name);
+    }
+    return 0;
+}
+
+static int ref_decode(const char *body, size_t len, const rnn_info *info, const codec_limits *lim,
+                      ref_request **out, codec_error *e)
+{
+    json_error_t jerr;
+    json_t *root = NULL;
+    ref_request *r = NULL;
+    const size_t I = (size_t)info->input_size;
+    char p[256];
+    *out = NULL;
+
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+    if (!root) {
+        if (len == 0)
+            ref_fail(e, 400, "empty request body (expected a JSON object with \"inputs\")");
+        else
+            ref_fail(e, 400, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
+                     jerr.text);
+        goto fail;
+    }
+    if (!json_is_object(root)) {
+        ref_fail(e, 400, "request body: expected a JSON object with \"inputs\", got %s",
+                 ref_kind(root));
+        goto fail;
+    }
+    if (!(r = calloc(1, sizeof *r))) {
+        ref_fail(e, 500, "out of memory");
+        goto fail;
+    }
+    r->parts = CODEC_OUTPUTS | CODEC_HIDDEN | (info->type == CFG_LSTM ? CODEC_CELL : 0);
+    r->precision = 9;
+
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val)
+    {
+        if (strcmp(key, "inputs") && strcmp(key, "h0") && strcmp(key, "c0") &&
+            strcmp(key, "return") && strcmp(key, "precision")) {
+            ref_fail(e, 400,
+                     "%s: unknown field (expected \"inputs\", \"h0\", \"c0\", \"return\", "
+                     "\"precision\")",
+                     key);
+            goto fail;
+        }
+    }
+
+    json_t *inputs = json_object_get(root, "inputs");
+    if (!inputs) {
+        ref_fail(e, 400, "inputs: missing (expected an array of sequences)");
+        goto fail;
+    }
+    if (!json_is_array(inputs)) {
+        ref_fail(e, 400, "inputs: expected an array of sequences, got %s", ref_kind(inputs));
+        goto fail;
+    }
+    const size_t B = json_array_size(inputs);
+    if (B == 0) {
+        ref_fail(e, 400, "inputs: expected at least one sequence, got an empty array");
+        goto fail;
+    }
+    if (B > lim->max_batch) {
+        ref_fail(e, 413, "inputs: %zu sequences exceed max_batch %zu", B, lim->max_batch);
+        goto fail;
+    }
+
+    /* First pass: shapes and lengths, so x is allocated once. */
+    if (!(r->lengths = malloc(B * sizeof *r->lengths))) {
+        ref_fail(e, 500, "out of memory");
+        goto fail;
+    }
+    size_t N = 0;
+    for (size_t i = 0; i < B; i++) {
+        json_t *seq = json_array_get(inputs, i);
+        if (!json_is_array(seq)) {
+            ref_fail(e, 400, "inputs[%zu]: expected an array of steps, got %s", i, ref_kind(seq));
+            goto fail;
+        }
+        size_t T = json_array_size(seq);
+        if (T > lim->max_steps) {
+            ref_fail(e, 413, "inputs[%zu]: %zu steps exceed max_steps %zu", i, T, lim->max_steps);
+            goto fail;
+        }
+        r->lengths[i] = (int32_t)T;
+        N += T;
+    }
+    if (!(r->x = malloc((N ? N : 1) * I * sizeof(float)))) {
+        ref_fail(e, 500, "out of memory for %zu steps", N);
+        goto fail;
+    }
+    float *x = r->x;
+    for (size_t i = 0; i < B; i++) {
+        json_t *seq = json_array_get(inputs, i);
+        for (size_t t = 0; t < (size_t)r->lengths[i]; t++, x += I) {
+            json_t *step = json_array_get(seq, t);
+            snprintf(p, sizeof p, "inputs[%zu][%zu]", i, t);
+            /* input_size 1: a bare number per step reads as a one-element step */
+            if (I == 1 && json_is_number(step)) {
+                if (ref_to_f32(step, p, x, e) < 0)
+                    goto fail;
+                continue;
+            }
+            if (!json_is_array(step)) {
+                if (I == 1)
+                    ref_fail(e, 400, "%s: expected a number or an array of 1 number, got %s", p,
+                             ref_kind(step));
+                else
+                    ref_fail(e, 400, "%s: expected an array of %zu numbers, got %s", p, I,
+                             ref_kind(step));
+                goto fail;
+            }
+            if (ref_read_row(step, I, p, x, e) < 0)
+                goto fail;
+        }
+    }
+    r->steps = N;
+
+    json_t *h0 = json_object_get(root, "h0");
+    if (h0 && !json_is_null(h0) && ref_read_state(h0, "h0", info, B, &r->h0, e) < 0)
+        goto fail;
+    json_t *c0 = json_object_get(root, "c0");
+    if (c0 && !json_is_null(c0)) {
+        if (info->type != CFG_LSTM) {
+            ref_fail(e, 400, "c0: only lstm models have a cell state (this model is %s)",
+                     cfg_type_name(info->type));
+            goto fail;
+        }
+        if (ref_read_state(c0, "c0", info, B, &r->c0, e) < 0)
+            goto fail;
+    }
+    json_t *ret = json_object_get(root, "return");
+    if (ret && ref_read_parts(ret, info, &r->parts, e) < 0)
+        goto fail;
+    json_t *prec = json_object_get(root, "precision");
+    if (prec) {
+        double d = json_number_value(prec);
+        if (!json_is_number(prec) || d != floor(d) || d < 1 || d > 9) {
+            ref_fail(e, 400, "precision: expected an integer from 1 to 9 (significant digits)");
+            goto fail;
+        }
+        r->precision = (int)d;
+    }
+
+    r->batch.batch = B;
+    r->batch.lengths = r->lengths;
+    r->batch.x = r->x;
+    r->batch.h0 = r->h0;
+    r->batch.c0 = r->c0;
+    json_decref(root);
+    *out = r;
+    return 0;
+
+fail:
+    json_decref(root);
+    ref_request_free(r);
+    return -1;
+}
+
+typedef struct {
+    char *b;
+    size_t n, cap;
+    uint64_t s;
+    unsigned noise; /* wrong values come 1 in noise times as often as usual; 0: none */
+} rgen;
+
+static uint64_t rg_rnd(rgen *g)
+{
+    g->s ^= g->s << 13;
+    g->s ^= g->s >> 7;
+    g->s ^= g->s << 17;
+    return g->s;
+}
+
+/* 1 in N. */
+static bool rg_one_in(rgen *g, unsigned n)
+{
+    return rg_rnd(g) % n == 0;
+}
+
+/* 1 in N times the request's noise: for the mistakes, which clean requests never make. */
+static bool rg_mistake(rgen *g, unsigned n)
+{
+    return g->noise && rg_rnd(g) % (n * g->noise) == 0;
+}
+
+static void rg_puts(rgen *g, const char *s)
+{
+    const size_t n = strlen(s);
+    if (g->n + n <= g->cap) {
+        memcpy(g->b + g->n, s, n);
+        g->n += n;
+    }
+}
+
+static void rg_number(rgen *g)
+{
+    static const char *const odd[] = {"1e39",  "-1e39", "3.4028235e38", "-3.4028236e38",
+                                      "1e-46", "-0",    "1e400",        "01",
+                                      "1.",    "0.5e",  "NaN",          "12345678901234"};
+    char num[48];
+    if (rg_mistake(g, 40)) {
+        rg_puts(g, odd[rg_rnd(g) % (sizeof odd / sizeof odd[0])]);
+        return;
+    }
+    const double v = ((double)(rg_rnd(g) >> 11) / 9007199254740992.0 * 2 - 1);
+    snprintf(num, sizeof num,
+             rg_one_in(g, 3)   ? "%.9g"
+             : rg_one_in(g, 2) ? "%.4g"
+                               : "%.8e",
+             rg_one_in(g, 10) ? v * 1e6 : v);
+    rg_puts(g, num);
+}
+
+/* A value where a number or a row was expected: the wrong kinds the checks name. */
+static void rg_wrong(rgen *g)
+{
+    static const char *const w[] = {"\"x\"",      "null", "true",  "false", "{}",
+                                    "{\"a\": 1}", "[]",   "[[1]]", "1",     "\"\\u0041\""};
+    rg_puts(g, w[rg_rnd(g) % (sizeof w / sizeof w[0])]);
+}
+
+/* An array of about N numbers (sometimes one more or less, sometimes a wrong element). */
+static void rg_row(rgen *g, size_t n)
+{
+    size_t k = n;
+    if (rg_mistake(g, 25))
+        k = rg_rnd(g) % 2 ? k + 1 : k > 0 ? k - 1 : 0;
+    rg_puts(g, "[");
+    for (size_t i = 0; i < k; i++) {
+        if (i)
+            rg_puts(g, rg_one_in(g, 2) ? ", " : ",");
+        if (rg_mistake(g, 60))
+            rg_wrong(g);
+        else
+            rg_number(g);
+    }
+    rg_puts(g, "]");
+}
+
+/* "inputs" of about B sequences of up to T steps of I numbers. */
+static void rg_inputs(rgen *g, size_t B, size_t T, size_t I)
+{
+    rg_puts(g, "[");
+    for (size_t i = 0; i < B; i++) {
+        if (i)
+            rg_puts(g, ", ");
+        if (rg_mistake(g, 40)) {
+            rg_wrong(g);
+            continue;
+        }
+        rg_puts(g, "[");
+        const size_t steps = rg_rnd(g) % (T + 1);
+        for (size_t t = 0; t < steps; t++) {
+            if (t)
+                rg_puts(g, ", ");
+            if (I == 1 && rg_one_in(g, 2))
+                rg_number(g); /* a bare number */
+            else if (rg_mistake(g, 50))
+                rg_wrong(g);
+            else
+                rg_row(g, I);
+        }
+        rg_puts(g, "]");
+    }
+    rg_puts(g, "]");
+}
+
+/* "h0" / "c0": about B entries of about LD rows of H numbers. */
+static void rg_state(rgen *g, size_t B, size_t LD, size_t H)
+{
+    if (rg_one_in(g, 15)) {
+        rg_puts(g, rg_one_in(g, 2) || !g->noise ? "null" : "{}");
+        return;
+    }
+    const size_t entries = !rg_mistake(g, 8) ? B : rg_rnd(g) % 2 ? B + 1 : B > 0 ? B - 1 : 0;
+    rg_puts(g, "[");
+    for (size_t e = 0; e < entries; e++) {
+        if (e)
+            rg_puts(g, ", ");
+        if (rg_mistake(g, 30)) {
+            rg_wrong(g);
+            continue;
+        }
+        const size_t rows = !rg_mistake(g, 10) ? LD : rg_rnd(g) % 2 ? LD + 1 : LD - 1;
+        rg_puts(g, "[");
+        for (size_t r = 0; r < rows; r++) {
+            if (r)
+                rg_puts(g, ", ");
+            rg_row(g, H);
+        }
+        rg_puts(g, "]");
+    }
+    rg_puts(g, "]");
+}
+
+static void rg_field(rgen *g, int which, const rnn_info *in, size_t B)
+{
+    static const char *const keys[] = {"\"inputs\"", "\"h0\"",        "\"c0\"",
+                                       "\"return\"", "\"precision\"", "\"inp\\u0075ts\"",
+                                       "\"extra\"",  "\"H0\""};
+    static const char *const parts[] = {"\"outputs\"",      "\"hidden\"", "\"cell\"", "\"Hidden\"",
+                                        "\"h\\u0069dden\"", "3",          "null",     "\"\""};
+    static const char *const precs[] = {"1",     "4",    "9",   "3.0",
+                                        "30e-1", "0",    "10",  "2.5",
+                                        "\"3\"", "null", "1e9", "9.0000000000000001",
+                                        "[3]",   "-1"};
+    const size_t LD = (size_t)(in->num_layers * in->num_directions), H = (size_t)in->hidden_size;
+    rg_puts(g, keys[which]);
+    rg_puts(g, rg_one_in(g, 2) ? ": " : ":");
+    switch (which) {
+    case 0:
+    case 5:
+        if (rg_mistake(g, 30))
+            rg_wrong(g);
+        else
+            rg_inputs(g, B, 7, (size_t)in->input_size);
+        break;
+    case 1:
+    case 2:
+        rg_state(g, B, LD, H);
+        break;
+    case 3:
+        if (rg_mistake(g, 10)) {
+            rg_wrong(g);
+            break;
+        }
+        rg_puts(g, "[");
+        for (size_t i = 0, n = rg_rnd(g) % 4; i < n; i++) {
+            if (i)
+                rg_puts(g, ", ");
+            rg_puts(g, parts[rg_mistake(g, 5) ? rg_rnd(g) % 8 : rg_rnd(g) % 3]);
+        }
+        rg_puts(g, "]");
+        break;
+    case 4:
+        rg_puts(g, precs[rg_rnd(g) % (g->noise ? sizeof precs / sizeof precs[0] : 5)]);
+        break;
+    default:
+        rg_wrong(g);
+    }
+}
+
+/* A request for IN: the fields in a random order, some left out, now and then repeated or
+ * unknown, with batches of up to 5 sequences (limits of 4 and 6, so both are crossed). */
+static void rg_request(rgen *g, const rnn_info *in)
+{
+    const size_t B = rg_rnd(g) % 6;
+    if (rg_mistake(g, 40)) {
+        rg_inputs(g, B, 3, (size_t)in->input_size); /* an array at the top */
+        return;
+    }
+    int order[5] = {0, 1, 2, 3, 4};
+    for (int i = 4; i > 0; i--) {
+        const int j = (int)(rg_rnd(g) % (uint64_t)(i + 1)), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    rg_puts(g, "{");
+    bool any = false;
+    for (int i = 0; i < 5; i++) {
+        const int f = order[i];
+        const bool want = f == 0 ? !rg_mistake(g, 30) : rg_one_in(g, 3);
+        if (!want)
+            continue;
+        if (any)
+            rg_puts(g, ", ");
+        rg_field(g, rg_mistake(g, 40) ? 5 + (int)(rg_rnd(g) % 3) : f, in, B);
+        any = true;
+        if (rg_mistake(g, 60)) {
+            rg_puts(g, ", ");
+            rg_field(g, f, in, B); /* repeated */
+        }
+    }
+    rg_puts(g, "}");
+}
+
+static void rg_mutate(rgen *g)
+{
+    static const char interesting[] = "{}[]:,\"\\ 0123456789eE.-+tfnu\x80\x00";
+    for (int m = 1 + (int)(rg_rnd(g) % 2); m > 0 && g->n > 0; m--) {
+        const size_t at = (size_t)(rg_rnd(g) % g->n);
+        const char c = interesting[rg_rnd(g) % (sizeof interesting - 1)];
+        switch (rg_rnd(g) % 3) {
+        case 0:
+            g->b[at] = c;
+            break;
+        case 1:
+            memmove(g->b + at, g->b + at + 1, g->n - at - 1);
+            g->n--;
+            break;
+        default:
+            if (g->n < g->cap) {
+                memmove(g->b + at + 1, g->b + at, g->n - at);
+                g->b[at] = c;
+                g->n++;
+            }
+        }
+    }
+}
+
+typedef struct {
+    size_t compared, accepted, malformed, rejected, nul_quirk;
+} diff_tally;
+
+/* Equal messages; an unknown field's only up to the list of the fields expected, which has grown
+ * since the reference was written ("layout"). */
+static bool same_message(const char *a, const char *b)
+{
+    const char *ka = strstr(a, ": unknown field (expected"), *kb = strstr(b, ": unknown field (");
+    if (ka && kb)
+        return ka - a == kb - b && strncmp(a, b, (size_t)(ka - a)) == 0;
+    return strcmp(a, b) == 0;
+}
+
+static bool floats_equal(const float *a, const float *b, size_t n)
+{
+    return n == 0 || (a && b && memcmp(a, b, n * sizeof(float)) == 0);
+}
+
+/* Decodes BODY[LEN] both ways and aborts on any difference. */
+static void compare_decoders(const char *body, size_t len, const rnn_info *in,
+                             const codec_limits *lim, diff_tally *t)
+{
+    codec_request *got = NULL;
+    ref_request *want = NULL;
+    codec_error ge = {0, ""}, we = {0, ""};
+    const int grc = codec_decode_request(body, len, in, lim, &got, &ge);
+    const int wrc = ref_decode(body, len, in, lim, &want, &we);
+    t->compared++;
+    const bool gmal = grc < 0 && strncmp(ge.message, "malformed JSON", 14) == 0;
+    const bool wmal = wrc < 0 && strncmp(we.message, "malformed JSON", 14) == 0;
+    if (gmal && !wmal && memchr(body, '\0', len)) {
+        /* jansson skipped a NUL after a number or literal; without the NULs, both must agree */
+        char *stripped = malloc(len);
+        ck_assert_ptr_nonnull(stripped);
+        size_t n = 0;
+        for (size_t i = 0; i < len; i++)
+            if (body[i] != '\0')
+                stripped[n++] = body[i];
+        diff_tally inner = {0, 0, 0, 0, 0};
+        compare_decoders(stripped, n, in, lim, &inner);
+        ck_assert_msg(inner.malformed == 0, "a NUL-free body is still malformed");
+        free(stripped);
+        t->nul_quirk++;
+    } else if (gmal != wmal || grc != wrc) {
+        ck_abort_msg("new: %d %s\nold: %d %s\nfor: %.*s", ge.status, ge.message, we.status,
+                     we.message, (int)len, body);
+    } else if (grc < 0) {
+        if (ge.status != we.status || (!gmal && !same_message(ge.message, we.message)))
+            ck_abort_msg("new: %d %s\nold: %d %s\nfor: %.*s", ge.status, ge.message, we.status,
+                         we.message, (int)len, body);
+        t->malformed += gmal;
+        t->rejected += !gmal;
+    } else {
+        const rnn_batch *b = codec_request_batch(got);
+        const size_t LDH =
+            (size_t)(in->num_layers * in->num_directions * in->hidden_size) * b->batch;
+        ck_assert_msg(b->batch == want->batch.batch && codec_request_steps(got) == want->steps &&
+                          memcmp(b->lengths, want->lengths, b->batch * sizeof(int32_t)) == 0 &&
+                          floats_equal(b->x, want->x, want->steps * (size_t)in->input_size) &&
+                          (b->h0 == NULL) == (want->h0 == NULL) &&
+                          (!b->h0 || floats_equal(b->h0, want->h0, LDH)) &&
+                          (b->c0 == NULL) == (want->c0 == NULL) &&
+                          (!b->c0 || floats_equal(b->c0, want->c0, LDH)) &&
+                          codec_request_parts(got) == want->parts &&
+                          codec_request_precision(got) == want->precision,
+                      "the decoded batches differ for: %.*s", (int)len, body);
+        t->accepted++;
+    }
+    codec_request_free(got);
+    ref_request_free(want);
+}
+
+START_TEST(test_decoder_agrees_with_the_jansson_decoder_it_replaced)
+{
+    const rnn_info models[] = {info_of(CFG_RNN, 3, 2, 1, 1), info_of(CFG_LSTM, 1, 2, 2, 2),
+                               info_of(CFG_GRU, 2, 3, 1, 1)};
+    const codec_limits lim = {4, 6};
+    enum { CAP = 8192 };
+    char *buf = malloc(CAP);
+    ck_assert_ptr_nonnull(buf);
+    rgen g = {buf, 0, CAP, 0x5851f42d4c957f2du, 0};
+    diff_tally t = {0, 0, 0, 0, 0};
+    for (int i = 0; i < DIFF_REQUESTS / SWEEP_DIVISOR; i++) {
+        const rnn_info *in = &models[i % 3];
+        static const unsigned noise[] = {0, 0, 1, 4, 16};
+        g.n = 0;
+        g.noise = noise[i % 5];
+        rg_request(&g, in);
+        if (i % 4 == 3)
+            rg_mutate(&g);
+        compare_decoders(buf, g.n, in, &lim, &t);
+    }
+    printf("codec vs the jansson decoder: %zu requests compared: %zu accepted alike, %zu "
+           "rejected with the same status and message, %zu malformed for both, %zu jansson NUL "
+           "quirks\n",
+           t.compared, t.accepted, t.rejected, t.malformed, t.nul_quirk);
+    ck_assert_uint_gt(t.accepted, t.compared / 10);
+    ck_assert_uint_gt(t.rejected, t.compared / 4);
+    free(buf);
+}
+END_TEST
+
 /* ---- suites -------------------------------------------------------------------------------- */
 
 static Suite *decode_suite(void)
@@ -1071,6 +1820,11 @@ static Suite *decode_suite(void)
     tcase_add_loop_test(ok, test_precision_1_to_9_is_accepted, 1, 10);
     tcase_add_test(ok, test_limits_are_inclusive);
     suite_add_tcase(s, ok);
+
+    TCase *mem = tcase_create("memory");
+    tcase_set_timeout(mem, 120); /* under valgrind; ~0.2 s natively */
+    tcase_add_test(mem, test_a_16_mib_body_costs_little_more_than_its_floats);
+    suite_add_tcase(s, mem);
 
     TCase *bad = tcase_create("rejects");
     tcase_add_test(bad, test_bare_number_step_is_rejected_when_input_size_is_not_1);
@@ -1112,6 +1866,16 @@ static Suite *encode_suite(void)
     return s;
 }
 
+static Suite *differential_suite(void)
+{
+    Suite *s = suite_create("differential");
+    TCase *tc = tcase_create("against_jansson_decoder");
+    tcase_set_timeout(tc, 120); /* ~2 s under ASan; the slack is for loaded CI machines */
+    tcase_add_test(tc, test_decoder_agrees_with_the_jansson_decoder_it_replaced);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
 static Suite *forward_suite(void)
 {
     Suite *s = suite_create("forward");
@@ -1137,6 +1901,7 @@ int main(void)
     SRunner *sr = srunner_create(decode_suite());
     srunner_add_suite(sr, encode_suite());
     srunner_add_suite(sr, forward_suite());
+    srunner_add_suite(sr, differential_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -171,6 +171,7 @@ START_TEST(test_minimal_config_gets_pytorch_and_server_defaults)
     ck_assert_int_eq(s->max_connections, CFG_DEFAULT_MAX_CONNECTIONS);
     ck_assert_uint_eq(s->n_cors_origins, 1);
     ck_assert_str_eq(s->cors_origins[0], "*");
+    ck_assert(s->playground);
     ck_assert_ptr_eq(cfg_find_model(cfg, "m"), m);
     ck_assert_ptr_null(cfg_find_model(cfg, "n"));
     cfg_free(cfg);
@@ -197,7 +198,8 @@ START_TEST(test_every_server_setting_is_read)
     cfg_config *cfg = NULL;
     const char *srv = "{'host': '127.0.0.1', 'port': 0, 'threads': 3, 'max_body_bytes': 1000, "
                       "'max_batch': 7, 'max_steps': 9, 'timeout_s': 5, 'max_connections': 11, "
-                      "'cors_origins': ['https://a.example', 'https://b.example']}";
+                      "'cors_origins': ['https://a.example', 'https://b.example'], "
+                      "'playground': false}";
     ck_assert_msg(load_text(one_model(srv, NULL, NULL), &cfg, err, NULL) == 0, "%s", err);
     const cfg_server *s = &cfg->server;
     ck_assert_str_eq(s->host, "127.0.0.1");
@@ -211,6 +213,7 @@ START_TEST(test_every_server_setting_is_read)
     ck_assert_uint_eq(s->n_cors_origins, 2);
     ck_assert_str_eq(s->cors_origins[0], "https://a.example");
     ck_assert_str_eq(s->cors_origins[1], "https://b.example");
+    ck_assert(!s->playground);
     cfg_free(cfg);
 }
 END_TEST
@@ -514,6 +517,8 @@ static const bad_value WRONG_TYPES[] = {
     {"server", "timeout_s", "false", "server.timeout_s", "integer"},
     {"server", "max_connections", "1e3", "server.max_connections", "integer"},
     {"server", "cors_origins", "'*'", "server.cors_origins", "array"},
+    {"server", "playground", "'off'", "server.playground", "true or false"},
+    {"server", "playground", "0", "server.playground", "true or false"},
 };
 
 static const bad_value OUT_OF_RANGE[] = {

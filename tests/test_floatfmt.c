@@ -1,5 +1,5 @@
 /* test_floatfmt.c - Check suite for floatfmt: known strings, the plain/scientific boundaries,
- * rounding to N digits, and sweeps over the float32 bit patterns checked against libc's
+ * rounding to N digits, whole rows, and sweeps over the float32 bit patterns checked against libc's
  * correctly rounded strtof/strtod/printf. tools/floatfmt_exhaustive.c runs the same shortest
  * checks on all 2^32 patterns. */
 #include "rnnserve/floatfmt.h"
@@ -20,6 +20,22 @@
 #define DENSE_STRIDE 4099u
 /* The printf-backed precision sweep costs eight snprintf calls per float, so it samples less. */
 #define PREC_STRIDE 65537u
+/* The exact-tie sweep formats every sampled float but asks printf only about the ~10% whose
+ * shortest form ends in 5. */
+#define TIE_STRIDE 1031u
+/* Rows of 1..40 numbers, one row per sampled pattern. */
+#define ROW_STRIDE 262147u
+/* Under valgrind (make valgrind) the sweeps run a fifth of their iterations: memcheck learns
+ * nothing new from the rest, and CI's time is shared. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define SWEEP_DIVISOR (RUNNING_ON_VALGRIND ? 5 : 1)
+#endif
+#endif
+#ifndef SWEEP_DIVISOR
+#define SWEEP_DIVISOR 1
+#endif
 /* The sweeps check with `if (...) ck_abort_msg`, not ck_assert: in fork mode every passing
  * ck_assert sends its location to the parent, a system call each: several times slower. */
 
@@ -573,6 +589,120 @@ START_TEST(test_prec_matches_printf_rounding_sweep)
 }
 END_TEST
 
+START_TEST(test_prec_exact_ties_sweep)
+{
+    /* Where the shortest form ends in 5 one digit past the cut, only the exact binary value can
+     * decide (to_decimal's round-to-odd sign); printf's %.*e rounds that exact value. */
+    char s[FF_MAX_LEN + 1];
+    size_t checked = 0;
+    for (uint64_t u = 0; u < (UINT64_C(1) << 32); u += TIE_STRIDE * SWEEP_DIVISOR) {
+        const uint32_t bits = (uint32_t)u;
+        if (((bits >> 23) & 0xff) == 0xff)
+            continue;
+        const float x = from_bits(bits);
+        struct dec d;
+        parse_dec(FMT(x), &d, false);
+        if (d.len < 2 || d.digits % 10 != 5)
+            continue;
+        checked++;
+        struct dec got, want;
+        fmt_into(s, x, true, d.len - 1);
+        parse_dec(s, &got, false);
+        expected_prec(x, d.len - 1, &want);
+        if (got.neg != want.neg || got.digits != want.digits || got.exp != want.exp)
+            ck_abort_msg("0x%08" PRIx32 " to %d digits: got \"%s\", want %" PRIu64 "e%d", bits,
+                         d.len - 1, s, want.digits, want.exp);
+    }
+    ck_assert_uint_gt(checked, 100000 / SWEEP_DIVISOR);
+}
+END_TEST
+
+/* ---- rows ------------------------------------------------------------------------------------ */
+
+/* V[N] as ff_format_f32_prec prints each, joined with commas: what ff_format_row must write. */
+static size_t joined(const float *v, size_t n, int digits, char *out)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            out[len++] = ',';
+        len += ff_format_f32_prec(v[i], digits, out + len);
+    }
+    return len;
+}
+
+START_TEST(test_row_is_the_numbers_joined_with_commas)
+{
+    /* Rows of 1..40 numbers drawn from a sweep of bit patterns, at every precision; the row
+     * writer's scratch stays inside the room the header asks for. */
+    enum { MAXN = 40 };
+    float v[MAXN];
+    char got[MAXN * FF_ROW_LEN + FF_ROW_SLACK + 16], want[MAXN * (FF_MAX_LEN + 1)];
+    uint32_t bits = 0x3f800000u;
+    size_t rows = 0;
+    for (uint64_t u = 0; u < (UINT64_C(1) << 32); u += ROW_STRIDE * SWEEP_DIVISOR, rows++) {
+        const size_t n = 1 + rows % MAXN;
+        for (size_t i = 0; i < n; i++) {
+            bits = bits * 1664525u + 1013904223u; /* any pattern, but finite */
+            v[i] = from_bits((bits & 0x7f800000u) == 0x7f800000u ? bits & 0xbfffffffu : bits);
+        }
+        v[0] = from_bits((uint32_t)u & 0xbfffffffu);
+        const int digits = 1 + (int)(rows % 9);
+        memset(got, 0x7f, sizeof got);
+        size_t bad = 12345;
+        const size_t len = ff_format_row(v, n, digits, got, &bad);
+        const size_t wlen = joined(v, n, digits, want);
+        if (len != wlen || memcmp(got, want, len) != 0)
+            ck_abort_msg("row of %zu at %d digits: got \"%.*s\", want \"%.*s\"", n, digits,
+                         (int)len, got, (int)wlen, want);
+        if (len > n * FF_ROW_LEN - 1)
+            ck_abort_msg("row of %zu: %zu bytes, over FF_ROW_LEN", n, len);
+        for (size_t i = n * FF_ROW_LEN + FF_ROW_SLACK; i < sizeof got; i++)
+            if (got[i] != 0x7f)
+                ck_abort_msg("row of %zu wrote past its room", n);
+        ck_assert_uint_eq(bad, 12345);
+    }
+}
+END_TEST
+
+START_TEST(test_row_of_longest_numbers_fits_row_len)
+{
+    const float v[] = {-1.2345678e-5f, -1.0000001e-5f, -1.1754942e-38f,
+                       -FLT_MAX,       -123456.79f,    -1.2345679e-5f};
+    const size_t n = sizeof v / sizeof v[0];
+    char buf[sizeof v / sizeof v[0] * FF_ROW_LEN + FF_ROW_SLACK];
+    size_t bad;
+    const size_t len = ff_format_row(v, n, 9, buf, &bad);
+    ck_assert_uint_le(len, n * FF_ROW_LEN - 1);
+    ck_assert_int_eq(memcmp(buf, "-0.000012345678,", 16), 0);
+}
+END_TEST
+
+START_TEST(test_row_stops_at_the_first_non_finite_value)
+{
+    const float specials[] = {NAN, INFINITY, -INFINITY, -NAN};
+    float v[6] = {0.5f, -1, 2e-7f, 3, 4, 5};
+    char buf[6 * FF_ROW_LEN + FF_ROW_SLACK];
+    for (size_t k = 0; k < 6; k++) {
+        for (int prec = 4; prec <= 9; prec += 5) {
+            float w[6];
+            memcpy(w, v, sizeof w);
+            w[k] = specials[k % 4];
+            if (k < 5)
+                w[k + 1] = NAN; /* only the first counts */
+            size_t bad = 99;
+            ck_assert(ff_format_row(w, 6, prec, buf, &bad) == FF_NOT_FINITE);
+            ck_assert_uint_eq(bad, k);
+        }
+    }
+    size_t bad = 99;
+    ck_assert_uint_eq(ff_format_row(v, 6, 9, buf, &bad), strlen("0.5,-1,2e-7,3,4,5"));
+    ck_assert_int_eq(memcmp(buf, "0.5,-1,2e-7,3,4,5", 17), 0);
+    ck_assert_uint_eq(ff_format_row(v, 0, 9, buf, &bad), 0);
+    ck_assert_uint_eq(bad, 99);
+}
+END_TEST
+
 static Suite *floatfmt_suite(void)
 {
     Suite *s = suite_create("floatfmt");
@@ -592,6 +722,8 @@ static Suite *floatfmt_suite(void)
     tcase_add_test(sweep, test_shortest_roundtrips_dense_sweep);
     tcase_add_test(sweep, test_shortest_small_denormals_and_binade_edges);
     tcase_add_test(sweep, test_prec_matches_printf_rounding_sweep);
+    tcase_add_test(sweep, test_prec_exact_ties_sweep);
+    tcase_add_test(sweep, test_row_is_the_numbers_joined_with_commas);
     suite_add_tcase(s, sweep);
 
     TCase *prec = tcase_create("prec");
@@ -601,6 +733,11 @@ static Suite *floatfmt_suite(void)
     tcase_add_test(prec, test_prec_drops_trailing_zeros_and_carries);
     tcase_add_test(prec, test_prec_digits_out_of_range_are_clamped);
     suite_add_tcase(s, prec);
+
+    TCase *row = tcase_create("row");
+    tcase_add_test(row, test_row_of_longest_numbers_fits_row_len);
+    tcase_add_test(row, test_row_stops_at_the_first_non_finite_value);
+    suite_add_tcase(s, row);
     return s;
 }
 

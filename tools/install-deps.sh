@@ -2,7 +2,11 @@
 # install-deps.sh - installs the Debian packages rnnserve needs, if missing.
 #   tools/install-deps.sh         to build and run (make run)
 #   tools/install-deps.sh test    and to run every test (make test): libcurl for the HTTP tests,
-#                                 valgrind, and prometheus (promtool and a real scraper)
+#                                 valgrind, and prometheus (promtool and a real scraper), nginx,
+#                                 python3-kubernetes and docker-compose (the recipes in deploy/)
+#   tools/install-deps.sh browser and to test the playground page (make test-browser): chromium
+#   tools/install-deps.sh fuzz    and to fuzz (make fuzz): clang and its libFuzzer runtime
+#   tools/install-deps.sh soak    and to soak under load (make soak): wrk
 #   tools/install-deps.sh bench   and to run make bench: wrk, and the peers it compares against
 #                                 (python3-torch, python3-fastapi, python3-uvicorn; best effort:
 #                                 the benchmark skips a peer it cannot run, with the reason)
@@ -12,6 +16,26 @@ PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libopenblas-dev curl"
 OPTIONAL=""
 if [ "${1:-}" = test ]; then
     PKGS="$PKGS check libsubunit-dev libcurl4-openssl-dev valgrind prometheus"
+    # nginx (failover_test.sh: a real reverse proxy in front of two instances), the official
+    # Kubernetes Python client (deploy_test.sh checks deploy/kubernetes against its API models)
+    # and docker-compose (whose `config` checks deploy/compose; no daemon needed)
+    PKGS="$PKGS nginx python3-kubernetes docker-compose"
+fi
+if [ "${1:-}" = browser ]; then
+    # make test-browser: Debian's Chromium and a font for its screenshots. playwright-core comes
+    # from npm (make test-browser runs npm ci) and needs Node.js 20 or later, which Debian 12's
+    # own nodejs (18) is not, so Node is checked here, not installed.
+    PKGS="$PKGS chromium fonts-dejavu-core"
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    if [ "$major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+        echo "install-deps: make test-browser needs Node.js 20 or later and npm" >&2; exit 1
+    fi
+fi
+if [ "${1:-}" = fuzz ]; then
+    PKGS="$PKGS clang libclang-rt-14-dev"
+fi
+if [ "${1:-}" = soak ]; then
+    PKGS="$PKGS wrk"
 fi
 if [ "${1:-}" = bench ]; then
     PKGS="$PKGS wrk"

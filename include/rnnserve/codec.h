@@ -23,7 +23,7 @@ typedef struct {
 } codec_limits;
 
 /* Parts of the response a request asks for ("return": [...]; all by default). */
-enum { CODEC_OUTPUTS = 1, CODEC_HIDDEN = 2, CODEC_CELL = 4 };
+enum { CODEC_OUTPUTS = 1, CODEC_HIDDEN = 2, CODEC_CELL = 4, CODEC_PREDICTIONS = 8 };
 
 typedef struct codec_request codec_request;
 

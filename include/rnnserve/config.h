@@ -12,6 +12,7 @@
 
 typedef enum { CFG_RNN, CFG_LSTM, CFG_GRU } cfg_type;
 typedef enum { CFG_TANH, CFG_RELU } cfg_nonlinearity;
+typedef enum { CFG_HEAD_NONE, CFG_HEAD_SIGMOID, CFG_HEAD_SOFTMAX } cfg_head_activation;
 
 /* One inline tensor ("weights": {"weight_ih_l0": [[...]]}): ndim 1 or 2, row-major float32. */
 typedef struct {
@@ -35,6 +36,11 @@ typedef struct {
     char *weights_path;  /* safetensors path resolved against the config's folder, or NULL */
     cfg_tensor *tensors; /* inline weights, or NULL when weights_path is set */
     size_t n_tensors;
+    /* An optional linear head applied at every step (PyTorch's self.fc = nn.Linear(D*H, O)),
+     * named by its state_dict keys; NULL head_weight: no head. */
+    char *head_weight;
+    char *head_bias; /* NULL: no bias */
+    cfg_head_activation head_activation;
 } cfg_model;
 
 typedef struct {
@@ -48,6 +54,12 @@ typedef struct {
     int max_connections;
     char **cors_origins; /* "*" allows any origin */
     size_t n_cors_origins;
+    bool playground; /* serve the playground page at GET / */
+    char *admin_token; /* enables POST /v1/admin/reload for this bearer token; NULL: off */
+    char **api_keys;   /* bearer keys the model endpoints require; NULL: open */
+    size_t n_api_keys;
+    char *tls_cert; /* PEM paths (resolved against the config's folder): HTTPS when set */
+    char *tls_key;
 } cfg_server;
 
 typedef struct {

@@ -28,11 +28,14 @@ typedef struct {
  * NULL when that part is not wanted: the work is done all the same, but nothing is stored.
  *   outputs: (sum(lengths), D*H)  top layer at every step, forward half then backward half
  *   hidden:  (B, L*D, H)          each sequence's final hidden state at its own last step
- *   cell:    (B, L*D, H)          LSTM only: final cell state */
+ *   cell:    (B, L*D, H)          LSTM only: final cell state
+ *   predictions: (sum(lengths), O) the output head at every step; filled by rnn_head_forward
+ *                from outputs, never by rnn_forward */
 typedef struct {
     float *outputs;
     float *hidden;
     float *cell;
+    float *predictions;
 } rnn_result;
 
 /* Number of floats each part of rnn_result needs for BATCH on MODEL. */
@@ -56,6 +59,12 @@ int rnn_forward_reference(const rnn_model *m, const rnn_batch *b, rnn_result *r,
  * (dlopen of libopenblas.so.0, else a CBLAS libblas.so.3) only then; the setting is kept and
  * applied when it loads. Keep it at 1 when rnn_set_threads is above 1. */
 void rnn_set_blas_threads(int n);
+
+/* The model's output head on ROWS rows of top-layer outputs:
+ *   outputs (rows, D*H) -> predictions (rows, O) = act(outputs . W^T + b)
+ * with act none, sigmoid (elementwise) or softmax (over each row's O values). Returns 0, or -1
+ * when the model has no head (rnn_info.head_size == 0). Thread-safe. */
+int rnn_head_forward(const rnn_model *m, const float *outputs, size_t rows, float *predictions);
 
 /* The BLAS library, loading it if needed (for --version and benchmarks): its configuration
  * string (OpenBLAS's openblas_get_config), and the kernel it picked for this CPU (OpenBLAS's

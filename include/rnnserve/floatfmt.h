@@ -21,4 +21,20 @@ size_t ff_format_f32(float x, char *buf);
  * exact binary value, trailing zeros dropped. DIGITS >= 9 behaves as ff_format_f32. */
 size_t ff_format_f32_prec(float x, int digits, char *buf);
 
+/* Bytes one number of a row takes at most: "-0.0000" and 9 digits, and its comma. */
+#define FF_ROW_LEN 17
+/* Scratch room a row needs past its last number: numbers are laid out with fixed-size copies
+ * (no per-digit or per-length branches), which write beyond the text they leave. */
+#define FF_ROW_SLACK 32
+/* What ff_format_row returns on a non-finite value. */
+#define FF_NOT_FINITE ((size_t)-1)
+
+/* The N finite floats of V as JSON numbers joined by commas ("0.5,-1,2e-7": no brackets),
+ * each exactly as ff_format_f32_prec(v[i], DIGITS) prints it, into buf, which must have room
+ * for N * FF_ROW_LEN + FF_ROW_SLACK bytes; what lies past the returned length is scratch.
+ * Returns the length. At the first value that is not finite it stops and returns FF_NOT_FINITE
+ * with the value's index in *bad (buf then holds nothing useful). This is the response encoder's
+ * loop: one call per row, no per-number call, bounds check or separator branch. */
+size_t ff_format_row(const float *v, size_t n, int digits, char *buf, size_t *bad);
+
 #endif

@@ -34,6 +34,12 @@ void srv_drain(srv *s);
  * flight (0 when idle). */
 long srv_wait_idle(srv *s, int timeout_ms);
 
+/* Reloads the models from the config at CONFIG_PATH without dropping a request: everything is
+ * loaded and validated first, then swapped in; requests in flight finish on the models they
+ * started with. The new file's server section is ignored (it needs a restart). Returns 0, or -1
+ * with the reason in err[errlen] while the old models keep serving. Thread-safe. */
+int srv_reload(srv *s, const char *config_path, char *err, size_t errlen);
+
 /* Stops the daemon and the compute threads, frees everything. NULL is allowed. */
 void srv_stop(srv *s);
 
