@@ -358,15 +358,21 @@ START_TEST(test_extreme_exponents_and_zeros)
 }
 END_TEST
 
-START_TEST(test_negative_zero_and_signs)
+/* jn_parse_f32 on the whole of S. */
+static jn_status parse_all(const char *s, float *f)
 {
     const char *next;
+    return jn_parse_f32(s, s + strlen(s), &next, f);
+}
+
+START_TEST(test_negative_zero_and_signs)
+{
     float f = 1;
-    ck_assert_int_eq(jn_parse_f32("-0", "-0" + 2, &next, &f), JN_OK);
+    ck_assert_int_eq(parse_all("-0", &f), JN_OK);
     ck_assert(f == 0 && signbit(f));
-    ck_assert_int_eq(jn_parse_f32("-1e-60", "-1e-60" + 6, &next, &f), JN_OK);
+    ck_assert_int_eq(parse_all("-1e-60", &f), JN_OK);
     ck_assert(f == 0 && signbit(f));
-    ck_assert_int_eq(jn_parse_f32("0", "0" + 1, &next, &f), JN_OK);
+    ck_assert_int_eq(parse_all("0", &f), JN_OK);
     ck_assert(f == 0 && !signbit(f));
 }
 END_TEST
