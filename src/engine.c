@@ -415,6 +415,7 @@ typedef struct {
     size_t wb, nblk;         /* units per block, blocks */
     atomic_size_t cnt[2];    /* work counters; phase p takes items from cnt[p & 1] */
     size_t done[MAX_THREADS]; /* items each thread took (to notice a core that is not there) */
+    long long wait_ns;        /* thread 0's time at the barriers */
     spin_barrier bar;
 } stage;
 
@@ -578,8 +579,12 @@ static void stage_run(void *arg, int tid)
                        rows, rowidx, hp, hn);
             done++;
         }
-        if (s->nt > 1)
+        if (s->nt > 1) {
+            long long w0 = tid == 0 ? now_ns() : 0;
             barrier_wait(&s->bar); /* h_{t+1} complete before anyone reads it */
+            if (tid == 0)
+                s->wait_ns += now_ns() - w0;
+        }
     }
 
     s->done[tid] = done;
@@ -728,15 +733,19 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
             atomic_init(&s.cnt[1], 0);
             if (helpers > 0) {
                 s.bar.n = (unsigned)s.nt;
+                long long t0 = now_ns();
                 team_run(helpers, stage_run, &s);
                 team_release();
+                long long spent = now_ns() - t0;
                 /* The other cores are not really there (another process holds them, or a virtual
                  * core shares its physical core): the helpers took well under their share of the
-                 * blocks, and every step waited for them. Stay on one thread for a while. */
+                 * blocks, or thread 0 spent a quarter of the stage waiting for them at the
+                 * barriers. Stay on one thread for a while. */
                 size_t all = 0, mine = s.done[0];
                 for (int i = 0; i < s.nt; i++)
                     all += s.done[i];
-                if (all && (double)(all - mine) < 0.6 * (double)all * helpers / s.nt)
+                if ((all && (double)(all - mine) < 0.6 * (double)all * helpers / s.nt) ||
+                    s.wait_ns > spent / 4)
                     atomic_store(&split_off_until, now_ns() + 2000000000LL);
             } else {
                 stage_run(&s, 0);

@@ -78,8 +78,9 @@ const char *rnn_blas_corename(void);
  * passes) when, at the start of that layer: no other rnn_forward call is running in the process;
  * the layer is large enough to gain (at least 64 units per thread and ~1 MFLOP per recurrent
  * step; below that the per-step hand-off costs more than it saves); and the last shared layer
- * did not find the other cores busy (helpers that took well under their share of the blocks
- * turn sharing off for 2 seconds). Otherwise the layer runs on the caller's thread alone, so
+ * did not find the other cores busy (helpers that took well under their share of the blocks,
+ * or kept the caller waiting at the step barriers for a quarter of the layer, turn sharing off
+ * for 2 seconds). Otherwise the layer runs on the caller's thread alone, so
  * passes running concurrently never use more threads than there are passes. Results are
  * identical whatever the split. */
 void rnn_set_threads(int n);
