@@ -27,6 +27,9 @@ Command line (SOURCE is a file made by torch.save):
                             the hyperparameters, for a state_dict
   --rnnserve PATH           the binary used to verify (default: $RNNSERVE, else build/rnnserve
                             next to this script's repository)
+  --head-activation none|sigmoid|softmax
+                            what follows the output head, when one is found (default none)
+  --no-head                 ignore a Linear head even when one is found
   --tol X                   the largest acceptable abs diff (default 1e-5)
   --seed N                  seed of the random verification batch (default 0)
   --no-verify               write the directory without running rnnserve
@@ -37,6 +40,11 @@ From Python (the module, or a module containing one, straight from memory):
   sys.path.insert(0, "path/to/rnnserve/tools")
   from export_torch import export
   diff = export(model, "mymodel")          # returns the max abs diff; raises ExportError
+
+An output head (the usual `self.fc = nn.Linear(D*H, O)` applied at every step) is found
+automatically: the one nn.Linear (or, in a state_dict, the one WEIGHT/BIAS pair outside the RNN)
+whose input width is the RNN's num_directions * hidden_size. It is exported with the RNN
+("head" in the config) and its predictions are verified too.
 
 Then: build/rnnserve --config DIR/config.json  (or mount DIR into the Docker image, see README).
 """
@@ -195,13 +203,51 @@ def module_from_state_dict(sd, prefix, spec):
 
 # ---------------------------------------------------------------- writing
 
-def write_model_dir(rnn, spec, out_dir, name):
-    """Writes OUT_DIR/model.safetensors (RNN's state_dict as float32) and OUT_DIR/config.json."""
+def find_head(named, width):
+    """The output head among NAMED ((key prefix, weight, bias) triples of Linear layers outside
+    the RNN): the one whose input width is WIDTH (num_directions * hidden_size), or None."""
+    fits = [h for h in named if h[1].dim() == 2 and h[1].shape[1] == width]
+    if len(fits) > 1:
+        raise ExportError("several Linear layers could be the output head ("
+                          + ", ".join(repr(h[0]) for h in fits) + "); pass --no-head, or export a "
+                          "module holding one")
+    return fits[0] if fits else None
+
+
+def heads_in_module(module, rnn_prefix):
+    """(key prefix, weight, bias) of every nn.Linear in MODULE, by state_dict key prefix."""
+    out = []
+    for n, m in module.named_modules():
+        if isinstance(m, nn.Linear) and not (n + ".").startswith(rnn_prefix or "\0"):
+            out.append((n + ".", m.weight.detach(), m.bias.detach() if m.bias is not None else None))
+    return out
+
+
+def heads_in_state_dict(sd, rnn_prefix):
+    """(key prefix, weight, bias) of every 2-D X.weight (with its X.bias) outside the RNN."""
+    out = []
+    for k, v in sd.items():
+        if k.endswith(".weight") and not k.startswith(rnn_prefix) and v.dim() == 2:
+            p = k[: -len("weight")]
+            out.append((p, v, sd.get(p + "bias")))
+    return out
+
+
+def write_model_dir(rnn, spec, out_dir, name, head=None, activation="none"):
+    """Writes OUT_DIR/model.safetensors (RNN's state_dict as float32, plus the head's tensors
+    under their own names) and OUT_DIR/config.json."""
     os.makedirs(out_dir, exist_ok=True)
     sd = {k: v.detach().to(torch.float32) for k, v in rnn.state_dict().items()}
+    entry = {"name": name, **spec, "weights": "model.safetensors"}
+    if head is not None:
+        hp, w, b = head
+        sd[hp + "weight"] = w.to(torch.float32).contiguous()
+        entry["head"] = {"weight": hp + "weight", "activation": activation}
+        if b is not None:
+            sd[hp + "bias"] = b.to(torch.float32).contiguous()
+            entry["head"]["bias"] = hp + "bias"
     save_safetensors(os.path.join(out_dir, "model.safetensors"), sd,
                      {"format": "pt", "exported_by": "rnnserve tools/export_torch.py"})
-    entry = {"name": name, **spec, "weights": "model.safetensors"}
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
         f.write(json.dumps({"models": [entry]}, indent=2) + "\n")
 
@@ -248,7 +294,12 @@ def _torch_reference(rnn, seqs, h0, c0):
     return outs, hids, cells
 
 
-def verify(rnn, spec, config_path, rnnserve=None, tol=1e-5, seed=0, log=print):
+HEAD_ACT = {"none": lambda y: y, "sigmoid": torch.sigmoid,
+            "softmax": lambda y: torch.softmax(y, -1)}
+
+
+def verify(rnn, spec, config_path, rnnserve=None, tol=1e-5, seed=0, log=print, head=None,
+           activation="none"):
     """Runs `rnnserve forward --config CONFIG_PATH` on a random ragged batch and compares every
     number with PyTorch. Returns the max abs diff; raises ExportError when rnnserve fails, the
     shapes differ, or the diff exceeds TOL."""
@@ -263,9 +314,21 @@ def verify(rnn, spec, config_path, rnnserve=None, tol=1e-5, seed=0, log=print):
         raise ExportError(f"{rnnserve} forward exited {p.returncode}: "
                           f"{(p.stdout + p.stderr).decode(errors='replace').strip()}")
     got = json.loads(p.stdout)
-    want = _torch_reference(rnn, seqs, h0, c0)
+    want = list(_torch_reference(rnn, seqs, h0, c0))
     worst = 0.0
     parts = ["outputs", "hidden"] + (["cell"] if c0 is not None else [])
+    if head is not None:
+        _, w, b = head
+        w = w.to(torch.float32)
+        preds = [HEAD_ACT[activation](o @ w.T + (b.to(torch.float32) if b is not None else 0))
+                 for o in want[0]]
+        if c0 is None:
+            want.append([])
+        want.append(preds)
+        parts = ["outputs", "hidden", "cell", "predictions"]
+        if c0 is None:
+            parts.remove("cell")
+            want.pop(2)
     for part, ref in zip(parts, want):
         for i, t in enumerate(ref):
             g = torch.tensor(got[part][i], dtype=torch.float64)
@@ -276,7 +339,9 @@ def verify(rnn, spec, config_path, rnnserve=None, tol=1e-5, seed=0, log=print):
                 worst = max(worst, (g - t.to(torch.float64)).abs().max().item())
     lengths = [len(s) for s in seqs]
     log(f"verified: rnnserve vs PyTorch on {len(seqs)} sequences of lengths {lengths} with "
-        f"random h0{'/c0' if c0 is not None else ''}: max abs diff {worst:.3g} (tol {tol:g})")
+        f"random h0{'/c0' if c0 is not None else ''}"
+        f"{', head predictions' if head is not None else ''}: max abs diff {worst:.3g} "
+        f"(tol {tol:g})")
     if not worst <= tol:
         raise ExportError(f"max abs diff {worst:.3g} exceeds tol {tol:g}: the export does not "
                           "match PyTorch")
@@ -286,16 +351,21 @@ def verify(rnn, spec, config_path, rnnserve=None, tol=1e-5, seed=0, log=print):
 # ---------------------------------------------------------------- the whole thing
 
 def export(model, out_dir, name=None, prefix=None, rnnserve=None, tol=1e-5, seed=0,
-           verify_export=True, write=True, log=print):
-    """Exports MODEL (an nn.RNN/LSTM/GRU, or a module containing one) to the model directory
-    OUT_DIR and verifies it with rnnserve. Returns the max abs diff (None without verifying).
-    With WRITE false, only verifies an existing OUT_DIR. Raises ExportError."""
+           verify_export=True, write=True, log=print, head_activation="none", no_head=False):
+    """Exports MODEL (an nn.RNN/LSTM/GRU, or a module containing one, with its output head when
+    it has one) to the model directory OUT_DIR and verifies it with rnnserve. Returns the max
+    abs diff (None without verifying). With WRITE false, only verifies an existing OUT_DIR.
+    Raises ExportError."""
     p, rnn = find_rnn(model, prefix)
     spec = spec_from_module(rnn)
-    return _export_rnn(rnn, p, spec, out_dir, name, rnnserve, tol, seed, verify_export, write, log)
+    width = spec["hidden_size"] * (2 if spec["bidirectional"] else 1)
+    head = None if no_head else find_head(heads_in_module(model, p), width)
+    return _export_rnn(rnn, p, spec, out_dir, name, rnnserve, tol, seed, verify_export, write, log,
+                       head, head_activation)
 
 
-def _export_rnn(rnn, prefix, spec, out_dir, name, rnnserve, tol, seed, verify_export, write, log):
+def _export_rnn(rnn, prefix, spec, out_dir, name, rnnserve, tol, seed, verify_export, write, log,
+                head=None, activation="none"):
     name = name or os.path.basename(os.path.normpath(out_dir))
     if not NAME_RE.match(name):
         raise ExportError(f"model name {name!r}: use only A-Z a-z 0-9 . _ - (pass --name)")
@@ -303,13 +373,14 @@ def _export_rnn(rnn, prefix, spec, out_dir, name, rnnserve, tol, seed, verify_ex
     where = f" at prefix {prefix!r}" if prefix else ""
     config_path = os.path.join(out_dir, "config.json")
     if write:
-        write_model_dir(rnn, spec, out_dir, name)
-        log(f"wrote {config_path} and model.safetensors: {spec['type']}{where} ({desc})")
+        write_model_dir(rnn, spec, out_dir, name, head, activation)
+        log(f"wrote {config_path} and model.safetensors: {spec['type']}{where} ({desc})"
+            + (f", head {head[0]}weight {list(head[1].shape)} + {activation}" if head else ""))
     elif not os.path.isfile(config_path):
         raise ExportError(f"{config_path} does not exist (nothing to verify)")
     if not verify_export:
         return None
-    return verify(rnn, spec, config_path, rnnserve, tol, seed, log)
+    return verify(rnn, spec, config_path, rnnserve, tol, seed, log, head, activation)
 
 
 def _load_source(path):
@@ -349,6 +420,8 @@ def main(argv=None):
     ap.add_argument("--no-bias", dest="bias", action="store_const", const=False)
     ap.add_argument("--nonlinearity", choices=["tanh", "relu"])
     ap.add_argument("--rnnserve")
+    ap.add_argument("--head-activation", choices=sorted(HEAD_ACT), default="none")
+    ap.add_argument("--no-head", action="store_true")
     ap.add_argument("--tol", type=float, default=1e-5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-verify", action="store_true")
@@ -369,11 +442,15 @@ def main(argv=None):
                                   f"drop {' '.join(given)}")
             prefix, rnn = find_rnn(obj, a.prefix)
             spec = spec_from_module(rnn)
+            heads = heads_in_module(obj, prefix)
         else:
             prefix, spec = spec_from_state_dict(obj, a.prefix, hyper)
             rnn = module_from_state_dict(obj, prefix, spec)
+            heads = heads_in_state_dict(obj, prefix)
+        width = spec["hidden_size"] * (2 if spec["bidirectional"] else 1)
+        head = None if a.no_head else find_head(heads, width)
         _export_rnn(rnn, prefix, spec, a.output, a.name, a.rnnserve, a.tol, a.seed,
-                    not a.no_verify, not a.verify_only, print)
+                    not a.no_verify, not a.verify_only, print, head, a.head_activation)
     except ExportError as e:
         print(f"export_torch: error: {e}", file=sys.stderr)
         return 1

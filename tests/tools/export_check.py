@@ -72,9 +72,13 @@ class Seq2One(nn.Module):
         self.head = nn.Linear(12, 1)
 
 
-def same_tensors(d, rnn):
+def same_tensors(d, rnn, head=None):
+    """The file holds RNN's state_dict exactly (and, given HEAD, (prefix, Linear), its tensors
+    under their own names)."""
     st = load_safetensors(os.path.join(d, "model.safetensors"))
-    sd = rnn.state_dict()
+    sd = dict(rnn.state_dict())
+    if head is not None:
+        sd.update({head[0] + k: v for k, v in head[1].state_dict().items()})
     return list(st) == list(sd) and all(torch.equal(st[k], sd[k].float()) for k in sd)
 
 
@@ -94,9 +98,25 @@ def main(tmp):
     cfg = json.load(open(os.path.join(d1, "config.json")))["models"][0]
     expect(cfg == {"name": "seq2one", "type": "lstm", "input_size": 4, "hidden_size": 6,
                    "num_layers": 2, "bias": True, "bidirectional": True,
-                   "weights": "model.safetensors"}, "config.json describes the LSTM", str(cfg))
-    expect(same_tensors(d1, m.encoder.rnn), "model.safetensors holds the LSTM's state_dict "
-           "exactly, without the 'encoder.rnn.' prefix or the other layers")
+                   "weights": "model.safetensors",
+                   "head": {"weight": "head.weight", "activation": "none", "bias": "head.bias"}},
+           "config.json describes the LSTM and its output head (the Linear of width 2*6; "
+           "the embedding Linear(3, 4) is not one)", str(cfg))
+    expect(same_tensors(d1, m.encoder.rnn, ("head.", m.head)),
+           "model.safetensors holds the LSTM's state_dict exactly, without the 'encoder.rnn.' "
+           "prefix, plus the head's tensors, and not the other layers")
+    out = subprocess.run(["build/rnnserve", "forward", "--config", os.path.join(d1, "config.json")],
+                         input=json.dumps({"inputs": [[[0.1, 0.2, 0.3, 0.4]] * 3, [[1, 0, 0, 1]]],
+                                           "return": ["predictions"]}),
+                         capture_output=True, text=True)
+    got = json.loads(out.stdout) if out.returncode == 0 else {}
+    with torch.no_grad():
+        want = [m.head(m.encoder.rnn(torch.tensor([s]))[0][0]).tolist()
+                for s in ([[0.1, 0.2, 0.3, 0.4]] * 3, [[1.0, 0, 0, 1]])]
+    expect(len(got.get("predictions", [])) == 2 and all(
+        abs(a - b) < 1e-5 for gs, ws in zip(got["predictions"], want)
+        for gr, wr in zip(gs, ws) for a, b in zip(gr, wr)),
+        "the served model's predictions equal PyTorch's head(rnn(x)) at every step", out.stdout)
     p = subprocess.run(["build/rnnserve", "check", "--config", os.path.join(d1, "config.json")],
                        capture_output=True, text=True)
     expect(p.returncode == 0, "build/rnnserve check loads it", p.stderr)
@@ -117,7 +137,8 @@ def main(tmp):
     torch.save({"state_dict": m.state_dict(), "epoch": 3}, sd_path)
     rc, out = cli(sd_path, "-o", os.path.join(tmp, "sd"), "--type", "lstm", "--hidden-size", "6",
                   "--num-layers", "2", "--bidirectional")
-    expect(rc == 0 and "at prefix 'encoder.rnn.'" in out and diff_of(out) < 1e-5,
+    expect(rc == 0 and "at prefix 'encoder.rnn.'" in out and "head head.weight" in out and
+           diff_of(out) < 1e-5,
            f"CLI, checkpoint {{'state_dict': ...}} + hyperparameters: exit {rc}, prefix found, "
            f"max abs diff {diff_of(out)}", out)
     rc, out = cli(sd_path, "-o", os.path.join(tmp, "sd2"), "--hidden-size", "5")
