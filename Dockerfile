@@ -18,7 +18,7 @@ COPY . .
 # `make unit` runs every Check runner (they read tests/fixtures and config/, hence in the context);
 # `make install` stages exactly what the runtime stage gets.
 RUN make -j"$(nproc)" all \
- && make -j"$(nproc)" unit \
+ && make -j"$(nproc)" -Otarget unit \
  && make install PREFIX=/usr/local DESTDIR=/staging
 
 FROM debian:bookworm-slim

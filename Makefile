@@ -202,9 +202,11 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/rnnserve
 	rm -rf $(SHARE) $(DOC)
 
-# The Check runners, unsanitized, without the shell tests (the Docker builder stage runs this).
-unit: $(addprefix $(B)/tests/,$(TESTS))
-	@set -e; for t in $(TESTS); do $(B)/tests/$$t; done
+# The Check runners, unsanitized, without the shell tests (the Docker builder stage runs this);
+# each runner is its own target, so `make -j2 -Otarget unit` runs two at a time.
+unit: $(addprefix unit-,$(TESTS))
+unit-%: $(B)/tests/%
+	@$(B)/tests/$*
 
 # Builds the image from Dockerfile (docker when a daemon answers, else podman through
 # ../shared/tools/docker/build-and-run.sh) and checks the running container (needs root).

@@ -17,6 +17,8 @@ Writes, next to this script:
   request.json                     two noisy waves (see WAVES), 3 decimals per value
   expected.json                    PyTorch's answer to request.json (float32, %.9g)
 and prints each wave's last input, the predicted next value and the true one.
+deploy/kubernetes/configmap.yaml carries a copy of this model (tests/deploy_test.sh compares them
+byte for byte): regenerate it after retraining, as its header says.
 """
 
 import json
