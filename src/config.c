@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Generous bounds that keep every size product far from overflow and reject obvious typos
  * (a hidden_size of 1e9 is a mistake, not a model). */
@@ -183,6 +184,14 @@ static int parse_api_keys(ctx *c, const json_t *v, const char *base_dir, cfg_ser
     FILE *f = path ? fopen(path, "r") : NULL;
     if (!f) {
         fail(c, "server.api_keys: cannot open %s: %s", path ? path : "(path)", strerror(errno));
+        free(path);
+        return -1;
+    }
+    /* A device or pipe (/dev/zero) would be read forever: start-up must fail fast instead. */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20)) {
+        fail(c, "server.api_keys: %s is not a regular file of at most 1 MiB", path);
+        fclose(f);
         free(path);
         return -1;
     }

@@ -144,8 +144,9 @@ struct srv {
     char *tls_cert, *tls_key; /* PEM text, kept for the daemon's life */
     atomic_int draining;
     atomic_long inflight;
-    atomic_long conns;     /* open connections */
-    unsigned max_conns; /* max_connections, lowered to fit RLIMIT_NOFILE */
+    atomic_long started;  /* requests ever begun (drain watches it move) */
+    atomic_long conns;    /* open connections */
+    unsigned max_conns;   /* max_connections, lowered to fit RLIMIT_NOFILE */
     int port;
     codec_limits lim;
 };
@@ -729,6 +730,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         snprintf(r->method, sizeof r->method, "%s", method);
         snprintf(r->path, sizeof r->path, "%s", url);
         atomic_fetch_add(&s->inflight, 1);
+        atomic_fetch_add(&s->started, 1);
         metrics_inflight_add(s->met, 1);
         r->wants_body = strcmp(method, "POST") == 0 && forward_url(url);
         enum MHD_Result ret;
@@ -1071,16 +1073,21 @@ long srv_wait_idle(srv *s, int timeout_ms)
 
 /* After the last request in flight, a kept-alive connection may still carry a next request that
  * its client sent before any answer could tell it "Connection: close": stopping at once would
- * drop it unanswered. Waits until every connection has closed, or no request has been in flight
- * for DRAIN_QUIET_MS, or DEADLINE_MS has passed. */
+ * drop it unanswered. Waits until every connection has closed, or no request has begun or been
+ * in flight for DRAIN_QUIET_MS, or DEADLINE_MS has passed. (A client that waits longer than that
+ * before reusing its connection can still find it closed: HTTP lets a server close an idle
+ * connection, and clients must be ready for it.) */
 static void wait_quiet(srv *s, int deadline_ms)
 {
     struct timespec nap = {0, 10 * 1000 * 1000};
     int quiet = 0;
+    long seen = atomic_load(&s->started);
     for (int waited = 0; waited < deadline_ms && quiet < DRAIN_QUIET_MS; waited += 10) {
         if (atomic_load(&s->conns) == 0)
             return;
-        quiet = atomic_load(&s->inflight) ? 0 : quiet + 10;
+        long now = atomic_load(&s->started);
+        quiet = now != seen || atomic_load(&s->inflight) ? 0 : quiet + 10;
+        seen = now;
         nanosleep(&nap, NULL);
     }
 }

@@ -1158,6 +1158,13 @@ START_TEST(test_bad_config_files_exit_1_naming_the_key)
     static const char port[] = "{\"server\": {\"port\": 70000}, \"models\": []}";
     expect_startup_failure("port out of range", put_file("port.json", port, strlen(port)),
                            "port.json", "port", NULL);
+    /* A keys "file" that never ends: it used to be read forever. */
+    static const char keys[] =
+        "{\"server\": {\"api_keys\": \"/dev/zero\"}, \"models\": [{\"name\": "
+        "\"m\", \"type\": \"rnn\", \"input_size\": 1, \"hidden_size\": 4, "
+        "\"weights\": \"w.safetensors\"}]}";
+    expect_startup_failure("api_keys naming a device", put_file("keys.json", keys, strlen(keys)),
+                           "keys.json", "server.api_keys", "/dev/zero", NULL);
 }
 END_TEST
 

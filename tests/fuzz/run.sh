@@ -1,8 +1,9 @@
 #!/bin/sh
 # run.sh - runs each libFuzzer target for SECONDS and prints one line of figures per target
-# (executions, executions per second, corpus size, peak RSS); exits 1 if any target found a crash,
-# a leak, a hang or a failed check. `make fuzz` builds the targets and calls this.
+# (executions, executions per second, new inputs, coverage, peak RSS); exits 1 if any target
+# found a crash, a leak, a hang or a failed check. `make fuzz` builds the targets and calls this.
 # usage: sh tests/fuzz/run.sh SECONDS TARGET...   (targets under build/fuzz/fuzz_<TARGET>)
+# The figures line per target also goes to build/fuzz/summary.txt.
 #
 # Seeds come from tests/fuzz/corpus/<target> and tests/fuzz/regress/<target> (read-only); new
 # inputs libFuzzer finds go to build/fuzz/work/<target>, crash inputs to build/fuzz/crashes/.
@@ -30,13 +31,14 @@ for t in "$@"; do
             -artifact_prefix="$crashes/" $dict "$work" tests/fuzz/corpus/"$t" \
             tests/fuzz/regress/"$t" 2>&1
         echo "exit=$?"
-    } | grep -v ' access method=' >"$log"
+    } | grep -a -v ' access method=' >"$log"
     rc=$(sed -n 's/^exit=//p' "$log" | tail -n 1)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
-    units=$(find "$work" -type f | wc -l)
-    line="$t: ${execs:-?} execs in ${secs} s (${rate:-?} exec/s), $units new corpus inputs, peak RSS ${rss:-?} MB"
+    added=$(sed -n 's/^stat::new_units_added: *//p' "$log" | tail -n 1)
+    cov=$(grep -a 'DONE' "$log" | tail -n 1 | sed -n 's/.*cov: \([0-9]*\) ft: \([0-9]*\) corp: \([0-9]*\).*/\1 edges, \2 features, corpus \3/p')
+    line="$t: ${execs:-?} execs in ${secs} s (${rate:-?} exec/s), ${added:-?} new inputs, ${cov:-?}, peak RSS ${rss:-?} MB"
     if [ "$rc" != 0 ]; then
         failed=1
         line="$line: FAILED (exit $rc; see $log, inputs in $crashes/)"
