@@ -119,10 +119,11 @@ bench:
 	$(MAKE) $(B)/rnnserve $(B)/bench/bench $(B)/bench/mhd_bare
 	$(B)/bench/bench $(BENCH_ARGS)
 
-# Every Check runner under valgrind memcheck (no fork, so leaks in the tests count too).
+# Every Check runner under valgrind memcheck (no fork, so leaks in the tests count too), but the
+# test cases tagged "timing", which need a client faster than valgrind makes it.
 valgrind: $(addprefix $(B)/tests/,$(TESTS))
 	@set -e; for t in $(TESTS); do echo "== valgrind $$t"; \
-	    CK_FORK=no valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+	    CK_FORK=no CK_EXCLUDE_TAGS=timing valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
 	        --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
 	        $(B)/tests/$$t > $(B)/valgrind-$$t.log 2>&1 || { tail -50 $(B)/valgrind-$$t.log; exit 1; }; \
 	    grep -E '^[0-9]+%: Checks' $(B)/valgrind-$$t.log; done
