@@ -1927,19 +1927,19 @@ static Suite *server_suite(void)
     tcase_add_test(tc, test_eight_threads_of_mixed_requests_all_match_pytorch);
     tcase_add_test(tc, test_metrics_counters_and_in_flight_gauge_move);
 
-    /* These two need requests to stay in flight while a client looks: under valgrind the client
+    /* These need requests to stay in flight while a client looks: under valgrind the client
      * is ~50x slower than the (unvalgrinded-speed) forward passes it waits on, so `make
      * valgrind` leaves them out (CK_EXCLUDE_TAGS=timing); they run plain and under ASan. */
     tc = tcase(s, "timing", 60);
     tcase_set_tags(tc, "timing");
     tcase_add_test(tc, test_slow_forwards_do_not_delay_healthz_or_metrics);
     tcase_add_test(tc, test_wait_idle_counts_in_flight_until_they_finish);
+    tcase_add_test(tc, test_drain_still_answers_requests_in_flight);
+    tcase_add_test(tc, test_drain_still_answers_a_request_mid_upload);
 
     tc = tcase(s, "drain", 30);
-    tcase_add_test(tc, test_drain_still_answers_requests_in_flight);
     tcase_add_test(tc, test_readyz_is_503_on_a_keepalive_connection_after_drain);
     tcase_add_test(tc, test_drain_refuses_new_connections);
-    tcase_add_test(tc, test_drain_still_answers_a_request_mid_upload);
     return s;
 }
 
