@@ -138,14 +138,16 @@ struct srv {
     pthread_mutex_t set_mu;
     pthread_mutex_t reload_mu; /* one reload at a time (SIGHUP and the admin route) */
     struct MHD_Daemon *d;
-    MHD_socket quiesced_fd;
+    int lfd;              /* listening socket, ours (see acceptor_main); -1 when none */
+    pthread_t acceptor;
+    int acceptor_running;
     metrics *met;
     pool pool;
     char *tls_cert, *tls_key; /* PEM text, kept for the daemon's life */
     atomic_int draining;
     atomic_long inflight;
     atomic_long started;  /* requests ever begun (drain watches it move) */
-    atomic_long conns;    /* open connections */
+    atomic_long conns;    /* open connections, counted from accept() to MHD's CLOSED notice */
     unsigned max_conns;   /* max_connections, lowered to fit RLIMIT_NOFILE */
     int port;
     codec_limits lim;
@@ -859,14 +861,54 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-/* Past max_connections a new connection is closed at once: the client learns right away and can
- * retry or go elsewhere, instead of waiting unaccepted in the backlog (see srv_start). */
-static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+/* The listening socket is ours, not libmicrohttpd's: this thread accepts and hands each
+ * connection to MHD_add_connection. Why: MHD_quiesce_daemon on an epoll thread pool races with
+ * the workers removing the same socket from their epoll sets, and MHD_PANIC()s (aborts) when it
+ * loses (3 aborts in 1,200 quiesces of a loaded two-worker daemon; a SIGTERM under load). With the
+ * socket ours, draining is a shutdown() of it (stop_accepting). Past max_connections a new
+ * connection is closed at once: the client learns right away and can retry or go elsewhere,
+ * instead of waiting unaccepted in the backlog (see srv_start). */
+static void *acceptor_main(void *arg)
 {
-    srv *s = cls;
-    (void)addr;
-    (void)len;
-    return atomic_load(&s->conns) < (long)s->max_conns ? MHD_YES : MHD_NO;
+    srv *s = arg;
+    for (;;) {
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
+        int fd = accept4(s->lfd, (struct sockaddr *)&addr, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors or memory: the client waits in the backlog until a
+                 * connection ends; retry soon rather than spin. */
+                struct timespec nap = {0, 10 * 1000 * 1000};
+                nanosleep(&nap, NULL);
+                continue;
+            }
+            return NULL; /* EINVAL: stop_accepting() shut the socket down */
+        }
+        if (atomic_load(&s->conns) >= (long)s->max_conns) {
+            close(fd);
+            continue;
+        }
+        /* Counted before MHD sees it, so that a burst of connects cannot overshoot the limit
+         * while the workers pick them up. MHD closes the socket itself if it cannot take it. */
+        atomic_fetch_add(&s->conns, 1);
+        if (MHD_add_connection(s->d, fd, (struct sockaddr *)&addr, len) != MHD_YES)
+            atomic_fetch_sub(&s->conns, 1);
+    }
+}
+
+/* Ends the listening (new connects are refused, queued ones reset) and the acceptor thread.
+ * Connections already handed to MHD are untouched. */
+static void stop_accepting(srv *s)
+{
+    if (s->lfd >= 0)
+        shutdown(s->lfd, SHUT_RDWR);
+    if (s->acceptor_running) {
+        pthread_join(s->acceptor, NULL);
+        s->acceptor_running = 0;
+    }
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -875,7 +917,9 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     srv *s = cls;
     (void)c;
     (void)socket_context;
-    atomic_fetch_add(&s->conns, toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    /* STARTED was counted by the acceptor already. */
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&s->conns, 1);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -935,7 +979,7 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
     pthread_mutex_init(&s->set_mu, NULL);
     pthread_mutex_init(&s->reload_mu, NULL);
     s->cfg = cfg;
-    s->quiesced_fd = MHD_INVALID_SOCKET;
+    s->lfd = -1;
     s->lim.max_batch = (size_t)cfg->server.max_batch;
     s->lim.max_steps = (size_t)cfg->server.max_steps;
     if (!(s->set = set_load(cfg, err, errlen)))
@@ -970,13 +1014,34 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
                  gai_strerror(gai));
         goto fail;
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    s->lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    /* As libmicrohttpd would: rebind at once after a restart; "::" means IPv6 only. */
+    if (s->lfd < 0 || setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        (ai->ai_family == AF_INET6 &&
+         setsockopt(s->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+        bind(s->lfd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(s->lfd, 1024) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d (%s)", cfg->server.host, cfg->server.port,
+                 strerror(errno));
+        goto fail;
+    }
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof bound;
+    if (getsockname(s->lfd, (struct sockaddr *)&bound, &bound_len) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d (%s)", cfg->server.host, cfg->server.port,
+                 strerror(errno));
+        goto fail;
+    }
+    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    /* No listening socket for MHD (acceptor_main feeds it); ITC wakes a worker for each new
+     * connection. */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     unsigned io_threads = (unsigned)ncpu();
     /* At its connection limit, or out of descriptors (accept() failing), libmicrohttpd stops
      * accepting, and new clients wait in the kernel's backlog, unanswered, until a connection
-     * ends. So max_connections is enforced by on_accept instead, which closes the excess at
+     * ends. So max_connections is enforced by acceptor_main instead, which closes the excess at
      * once; libmicrohttpd's own limit is a backstop above it. Both stay below RLIMIT_NOFILE,
      * less FD_RESERVE for everything else (listening socket, epoll sets, files a reload opens). */
     s->max_conns = (unsigned)cfg->server.max_connections;
@@ -1011,22 +1076,25 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
         tls[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     }
     s->d = MHD_start_daemon(
-        flags, 0, on_accept, s, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->server.timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, max_conn,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned int)1024, io_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        io_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
         io_threads, MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s:%d (%s)", cfg->server.host, cfg->server.port,
                  errno ? strerror(errno) : "see the libmicrohttpd message above");
         goto fail;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : cfg->server.port;
+    if (pthread_create(&s->acceptor, NULL, acceptor_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the accept thread: %s", strerror(errno));
+        goto fail;
+    }
+    s->acceptor_running = 1;
     freeaddrinfo(ai);
     *out = s;
     return 0;
@@ -1050,14 +1118,7 @@ void srv_drain(srv *s)
     if (atomic_exchange(&s->draining, 1))
         return;
     /* Stop accepting; connections already open are served (and told to close). */
-    if (s->d)
-        s->quiesced_fd = MHD_quiesce_daemon(s->d);
-    /* A quiesced socket still listens: the kernel would go on completing handshakes into a
-     * backlog nobody accepts, and those clients would hang. shutdown() ends the listening (new
-     * connections are refused, queued ones reset) but keeps the fd, which MHD wants closed only
-     * after MHD_stop_daemon. */
-    if (s->quiesced_fd != MHD_INVALID_SOCKET)
-        shutdown(s->quiesced_fd, SHUT_RDWR);
+    stop_accepting(s);
 }
 
 long srv_wait_idle(srv *s, int timeout_ms)
@@ -1125,13 +1186,14 @@ void srv_stop(srv *s)
 {
     if (!s)
         return;
-    /* Queued passes finish and resume their connections first: MHD must not be stopped with a
-     * suspended connection. */
+    /* No new connection may reach MHD while it stops. Queued passes finish and resume their
+     * connections next: MHD must not be stopped with a suspended connection. */
+    stop_accepting(s);
     pool_stop(&s->pool);
     if (s->d)
         MHD_stop_daemon(s->d);
-    if (s->quiesced_fd != MHD_INVALID_SOCKET)
-        close(s->quiesced_fd);
+    if (s->lfd >= 0)
+        close(s->lfd);
     free(s->pool.th);
     pthread_mutex_destroy(&s->pool.mu);
     pthread_cond_destroy(&s->pool.cv);

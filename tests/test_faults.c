@@ -315,6 +315,27 @@ static int count_lines(const char *text, const char *a, const char *b, const cha
     return n;
 }
 
+/* The lines of TEXT that contain A but not both B and C, at most ~3 KB of them (for a failure
+ * message: the whole log would not help). Caller frees. */
+static char *odd_lines(const char *text, const char *a, const char *b, const char *c)
+{
+    size_t cap = 3072, n = 0;
+    char *out = calloc(cap + 1, 1);
+    ck_assert_ptr_nonnull(out);
+    for (const char *line = text; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t ll = eol ? (size_t)(eol - line) + 1 : strlen(line);
+        char *l = strndup(line, ll);
+        if (strstr(l, a) && !(strstr(l, b) && strstr(l, c)) && n + ll <= cap) {
+            memcpy(out + n, l, ll);
+            n += ll;
+        }
+        free(l);
+        line = eol ? eol + 1 : NULL;
+    }
+    return out;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * A model whose forward passes take a while: LSTM, input 8, hidden 256, 2 layers (F32 file) */
 
@@ -579,12 +600,17 @@ START_TEST(test_sigterm_under_load_answers_every_accepted_request)
             "after a pause), %d partial, %d timeouts\n",
             inflight - 1, took, accepted, answered, forwarded, big_after, ok, other, refused,
             un_new, un_reused, late, partial, timeouts);
+    /* The log's last lines say how the server ended; its odd access lines, what went wrong. */
+    const char *tail = strlen(log) > 2048 ? log + strlen(log) - 2048 : log;
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d (signal %d):\n%s",
-                  WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0, log);
-    ck_assert_msg(drain && strstr(log, "rnnserve: stopped"), "no drain in the log:\n%s", log);
+                  WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0, tail);
+    ck_assert_msg(drain && strstr(log, "rnnserve: stopped"), "no drain in the log:\n%s", tail);
     /* Every request the server accepted was answered, 200, and the answer reached its client. */
-    ck_assert_msg(answered == accepted, "%d of %d accepted requests not answered 200:\n%s",
-                  accepted - answered, accepted, log);
+    if (answered != accepted) {
+        char *odd = odd_lines(log, " access method=", "status=200", "end=ok");
+        ck_assert_msg(0, "%d of %d accepted requests not answered 200:\n%s", accepted - answered,
+                      accepted, odd);
+    }
     ck_assert_msg(ok == forwarded && other == 0 && partial == 0 && timeouts == 0,
                   "clients got %d 200s (server sent %d), %d other, %d partial, %d timeouts", ok,
                   forwarded, other, partial, timeouts);
@@ -637,6 +663,9 @@ START_TEST(test_out_of_file_descriptors_refuses_then_recovers)
     for (int round = 0; round < 2; round++) {
         enum { N = 80 };
         int fds[N];
+        /* The server counts a connection until it has seen the client close it: let it see the
+         * previous round's last ones go, or this round would find a slot or two still taken. */
+        sleep_ms((int)(300 * slack()));
         int closed = open_many(fds, N, (int)(500 * slack()));
         double t_refused = 0, t_back = 0;
         ck_assert_msg(closed >= N - 32 && closed <= N - 30,

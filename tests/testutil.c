@@ -2,10 +2,39 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Parts of a long failure message that reach the report (Check's limit is 4096 bytes). */
+#define TU_HEAD 1000
+#define TU_TAIL 2000
+
+void tu_fail(const char *file, int line, const char *expr, const char *fmt, ...)
+{
+    char cut[TU_HEAD + TU_TAIL + 128];
+    char *full = NULL;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&full, fmt, ap) < 0)
+            full = NULL;
+        va_end(ap);
+    }
+    const char *m = full ? full : expr;
+    size_t n = strlen(m);
+    if (n < sizeof cut - 1) {
+        memcpy(cut, m, n + 1);
+    } else {
+        fprintf(stderr, "%s:%d: the whole failure message (%zu bytes):\n%s\n", file, line, n, m);
+        snprintf(cut, sizeof cut, "%.*s\n[... %zu bytes cut: the whole message is on stderr ...]\n%s",
+                 TU_HEAD, m, n - TU_HEAD - TU_TAIL, m + n - TU_TAIL);
+    }
+    free(full); /* before Check ends the test (no-fork mode jumps out of here) */
+    _ck_assert_failed(file, line, expr, "%s", cut);
+}
 
 char *tu_read_file(const char *path, size_t *len)
 {

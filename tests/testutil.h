@@ -1,8 +1,23 @@
-/* testutil.h - small helpers shared by the Check suites: files, fixtures, float comparison. */
+/* testutil.h - small helpers shared by the Check suites: files, fixtures, float comparison, and
+ * failure messages that always reach the report. */
 #ifndef RNNSERVE_TESTUTIL_H
 #define RNNSERVE_TESTUTIL_H
 
+#include <check.h>
 #include <stddef.h>
+
+/* Check carries a failure message to the report through a 4 KB channel, and a longer one (a server
+ * log quoted in a message) kills the test with a bare "exit 2" that hides what failed. So the
+ * suites' ck_assert_msg and ck_abort_msg go through tu_fail, which prints the whole message to
+ * stderr and hands Check its first and last lines, about 3 KB. */
+void tu_fail(const char *file, int line, const char *expr, const char *fmt, ...)
+    CK_ATTRIBUTE_NORETURN CK_ATTRIBUTE_FORMAT(printf, 4, 5);
+#undef ck_assert_msg
+#define ck_assert_msg(expr, ...)                                                                   \
+    ((expr) ? _mark_point(__FILE__, __LINE__)                                                      \
+            : tu_fail(__FILE__, __LINE__, "Assertion '" #expr "' failed", ##__VA_ARGS__))
+#undef ck_abort_msg
+#define ck_abort_msg(...) tu_fail(__FILE__, __LINE__, "Failed", ##__VA_ARGS__)
 
 /* Reads a whole file into a new NUL-terminated buffer (free() it); NULL on failure. */
 char *tu_read_file(const char *path, size_t *len);
