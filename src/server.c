@@ -54,7 +54,7 @@ enum {
     R_OPENAPI
 };
 static const char *const ROUTE_NAMES[] = {
-    "forward",   "models",   "model",     "healthz",     "readyz", "metrics",   "preflight",
+    "forward",   "models",   "model",     "healthz",     "readyz", "metrics",    "preflight",
     "unmatched", "v2_infer", "v2_health", "v2_metadata", "admin",  "playground", "openapi"};
 #define N_ROUTES (sizeof ROUTE_NAMES / sizeof *ROUTE_NAMES)
 
@@ -89,7 +89,7 @@ typedef struct req {
     size_t len, cap;
     size_t received; /* body bytes so far, kept or not */
     int wants_body;  /* a POST to a forward route: keep the body */
-    int v2;         /* an Open Inference Protocol route: errors are {"error": "..."} */
+    int v2;          /* an Open Inference Protocol route: errors are {"error": "..."} */
     /* decode + forward + encode for this route: codec_forward or kserve_infer */
     int (*run)(const rnn_model *, const char *, size_t, const codec_limits *, char **, size_t *,
                codec_stats *);
@@ -138,7 +138,7 @@ struct srv {
     pthread_mutex_t set_mu;
     pthread_mutex_t reload_mu; /* one reload at a time (SIGHUP and the admin route) */
     struct MHD_Daemon *d;
-    int lfd;              /* listening socket, ours (see acceptor_main); -1 when none */
+    int lfd; /* listening socket, ours (see acceptor_main); -1 when none */
     pthread_t acceptor;
     int acceptor_running;
     metrics *met;
@@ -146,9 +146,9 @@ struct srv {
     char *tls_cert, *tls_key; /* PEM text, kept for the daemon's life */
     atomic_int draining;
     atomic_long inflight;
-    atomic_long started;  /* requests ever begun (drain watches it move) */
-    atomic_long conns;    /* open connections, counted from accept() to MHD's CLOSED notice */
-    unsigned max_conns;   /* max_connections, lowered to fit RLIMIT_NOFILE */
+    atomic_long started; /* requests ever begun (drain watches it move) */
+    atomic_long conns;   /* open connections, counted from accept() to MHD's CLOSED notice */
+    unsigned max_conns;  /* max_connections, lowered to fit RLIMIT_NOFILE */
     int port;
     codec_limits lim;
 };
@@ -184,7 +184,8 @@ static modelset *set_load(const cfg_config *cfg, char *err, size_t errlen)
     modelset *m = calloc(1, sizeof *m);
     size_t n = cfg->n_models;
     if (!m || !(m->models = calloc(n, sizeof *m->models)) ||
-        !(m->meta = calloc(n, sizeof *m->meta)) || !(m->meta_len = calloc(n, sizeof *m->meta_len)) ||
+        !(m->meta = calloc(n, sizeof *m->meta)) ||
+        !(m->meta_len = calloc(n, sizeof *m->meta_len)) ||
         !(m->v2meta = calloc(n, sizeof *m->v2meta)) ||
         !(m->v2meta_len = calloc(n, sizeof *m->v2meta_len)) || !(infos = calloc(n, sizeof *infos)))
         goto oom;
@@ -652,8 +653,8 @@ static enum MHD_Result start_request(req *r, const char *url)
                                      name);
             if (!is_get(m))
                 return respond_405(r, "GET, HEAD, OPTIONS");
-            return respond(r, 200, r->set->meta[idx], r->set->meta_len[idx], 0,
-                           "application/json", NULL);
+            return respond(r, 200, r->set->meta[idx], r->set->meta_len[idx], 0, "application/json",
+                           NULL);
         }
         if (strcmp(slash, "/forward") != 0) {
             r->route = R_UNMATCHED;
@@ -679,7 +680,8 @@ static int forward_url(const char *url)
 {
     size_t n = strlen(url);
     return strcmp(url, "/forward") == 0 ||
-           (strncmp(url, "/v1/models/", 11) == 0 && n > 19 && strcmp(url + n - 8, "/forward") == 0) ||
+           (strncmp(url, "/v1/models/", 11) == 0 && n > 19 &&
+            strcmp(url + n - 8, "/forward") == 0) ||
            (strncmp(url, "/v2/models/", 11) == 0 && n > 17 && strcmp(url + n - 6, "/infer") == 0);
 }
 
@@ -949,7 +951,8 @@ static char *read_pem(const char *path, const char *key, char *err, size_t errle
     char *buf = NULL;
     long n = -1;
     if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        n < (1L << 20) && (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        n < (1L << 20) && (buf = malloc((size_t)n + 1)) &&
+        fread(buf, 1, (size_t)n, f) == (size_t)n) {
         buf[n] = '\0';
         fclose(f);
         if (strstr(buf, "-----BEGIN "))
@@ -1077,14 +1080,11 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
     }
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-        MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->server.timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, max_conn,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_ARRAY, tls,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)cfg->server.timeout_s, MHD_OPTION_CONNECTION_LIMIT, max_conn,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-        io_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-        io_threads, MHD_OPTION_END);
+        io_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, io_threads, MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s:%d (%s)", cfg->server.host, cfg->server.port,
                  errno ? strerror(errno) : "see the libmicrohttpd message above");
@@ -1263,7 +1263,8 @@ int srv_main(const char *config_path, const srv_overrides *o)
     /* SIGHUP reloads the models (server settings need a restart); SIGTERM/SIGINT drain. */
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
         if (srv_reload(s, config_path, err, sizeof err) < 0) {
-            fprintf(stderr, "rnnserve: SIGHUP: reload failed, still serving the previous models: %s\n",
+            fprintf(stderr,
+                    "rnnserve: SIGHUP: reload failed, still serving the previous models: %s\n",
                     err);
             continue;
         }

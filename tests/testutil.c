@@ -29,8 +29,9 @@ void tu_fail(const char *file, int line, const char *expr, const char *fmt, ...)
         memcpy(cut, m, n + 1);
     } else {
         fprintf(stderr, "%s:%d: the whole failure message (%zu bytes):\n%s\n", file, line, n, m);
-        snprintf(cut, sizeof cut, "%.*s\n[... %zu bytes cut: the whole message is on stderr ...]\n%s",
-                 TU_HEAD, m, n - TU_HEAD - TU_TAIL, m + n - TU_TAIL);
+        snprintf(cut, sizeof cut,
+                 "%.*s\n[... %zu bytes cut: the whole message is on stderr ...]\n%s", TU_HEAD, m,
+                 n - TU_HEAD - TU_TAIL, m + n - TU_TAIL);
     }
     free(full); /* before Check ends the test (no-fork mode jumps out of here) */
     _ck_assert_failed(file, line, expr, "%s", cut);

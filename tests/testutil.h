@@ -10,8 +10,8 @@
  * log quoted in a message) kills the test with a bare "exit 2" that hides what failed. So the
  * suites' ck_assert_msg and ck_abort_msg go through tu_fail, which prints the whole message to
  * stderr and hands Check its first and last lines, about 3 KB. */
-void tu_fail(const char *file, int line, const char *expr, const char *fmt, ...)
-    CK_ATTRIBUTE_NORETURN CK_ATTRIBUTE_FORMAT(printf, 4, 5);
+void tu_fail(const char *file, int line, const char *expr, const char *fmt,
+             ...) CK_ATTRIBUTE_NORETURN CK_ATTRIBUTE_FORMAT(printf, 4, 5);
 /* Check records every passing assertion (a write and a flush to its message file), so that a
  * crash can be reported "after this point". An assertion in a loop over a million inputs made
  * that most of a suite's time; repeats of the line a thread marked last are skipped. */
