@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "rnnserve/codec.h"
+#include "rnnserve/cpus.h"
 #include "rnnserve/kserve.h"
 #include "rnnserve/metrics.h"
 #include "rnnserve/model.h"
@@ -940,8 +941,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 static int ncpu(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+    return cpus_usable();
 }
 
 /* Reads a PEM file into a new NUL-terminated buffer; NULL with a message naming KEY and PATH. */

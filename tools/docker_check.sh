@@ -194,13 +194,17 @@ grep -q '^rnnserve [0-9]' "$tmp/version.txt" && grep -q '^openblas ' "$tmp/versi
 ok "runtime stage: every library found, no compiler/make/curl/headers/sources; $(head -n 1 "$tmp/version.txt")"
 
 # ---- the README's way to serve your own model: a host folder mounted on /models ---------------
-start "$NAME_MODEL" -v "$PWD/examples/sine-next:/models:ro" "$IMAGE" --config /models/config.json
+# (with --cpus 1, as a CPU limit would be set: the default thread counts follow the quota)
+start "$NAME_MODEL" --cpus 1 -v "$PWD/examples/sine-next:/models:ro" "$IMAGE" --config /models/config.json
 curl -s -d @examples/sine-next/request.json "http://127.0.0.1:$port/forward" >"$tmp/own.json" ||
     fail "POST /forward to the mounted model failed"
 grep -q '"model": *"sine-next"' "$tmp/own.json" || fail "mounted model answered: $(cat "$tmp/own.json")"
 same_numbers "$tmp/own.json" examples/sine-next/expected.json 1e-3 ||
     fail "mounted model: $(cat "$tmp/own.json") differs from examples/sine-next/expected.json"
 ok "-v examples/sine-next:/models:ro --config /models/config.json answers as PyTorch (3 digits asked)"
+$E logs "$NAME_MODEL" 2>&1 | grep -q '(1 compute threads)' ||
+    fail "--cpus 1: $($E logs "$NAME_MODEL" 2>&1 | grep 'listening on')"
+ok "--cpus 1: the server starts 1 compute thread (the CPU quota, not the host's core count)"
 
 # ---- SIGTERM: drained and exit 0, well before the engine would SIGKILL -------------------------
 for c in "$NAME" "$NAME_MODEL"; do
