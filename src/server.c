@@ -1019,18 +1019,14 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
     }
     s->lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
+    struct sockaddr_storage bound; /* the address bound, for the port when port 0 was asked */
+    socklen_t bound_len = sizeof bound;
     /* As libmicrohttpd would: rebind at once after a restart; "::" means IPv6 only. */
     if (s->lfd < 0 || setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         (ai->ai_family == AF_INET6 &&
          setsockopt(s->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
-        bind(s->lfd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(s->lfd, 1024) != 0) {
-        snprintf(err, errlen, "cannot listen on %s:%d (%s)", cfg->server.host, cfg->server.port,
-                 strerror(errno));
-        goto fail;
-    }
-    struct sockaddr_storage bound;
-    socklen_t bound_len = sizeof bound;
-    if (getsockname(s->lfd, (struct sockaddr *)&bound, &bound_len) != 0) {
+        bind(s->lfd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(s->lfd, 1024) != 0 ||
+        getsockname(s->lfd, (struct sockaddr *)&bound, &bound_len) != 0) {
         snprintf(err, errlen, "cannot listen on %s:%d (%s)", cfg->server.host, cfg->server.port,
                  strerror(errno));
         goto fail;

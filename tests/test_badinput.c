@@ -38,37 +38,12 @@
 #define MAX_BATCH 8
 #define MAX_STEPS 100
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
 /* Time bounds are for a native build; sanitizers and valgrind stretch them. */
 static double slack(void)
 {
-    const char *pre = getenv("LD_PRELOAD");
-    if (pre && strstr(pre, "vgpreload"))
+    if (tu_under_valgrind())
         return 20.0;
-    return UNDER_ASAN ? 3.0 : 1.0;
+    return TU_UNDER_ASAN ? 3.0 : 1.0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -185,7 +160,7 @@ static int read_response(int fd, int timeout_ms, resp *out)
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     ck_assert_ptr_nonnull(buf);
-    double end = now_s() + timeout_ms / 1e3;
+    double end = tu_now_s() + timeout_ms / 1e3;
     for (;;) {
         buf[n] = '\0';
         char *eoh = strstr(buf, "\r\n\r\n");
@@ -215,7 +190,7 @@ static int read_response(int fd, int timeout_ms, resp *out)
             buf = nb;
             cap *= 2;
         }
-        int left = (int)((end - now_s()) * 1e3);
+        int left = (int)((end - tu_now_s()) * 1e3);
         struct pollfd p = {fd, POLLIN, 0};
         if (left <= 0 || poll(&p, 1, left) <= 0) {
             free(buf);
@@ -248,10 +223,10 @@ static int read_response(int fd, int timeout_ms, resp *out)
  * it closed. */
 static int wait_closed(int fd, int timeout_ms)
 {
-    double end = now_s() + timeout_ms / 1e3;
+    double end = tu_now_s() + timeout_ms / 1e3;
     char buf[4096];
     for (;;) {
-        int left = (int)((end - now_s()) * 1e3);
+        int left = (int)((end - tu_now_s()) * 1e3);
         struct pollfd p = {fd, POLLIN, 0};
         if (left <= 0 || poll(&p, 1, left) <= 0)
             return 0;
@@ -350,11 +325,11 @@ static int close_enough(const json_t *got, const json_t *exp)
  * the README's request gets PyTorch's answer. WHAT names the abuse that came before. */
 static void assert_alive(const char *what)
 {
-    double end = now_s() + 4.0 * slack();
+    double end = tu_now_s() + 4.0 * slack();
     while (srv_wait_idle(g.s, 0) > 0) {
-        ck_assert_msg(now_s() < end, "after %s: %ld request(s) still in flight", what,
+        ck_assert_msg(tu_now_s() < end, "after %s: %ld request(s) still in flight", what,
                       srv_wait_idle(g.s, 0));
-        sleep_ms(5);
+        tu_sleep_ms(5);
     }
     resp r;
     exchange(LIT("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"), &r);
@@ -628,9 +603,9 @@ START_TEST(test_100000_deep_nesting_is_400_at_once)
     const char *bodies[] = {arrays, objects, in_return};
     for (size_t i = 0; i < 3; i++) {
         resp r;
-        double t0 = now_s();
+        double t0 = tu_now_s();
         posts("/forward", bodies[i], &r);
-        double took = now_s() - t0;
+        double took = tu_now_s() - t0;
         assert_error(&r, 400, "malformed JSON", "maximum parsing depth reached", "deep nesting");
         ck_assert_msg(took < 1.0 * slack(), "100,000-deep nesting took %.3f s", took);
         resp_free(&r);
@@ -707,10 +682,10 @@ START_TEST(test_huge_declared_content_length_is_413_before_any_body)
         snprintf(req, sizeof req, "POST /forward HTTP/1.1\r\nHost: x\r\nContent-Length: %s\r\n\r\n",
                  lengths[i]);
         resp r;
-        double t0 = now_s();
+        double t0 = tu_now_s();
         exchange(req, strlen(req), &r); /* no body is ever sent */
         assert_error(&r, 413, lengths[i], "exceeds max_body_bytes 1048576", "Content-Length");
-        ck_assert_msg(now_s() - t0 < 2.0 * slack(), "413 took %.3f s", now_s() - t0);
+        ck_assert_msg(tu_now_s() - t0 < 2.0 * slack(), "413 took %.3f s", tu_now_s() - t0);
         ck_assert_msg(strcasestr(r.head, "\r\nConnection: close"), "413 keeps the connection");
         resp_free(&r);
     }
@@ -820,7 +795,7 @@ START_TEST(test_requests_split_byte_by_byte_are_answered)
         for (size_t i = 0; i < n; i++) {
             ck_assert_int_eq(send_all(fd, reqs[k] + i, 1), 0);
             if (i % 8 == 0)
-                sleep_ms(1);
+                tu_sleep_ms(1);
         }
         resp r;
         ck_assert_int_eq(read_response(fd, (int)(5000 * slack()), &r), 0);
@@ -844,11 +819,11 @@ START_TEST(test_clients_that_vanish_mid_body_do_not_linger)
         ck_assert_int_eq(send_all(fds[i], head, strlen(head)), 0);
         ck_assert_int_eq(send_all(fds[i], "{\"inputs\": [[[1,", 16), 0);
     }
-    double end = now_s() + 3.0 * slack();
+    double end = tu_now_s() + 3.0 * slack();
     while (srv_wait_idle(g.s, 0) < 20) {
-        ck_assert_msg(now_s() < end, "only %ld of 20 half-uploads in flight",
+        ck_assert_msg(tu_now_s() < end, "only %ld of 20 half-uploads in flight",
                       srv_wait_idle(g.s, 0));
-        sleep_ms(5);
+        tu_sleep_ms(5);
     }
     /* Half of them reset, half close politely (a FIN, which libmicrohttpd 0.9.75 may only
      * notice at timeout_s). */
@@ -861,10 +836,10 @@ START_TEST(test_clients_that_vanish_mid_body_do_not_linger)
     }
     /* Others are served meanwhile, not after. */
     resp r;
-    double t0 = now_s();
+    double t0 = tu_now_s();
     posts("/forward", DEFAULT_BODY, &r);
-    ck_assert_msg(r.status == 200 && now_s() - t0 < 1.0 * slack(), "%ld after %.3f s", r.status,
-                  now_s() - t0);
+    ck_assert_msg(r.status == 200 && tu_now_s() - t0 < 1.0 * slack(), "%ld after %.3f s", r.status,
+                  tu_now_s() - t0);
     resp_free(&r);
     ck_assert_msg(srv_wait_idle(g.s, (int)((2 + 3) * 1000 * slack())) == 0,
                   "abandoned uploads outlived timeout_s (2 s)");
@@ -1002,11 +977,11 @@ START_TEST(test_header_floods_are_431_and_harmless)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *req = flood(cases[i].n, cases[i].vlen);
         resp r;
-        double t0 = now_s();
+        double t0 = tu_now_s();
         exchange(req, strlen(req), &r);
         ck_assert_msg(r.status == cases[i].status, "%zu headers of %zu bytes: %ld, expected %ld",
                       cases[i].n, cases[i].vlen, r.status, cases[i].status);
-        ck_assert_msg(now_s() - t0 < 2.0 * slack(), "header flood took %.3f s", now_s() - t0);
+        ck_assert_msg(tu_now_s() - t0 < 2.0 * slack(), "header flood took %.3f s", tu_now_s() - t0);
         resp_free(&r);
         free(req);
     }
@@ -1092,11 +1067,11 @@ static const char *put_config(const char *name, const char *weights, const char 
  * its stderr naming each of NEEDLES (NULL-terminated). */
 static void expect_startup_failure(const char *what, const char *config, ...)
 {
-    const char *bin = UNDER_ASAN ? "build/asan/rnnserve" : "build/rnnserve";
+    const char *bin = TU_UNDER_ASAN ? "build/asan/rnnserve" : "build/rnnserve";
     ck_assert_msg(access(bin, X_OK) == 0, "%s is not built (make)", bin);
     char log[600];
     snprintf(log, sizeof log, "%s/stderr.txt", tmpdir);
-    double t0 = now_s();
+    double t0 = tu_now_s();
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -1108,14 +1083,14 @@ static void expect_startup_failure(const char *what, const char *config, ...)
         _exit(127);
     }
     int st = 0;
-    double limit = 1.0 * (UNDER_ASAN ? 2.0 : 1.0);
+    double limit = 1.0 * (TU_UNDER_ASAN ? 2.0 : 1.0);
     while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_s() - t0 > limit) {
+        if (tu_now_s() - t0 > limit) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             ck_abort_msg("%s: still running after %.1f s", what, limit);
         }
-        sleep_ms(5);
+        tu_sleep_ms(5);
     }
     size_t n;
     char *text = tu_read_file(log, &n);

@@ -33,37 +33,12 @@
 
 #define DEFAULT_BODY "{\"inputs\": [[[0.0],[0.1411],[-0.2794]]]}"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
 /* The binary is native or ASan; the runner may be under valgrind, which slows only the client
  * side. Bounds below are for native and are stretched by this. */
 static double slack(void)
 {
-    const char *pre = getenv("LD_PRELOAD");
-    double s = UNDER_ASAN ? 3.0 : 1.0;
-    return pre && strstr(pre, "vgpreload") ? s * 3.0 : s;
+    double s = TU_UNDER_ASAN ? 3.0 : 1.0;
+    return tu_under_valgrind() ? s * 3.0 : s;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -142,7 +117,7 @@ static int spawn(const char *config, rlim_t nofile, rlim_t as_bytes, int asan, i
         execl("/bin/sh", "sh", "-c", script, bin, path, (char *)NULL);
         _exit(127);
     }
-    double end = now_s() + 10.0 * slack();
+    double end = tu_now_s() + 10.0 * slack();
     for (;;) {
         int st;
         if (waitpid(P.pid, &st, WNOHANG) == P.pid) {
@@ -159,22 +134,22 @@ static int spawn(const char *config, rlim_t nofile, rlim_t as_bytes, int asan, i
             return 1;
         }
         free(log);
-        ck_assert_msg(now_s() < end, "the server did not start within 10 s");
-        sleep_ms(10);
+        ck_assert_msg(tu_now_s() < end, "the server did not start within 10 s");
+        tu_sleep_ms(10);
     }
 }
 
 /* Waits up to TIMEOUT_S for the server to exit; returns its wait status. */
 static int wait_exit(double timeout_s)
 {
-    double end = now_s() + timeout_s;
+    double end = tu_now_s() + timeout_s;
     int st = 0;
     while (waitpid(P.pid, &st, WNOHANG) == 0) {
-        if (now_s() > end) {
+        if (tu_now_s() > end) {
             char *log = read_log();
             ck_abort_msg("the server is still running after %.1f s:\n%s", timeout_s, log);
         }
-        sleep_ms(10);
+        tu_sleep_ms(10);
     }
     P.pid = 0;
     return st;
@@ -225,7 +200,7 @@ static int hc_exchange(int fd, const char *req, size_t len, int timeout_ms, resp
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     ck_assert_ptr_nonnull(buf);
-    double end = now_s() + timeout_ms / 1e3;
+    double end = tu_now_s() + timeout_ms / 1e3;
     int rc;
     for (;;) {
         buf[n] = '\0';
@@ -248,7 +223,7 @@ static int hc_exchange(int fd, const char *req, size_t len, int timeout_ms, resp
             buf = nb;
             cap *= 2;
         }
-        int left = (int)((end - now_s()) * 1e3);
+        int left = (int)((end - tu_now_s()) * 1e3);
         struct pollfd p = {fd, POLLIN, 0};
         if (left <= 0 || poll(&p, 1, left) <= 0) {
             rc = HC_TIMEOUT;
@@ -299,19 +274,27 @@ static double metric(const char *series)
     return v;
 }
 
+/* The next line of *P (its newline kept), malloc'ed, and *P moved past it; NULL at the end. */
+static char *next_line(const char **p)
+{
+    if (!*p || !**p)
+        return NULL;
+    const char *eol = strchr(*p, '\n');
+    size_t len = eol ? (size_t)(eol - *p) + 1 : strlen(*p);
+    char *l = strndup(*p, len);
+    ck_assert_ptr_nonnull(l);
+    *p = eol ? eol + 1 : NULL;
+    return l;
+}
+
 /* Lines of TEXT containing every one of up to three needles (NULL: unused). */
 static int count_lines(const char *text, const char *a, const char *b, const char *c)
 {
     int n = 0;
-    for (const char *line = text; line && *line;) {
-        const char *eol = strchr(line, '\n');
-        size_t ll = eol ? (size_t)(eol - line) : strlen(line);
-        char *l = strndup(line, ll);
+    char *l;
+    for (const char *p = text; (l = next_line(&p)); free(l))
         if (strstr(l, a) && (!b || strstr(l, b)) && (!c || strstr(l, c)))
             n++;
-        free(l);
-        line = eol ? eol + 1 : NULL;
-    }
     return n;
 }
 
@@ -320,18 +303,14 @@ static int count_lines(const char *text, const char *a, const char *b, const cha
 static char *odd_lines(const char *text, const char *a, const char *b, const char *c)
 {
     size_t cap = 3072, n = 0;
-    char *out = calloc(cap + 1, 1);
+    char *out = calloc(cap + 1, 1), *l;
     ck_assert_ptr_nonnull(out);
-    for (const char *line = text; line && *line;) {
-        const char *eol = strchr(line, '\n');
-        size_t ll = eol ? (size_t)(eol - line) + 1 : strlen(line);
-        char *l = strndup(line, ll);
-        if (strstr(l, a) && !(strstr(l, b) && strstr(l, c)) && n + ll <= cap) {
-            memcpy(out + n, l, ll);
-            n += ll;
+    for (const char *p = text; (l = next_line(&p)); free(l)) {
+        size_t len = strlen(l);
+        if (strstr(l, a) && !(strstr(l, b) && strstr(l, c)) && n + len <= cap) {
+            memcpy(out + n, l, len);
+            n += len;
         }
-        free(l);
-        line = eol ? eol + 1 : NULL;
     }
     return out;
 }
@@ -456,7 +435,7 @@ static void *client_main(void *arg)
                 break; /* the server is gone: that is the end of this client */
             continue;
         }
-        double tc = now_s();
+        double tc = tu_now_s();
         /* Connect times are compared with SIGTERM by the main thread afterwards. */
         if (tc > c->last_connect)
             c->last_connect = tc;
@@ -467,7 +446,7 @@ static void *client_main(void *arg)
              * connections); the others one big request in three. */
             const char *req = c->id % 3 != 0 && (c->id + round + k) % 3 == 0 ? c->big : c->small;
             resp r;
-            double t_send = now_s();
+            double t_send = tu_now_s();
             int rc = hc_exchange(fd, req, strlen(req), (int)(30000 * slack()), &r);
             if (rc == HC_OK) {
                 if (r.status == 200)
@@ -529,7 +508,7 @@ static size_t big_steps_for(double target)
 START_TEST(test_sigterm_under_load_answers_every_accepted_request)
 {
     char *config = config_with_big("{\"threads\": 2, \"timeout_s\": 20}");
-    ck_assert(spawn(config, 0, 0, UNDER_ASAN, NULL));
+    ck_assert(spawn(config, 0, 0, TU_UNDER_ASAN, NULL));
     free(config);
     size_t steps = big_steps_for(0.5);
     char *bbody = big_body(steps);
@@ -551,15 +530,15 @@ START_TEST(test_sigterm_under_load_answers_every_accepted_request)
     }
     /* SIGTERM once the load is real: several forward passes in flight (the gauge counts this
      * /metrics request too). */
-    double end = now_s() + 10.0 * slack();
+    double end = tu_now_s() + 10.0 * slack();
     double inflight = 0;
-    while ((inflight = metric("rnnserve_in_flight_requests")) < 4 && now_s() < end)
-        sleep_ms(20);
+    while ((inflight = metric("rnnserve_in_flight_requests")) < 4 && tu_now_s() < end)
+        tu_sleep_ms(20);
     ck_assert_msg(inflight >= 4, "the load never reached 3 requests in flight");
-    double t_term = now_s();
+    double t_term = tu_now_s();
     ck_assert_int_eq(kill(P.pid, SIGTERM), 0);
     int st = wait_exit(25.0 * slack());
-    double took = now_s() - t_term;
+    double took = tu_now_s() - t_term;
     atomic_store(&stop, 1);
     int ok = 0, other = 0, refused = 0, un_new = 0, un_reused = 0, partial = 0, timeouts = 0;
     int late = 0;
@@ -636,7 +615,7 @@ static int open_many(int *fds, int n, int wait_ms)
         fds[i] = hc_connect(&err);
         ck_assert_msg(fds[i] >= 0, "connect %d: %s", i, strerror(err));
     }
-    sleep_ms(wait_ms);
+    tu_sleep_ms(wait_ms);
     int closed = 0;
     for (int i = 0; i < n; i++) {
         struct pollfd p = {fds[i], POLLIN, 0};
@@ -654,7 +633,7 @@ START_TEST(test_out_of_file_descriptors_refuses_then_recovers)
 {
     /* ulimit -n 64 and the default max_connections 1024: the server lowers its limit to fit. */
     char *config = config_with_big("{\"timeout_s\": 30}");
-    ck_assert(spawn(config, 64, 0, UNDER_ASAN, NULL));
+    ck_assert(spawn(config, 64, 0, TU_UNDER_ASAN, NULL));
     free(config);
     char *log = read_log();
     ck_assert_msg(strstr(log, "max_connections 1024 lowered to 32"), "%s", log);
@@ -665,7 +644,7 @@ START_TEST(test_out_of_file_descriptors_refuses_then_recovers)
         int fds[N];
         /* The server counts a connection until it has seen the client close it: let it see the
          * previous round's last ones go, or this round would find a slot or two still taken. */
-        sleep_ms((int)(300 * slack()));
+        tu_sleep_ms((int)(300 * slack()));
         int closed = open_many(fds, N, (int)(500 * slack()));
         double t_refused = 0, t_back = 0;
         ck_assert_msg(closed >= N - 32 && closed <= N - 30,
@@ -683,9 +662,9 @@ START_TEST(test_out_of_file_descriptors_refuses_then_recovers)
         /* A new one is closed at once: no answer, but no hang either. */
         int err = 0, fd = hc_connect(&err);
         ck_assert_int_ge(fd, 0);
-        double t0 = now_s();
+        double t0 = tu_now_s();
         int rc = hc_exchange(fd, fwd, strlen(fwd), (int)(5000 * slack()), &r);
-        t_refused = now_s() - t0;
+        t_refused = tu_now_s() - t0;
         ck_assert_msg(rc == HC_NOTHING && t_refused < 1.0 * slack(),
                       "a connection past the limit got %d after %.3f s", rc, t_refused);
         close(fd);
@@ -693,7 +672,7 @@ START_TEST(test_out_of_file_descriptors_refuses_then_recovers)
         for (int i = 0; i < N; i++)
             if (fds[i] >= 0)
                 close(fds[i]);
-        double t_drop = now_s(), end = t_drop + 5.0 * slack();
+        double t_drop = tu_now_s(), end = t_drop + 5.0 * slack();
         for (;;) {
             fd = hc_connect(&err);
             rc = fd >= 0 ? hc_exchange(fd, fwd, strlen(fwd), (int)(5000 * slack()), &r) : -9;
@@ -701,10 +680,10 @@ START_TEST(test_out_of_file_descriptors_refuses_then_recovers)
                 close(fd);
             if (rc == HC_OK)
                 break;
-            ck_assert_msg(now_s() < end, "not serving again 5 s after the load dropped");
-            sleep_ms(20);
+            ck_assert_msg(tu_now_s() < end, "not serving again 5 s after the load dropped");
+            tu_sleep_ms(20);
         }
-        t_back = now_s() - t_drop;
+        t_back = tu_now_s() - t_drop;
         ck_assert_msg(r.status == 200 && strstr(r.body, "\"model\":\"sine\""), "%ld %s", r.status,
                       r.body);
         free(r.body);
@@ -725,7 +704,7 @@ END_TEST
 START_TEST(test_max_connections_refuses_the_excess_at_once)
 {
     char *config = config_with_big("{\"timeout_s\": 30, \"max_connections\": 10}");
-    ck_assert(spawn(config, 0, 0, UNDER_ASAN, NULL));
+    ck_assert(spawn(config, 0, 0, TU_UNDER_ASAN, NULL));
     free(config);
     int fds[25];
     int closed = open_many(fds, 25, (int)(500 * slack()));
@@ -733,7 +712,7 @@ START_TEST(test_max_connections_refuses_the_excess_at_once)
     for (int i = 0; i < 25; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    sleep_ms(200);
+    tu_sleep_ms(200);
     resp r;
     ck_assert_int_eq(hc_simple("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
     free(r.body);
@@ -770,9 +749,9 @@ START_TEST(test_weights_beyond_the_address_space_limit_are_refused_clearly)
              sine, sine);
     free(sine);
     int st = 0;
-    double t0 = now_s();
+    double t0 = tu_now_s();
     ck_assert_msg(!spawn(config, 0, (rlim_t)1 << 30, 0, &st), "a 4 GiB model started");
-    double took = now_s() - t0;
+    double took = tu_now_s() - t0;
     char *log = read_log();
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit %d: %s",
                   WIFEXITED(st) ? WEXITSTATUS(st) : -1, log);
@@ -794,7 +773,7 @@ END_TEST
 START_TEST(test_clients_that_never_read_are_cut_off_at_timeout_s)
 {
     char *config = config_with_big("{\"timeout_s\": 2, \"max_steps\": 100000}");
-    ck_assert(spawn(config, 0, 0, UNDER_ASAN, NULL));
+    ck_assert(spawn(config, 0, 0, TU_UNDER_ASAN, NULL));
     free(config);
     /* A: one 2.6 MB answer (60,000 steps of the sine model) into a 4 KB receive buffer. */
     char *body = malloc(60000 * 4 + 32), *p = body;
@@ -832,24 +811,25 @@ START_TEST(test_clients_that_never_read_are_cut_off_at_timeout_s)
     double worst = 0;
     for (int i = 0; i < 20; i++) {
         resp r;
-        double t0 = now_s();
+        double t0 = tu_now_s();
         ck_assert_int_eq(hc_simple(i % 2 ? fwd : "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &r),
                          200);
         free(r.body);
-        if (now_s() - t0 > worst)
-            worst = now_s() - t0;
+        if (tu_now_s() - t0 > worst)
+            worst = tu_now_s() - t0;
     }
     free(fwd);
     ck_assert_msg(worst < 0.5 * slack(), "a request beside the stuck clients took %.3f s", worst);
     /* Both stuck connections are closed once they made no progress for timeout_s (2 s): nothing
      * is left in flight but this /metrics request. */
-    double t0 = now_s(), end = t0 + 8.0 * slack();
+    double t0 = tu_now_s(), end = t0 + 8.0 * slack();
     while (metric("rnnserve_in_flight_requests") > 1) {
-        ck_assert_msg(now_s() < end, "a client that never reads is still being served after %.1f s",
-                      now_s() - t0);
-        sleep_ms(100);
+        ck_assert_msg(tu_now_s() < end,
+                      "a client that never reads is still being served after %.1f s",
+                      tu_now_s() - t0);
+        tu_sleep_ms(100);
     }
-    double cut = now_s() - t0;
+    double cut = tu_now_s() - t0;
     char *log = read_log();
     ck_assert_msg(count_lines(log, "path=/forward", "steps=60000", "end=timeout") == 1,
                   "the 2.6 MB answer did not end by timeout:\n%.3000s", log);

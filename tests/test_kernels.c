@@ -36,13 +36,6 @@ static float *rand_array(size_t n)
     return a;
 }
 
-/* Under valgrind (make valgrind) everything runs ~50x slower: sweep and multiply less there. */
-static int under_valgrind(void)
-{
-    const char *pre = getenv("LD_PRELOAD");
-    return pre && strstr(pre, "vgpreload");
-}
-
 static int n_paths(void)
 {
     return (int)kern_isa_supported() + 1;
@@ -102,9 +95,10 @@ START_TEST(test_packed_product_matches_naive)
         for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
             for (size_t b = 0; b < sizeof Us / sizeof *Us; b++)
                 for (size_t c = 0; c < sizeof Ks / sizeof *Ks; c++) {
-                    if (Ms[a] * Us[b] * Ks[c] > (under_valgrind() ? 40000u : 2000000u))
+                    if (Ms[a] * Us[b] * Ks[c] > (tu_under_valgrind() ? 40000u : 2000000u))
                         continue;
-                    check_packed((kern_isa)isa, Ms[a], 1, Us[b], Ks[c], 0, 0, Us[b], (int)((a + c) % 3));
+                    check_packed((kern_isa)isa, Ms[a], 1, Us[b], Ks[c], 0, 0, Us[b],
+                                 (int)((a + c) % 3));
                 }
 }
 END_TEST
@@ -170,8 +164,8 @@ static void act(kern_isa isa, int f, float *x, size_t n)
  * 12], within 1e-6 of double precision (fewer under valgrind). */
 START_TEST(test_activations_dense_sweep)
 {
-    const uint64_t stride = under_valgrind() ? 65521 : 4099;
-    const int grid = under_valgrind() ? 12000 : 120000;
+    const uint64_t stride = tu_under_valgrind() ? 65521 : 4099;
+    const int grid = tu_under_valgrind() ? 12000 : 120000;
     size_t n = 2 * (size_t)grid + 1;
     for (uint64_t u = 0; u < (1ull << 32); u += stride)
         n++;
@@ -190,7 +184,8 @@ START_TEST(test_activations_dense_sweep)
             double worst = 0;
             for (size_t i = 0; i < k; i++) {
                 if (isnan(x[i])) {
-                    ck_assert_msg(isnan(y[i]), "%s: NaN in, %g out", kern_isa_name(isa), (double)y[i]);
+                    ck_assert_msg(isnan(y[i]), "%s: NaN in, %g out", kern_isa_name(isa),
+                                  (double)y[i]);
                     continue;
                 }
                 double e = fabs((double)y[i] - ref(f, x[i]));
@@ -388,9 +383,11 @@ static double engine_vs_reference(const rnn_model *m, const int32_t *lengths, si
     rnn_batch b = {B, lengths, x, h0, c0};
     size_t no, nh, nc;
     rnn_result_sizes(m, &b, &no, &nh, &nc);
-    rnn_result r1 = {.outputs = malloc(no * 4 + 4), .hidden = malloc(nh * 4),
+    rnn_result r1 = {.outputs = malloc(no * 4 + 4),
+                     .hidden = malloc(nh * 4),
                      .cell = nc ? malloc(nc * 4) : NULL};
-    rnn_result r2 = {.outputs = malloc(no * 4 + 4), .hidden = malloc(nh * 4),
+    rnn_result r2 = {.outputs = malloc(no * 4 + 4),
+                     .hidden = malloc(nh * 4),
                      .cell = nc ? malloc(nc * 4) : NULL};
     char err[256];
     ck_assert_msg(rnn_forward(m, &b, &r1, err, sizeof err) == 0, "%s", err);
@@ -431,7 +428,7 @@ START_TEST(test_forward_split_across_threads)
     const cfg_type types[4] = {CFG_RNN, CFG_LSTM, CFG_GRU, CFG_RNN};
     int32_t lengths[40];
     for (int i = 0; i < 40; i++)
-        lengths[i] = under_valgrind() ? 2 + i % 4 : 3 + (i * 7) % 19;
+        lengths[i] = tu_under_valgrind() ? 2 + i % 4 : 3 + (i * 7) % 19;
     for (int t = 0; t < 4; t++) {
         rand_model rm;
         rand_model_make(&rm, types[t], 6, 144, 2, t == 1, t == 3 ? CFG_RELU : CFG_TANH);

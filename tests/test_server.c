@@ -45,37 +45,12 @@
 /* ---------------------------------------------------------------------------------------------
  * Time, and how much slower than native we run */
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 /* Latency bounds are stated for a native build; sanitizers and valgrind stretch them. */
 static double slack(void)
 {
-    const char *pre = getenv("LD_PRELOAD");
-    if (pre && strstr(pre, "vgpreload"))
+    if (tu_under_valgrind())
         return 20.0;
-    return UNDER_ASAN ? 2.0 : 1.0;
+    return TU_UNDER_ASAN ? 2.0 : 1.0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -226,11 +201,11 @@ static long in_flight(void)
 /* Polls until at least N requests are in flight; fails after TIMEOUT_MS. */
 static void wait_in_flight(long n, int timeout_ms)
 {
-    double end = now_s() + timeout_ms / 1e3;
+    double end = tu_now_s() + timeout_ms / 1e3;
     while (in_flight() < n) {
-        ck_assert_msg(now_s() < end, "only %ld of %ld requests in flight after %d ms", in_flight(),
-                      n, timeout_ms);
-        sleep_ms(2);
+        ck_assert_msg(tu_now_s() < end, "only %ld of %ld requests in flight after %d ms",
+                      in_flight(), n, timeout_ms);
+        tu_sleep_ms(2);
     }
 }
 
@@ -745,10 +720,10 @@ static double metric_now(const char *series)
 /* The completion callback (which counts) runs just after the answer is sent, so poll. */
 static void wait_metric(const char *series, double want)
 {
-    double end = now_s() + 5.0 * slack(), v;
+    double end = tu_now_s() + 5.0 * slack(), v;
     while ((v = metric_now(series)) != want) {
-        ck_assert_msg(now_s() < end, "%s is %g, expected %g", series, v, want);
-        sleep_ms(5);
+        ck_assert_msg(tu_now_s() < end, "%s is %g, expected %g", series, v, want);
+        tu_sleep_ms(5);
     }
 }
 
@@ -806,7 +781,7 @@ static int raw_response(int fd, int timeout_ms, resp *out)
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     ck_assert_ptr_nonnull(buf);
-    double end = now_s() + timeout_ms / 1e3;
+    double end = tu_now_s() + timeout_ms / 1e3;
     long clen = -1;
     char *body = NULL;
     for (;;) {
@@ -824,7 +799,7 @@ static int raw_response(int fd, int timeout_ms, resp *out)
         }
         if (body && (size_t)(body - buf) + (size_t)clen <= n)
             break;
-        int left = (int)((end - now_s()) * 1e3);
+        int left = (int)((end - tu_now_s()) * 1e3);
         if (left <= 0)
             goto fail;
         if (n == cap) {
@@ -856,15 +831,15 @@ fail:
  * the seconds it took, or -1 when it is still open after TIMEOUT_MS. */
 static double raw_wait_closed(int fd, int timeout_ms)
 {
-    double t0 = now_s(), end = t0 + timeout_ms / 1e3;
+    double t0 = tu_now_s(), end = t0 + timeout_ms / 1e3;
     char buf[4096];
     for (;;) {
-        int left = (int)((end - now_s()) * 1e3);
+        int left = (int)((end - tu_now_s()) * 1e3);
         if (left <= 0)
             return -1;
         ssize_t r = raw_recv(fd, buf, sizeof buf, left);
         if (r == 0)
-            return now_s() - t0;
+            return tu_now_s() - t0;
         if (r < 0)
             return -1;
     }
@@ -1331,12 +1306,12 @@ START_TEST(test_body_sent_one_byte_at_a_time_is_answered)
     post_head(head, sizeof head, "/forward", j.len);
     size_t hl = strlen(head);
     raw_send(fd, head, hl / 2); /* the head in two pieces too */
-    sleep_ms(5);
+    tu_sleep_ms(5);
     raw_send(fd, head + hl / 2, hl - hl / 2);
     for (size_t i = 0; i < j.len; i++) {
         raw_send(fd, j.body + i, 1);
         if (i % 4 == 0)
-            sleep_ms(1);
+            tu_sleep_ms(1);
     }
     resp r;
     ck_assert_int_eq(raw_response(fd, 10000, &r), 0);
@@ -1425,7 +1400,7 @@ START_TEST(test_stalled_half_requests_do_not_delay_other_clients)
     open_stalled(stalled);
     job j;
     job_load(&j, "default", "/forward", 0);
-    double t0 = now_s();
+    double t0 = tu_now_s();
     for (int i = 0; i < 20; i++) {
         resp r;
         if (i % 2)
@@ -1435,7 +1410,7 @@ START_TEST(test_stalled_half_requests_do_not_delay_other_clients)
         ck_assert_int_eq(r.status, 200);
         resp_free(&r);
     }
-    double took = now_s() - t0;
+    double took = tu_now_s() - t0;
     ck_assert_msg(took < 2.0 * slack(), "20 requests took %.3f s beside stalled clients", took);
     /* The stalled ones are still open (timeout_s is 30), and can still finish. */
     raw_sends(stalled[1], &DEFAULT_BODY[STALL_AT]);
@@ -1455,12 +1430,12 @@ START_TEST(test_stalled_connections_are_closed_after_timeout_s)
     int stalled[2];
     open_stalled(stalled);
     int idle = raw_connect(); /* connected, never says a word */
-    double t0 = now_s();
+    double t0 = tu_now_s();
     const int fds[] = {stalled[0], stalled[1], idle};
     for (int i = 0; i < 3; i++) {
         double t = raw_wait_closed(fds[i], (int)(4000 * slack()));
         ck_assert_msg(t >= 0, "connection %d still open after %.0f ms", i, 4000 * slack());
-        t = now_s() - t0;
+        t = tu_now_s() - t0;
         ck_assert_msg(t >= 0.5 && t <= 3.5 * slack(), "connection %d closed after %.2f s", i, t);
         close(fds[i]);
     }
@@ -1520,9 +1495,9 @@ START_TEST(test_client_gone_while_computing_does_not_hurt_others)
         raw_sends(fd, head);
         raw_send(fd, body, len);
         /* Suspended: it is in the compute pool now. */
-        double end = now_s() + 5;
-        while (atomic_load(&n_suspends) == before && now_s() < end)
-            sleep_ms(1);
+        double end = tu_now_s() + 5;
+        while (atomic_load(&n_suspends) == before && tu_now_s() < end)
+            tu_sleep_ms(1);
         ck_assert_int_eq(atomic_load(&n_suspends), before + 1);
         if (rst) {
             struct linger lg = {1, 0};
@@ -1687,10 +1662,10 @@ START_TEST(test_slow_forwards_do_not_delay_healthz_or_metrics)
     for (int i = 0; i < 5; i++) {
         static const char *const probes[] = {"/healthz", "/metrics", "/readyz"};
         for (size_t p = 0; p < 3; p++) {
-            double t0 = now_s();
+            double t0 = tu_now_s();
             resp r;
             fetch("GET", probes[p], NULL, NULL, &r);
-            double took = now_s() - t0;
+            double took = tu_now_s() - t0;
             ck_assert_int_eq(r.status, 200);
             /* The gauge counts this /metrics request and the forwards still running; on a slow
              * client (valgrind) some of the N may already have finished, so ask for one. */
@@ -1702,7 +1677,7 @@ START_TEST(test_slow_forwards_do_not_delay_healthz_or_metrics)
             if (took > worst)
                 worst = took;
         }
-        sleep_ms(20);
+        tu_sleep_ms(20);
     }
     ck_assert_msg(in_flight() >= 1, "the forwards ended before the probes did: not a real test");
     ck_assert_msg(worst < 0.1 * slack(), "a probe took %.1f ms beside slow forwards", worst * 1e3);
@@ -1800,9 +1775,9 @@ START_TEST(test_wait_idle_counts_in_flight_until_they_finish)
     start_big_calls(calls, th, N, body);
     srv_drain(g.s);
     ck_assert_int_gt(srv_wait_idle(g.s, 1), 0); /* still computing */
-    double t0 = now_s();
+    double t0 = tu_now_s();
     ck_assert_int_eq(srv_wait_idle(g.s, (int)(10000 * slack())), 0);
-    ck_assert_msg(now_s() - t0 < 5 * slack(), "wait_idle took %.2f s", now_s() - t0);
+    ck_assert_msg(tu_now_s() - t0 < 5 * slack(), "wait_idle took %.2f s", tu_now_s() - t0);
     join_big_calls(calls, th, N);
     free_big_calls(calls, N);
     free(body);
@@ -1834,9 +1809,9 @@ START_TEST(test_drain_refuses_new_connections)
     serve_default();
     ck_assert(!new_connection_refused());
     srv_drain(g.s);
-    double t0 = now_s();
+    double t0 = tu_now_s();
     ck_assert_msg(new_connection_refused(), "a new connection was served after drain");
-    ck_assert_msg(now_s() - t0 < 1.0 * slack(), "refusal took %.2f s", now_s() - t0);
+    ck_assert_msg(tu_now_s() - t0 < 1.0 * slack(), "refusal took %.2f s", tu_now_s() - t0);
     resp r;
     CURLcode rc = http("GET", "/healthz", NULL, NULL, &r);
     ck_assert_msg(rc != CURLE_OK, "curl got %ld after drain", r.status);

@@ -45,4 +45,26 @@ double tu_max_abs_diff(const float *a, const float *b, size_t n);
 /* Path of a file under tests/fixtures (static buffer, valid until the next call). */
 const char *tu_fixture(const char *rel);
 
+/* Seconds on the monotonic clock. */
+double tu_now_s(void);
+
+/* Sleeps MS milliseconds. */
+void tu_sleep_ms(int ms);
+
+/* 1 when this runner runs under valgrind (make valgrind), which slows only the test's side:
+ * suites sweep less there and stretch their time bounds. */
+int tu_under_valgrind(void);
+
+/* 1 in the ASan+UBSan build, which spawns build/asan/rnnserve and is slower too. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_UNDER_ASAN 1
+#endif
+#endif
+#ifndef TU_UNDER_ASAN
+#define TU_UNDER_ASAN 0
+#endif
+
 #endif
