@@ -409,7 +409,7 @@ static int read_return(decoder *d)
             parts |= CODEC_OUTPUTS;
         } else if (js_str_eq(&s, "hidden")) {
             parts |= CODEC_HIDDEN;
-        } else if (js_str_eq(&s, "cell") && d->info->type == CFG_LSTM) {
+        } else if (js_str_eq(&s, "cell") && d->info->type == RNN_CELL_LSTM) {
             parts |= CODEC_CELL;
         } else if (js_str_eq(&s, "cell")) {
             FIRST(d, E_RETURN, 400, "return[%zu]: \"cell\" exists for lstm models only", i);
@@ -561,7 +561,7 @@ int codec_decode_request(const char *body, size_t len, const rnn_info *info,
     d->I = (size_t)info->input_size;
     d->H = (size_t)info->hidden_size;
     d->LD = (size_t)(info->num_layers * info->num_directions);
-    d->parts = CODEC_OUTPUTS | CODEC_HIDDEN | (info->type == CFG_LSTM ? CODEC_CELL : 0) |
+    d->parts = CODEC_OUTPUTS | CODEC_HIDDEN | (info->type == RNN_CELL_LSTM ? CODEC_CELL : 0) |
                (info->head_size > 0 ? CODEC_PREDICTIONS : 0);
     d->precision = 9;
     js_init(&d->js, body, len);
@@ -591,9 +591,9 @@ int codec_decode_request(const char *body, size_t len, const rnn_info *info,
     }
     if (state_error(&d->h0, "h0", d->B, e))
         goto fail;
-    if (d->c0.seen && !d->c0.null && info->type != CFG_LSTM) {
+    if (d->c0.seen && !d->c0.null && info->type != RNN_CELL_LSTM) {
         fail(e, 400, "c0: only lstm models have a cell state (this model is %s)",
-             cfg_type_name(info->type));
+             rnn_cell_describe(info->type)->name);
         goto fail;
     }
     if (state_error(&d->c0, "c0", d->B, e))
@@ -995,9 +995,9 @@ char *codec_encode_error(int status, const char *message, size_t *len)
 static json_t *model_json(const rnn_info *in, int is_default)
 {
     return json_pack("{s:s, s:s, s:i, s:i, s:i, s:o, s:b, s:b, s:I, s:b}", "name", in->name, "type",
-                     cfg_type_name(in->type), "input_size", in->input_size, "hidden_size",
+                     rnn_cell_describe(in->type)->name, "input_size", in->input_size, "hidden_size",
                      in->hidden_size, "num_layers", in->num_layers, "nonlinearity",
-                     in->type == CFG_RNN ? json_string(cfg_nonlinearity_name(in->nonlinearity))
+                     in->type == RNN_CELL_RNN ? json_string(rnn_nonlinearity_name(in->nonlinearity))
                                          : json_null(),
                      "bias", in->bias, "bidirectional", in->num_directions == 2, "parameters",
                      (json_int_t)in->parameters, "default", is_default);

@@ -419,11 +419,11 @@ static int parse_head(ctx *c, const json_t *h, const char *mpath, cfg_model *m)
     if (a) {
         const char *s = json_string_value(a);
         if (s && strcmp(s, "none") == 0)
-            m->head_activation = CFG_HEAD_NONE;
+            m->head_activation = RNN_HEAD_NONE;
         else if (s && strcmp(s, "sigmoid") == 0)
-            m->head_activation = CFG_HEAD_SIGMOID;
+            m->head_activation = RNN_HEAD_SIGMOID;
         else if (s && strcmp(s, "softmax") == 0)
-            m->head_activation = CFG_HEAD_SOFTMAX;
+            m->head_activation = RNN_HEAD_SOFTMAX;
         else
             return fail(c, "%s.activation: expected \"none\", \"sigmoid\" or \"softmax\"",
                         path);
@@ -446,7 +446,7 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
 
     /* PyTorch's defaults: num_layers 1, tanh, bias, unidirectional. */
     m->num_layers = 1;
-    m->nonlinearity = CFG_TANH;
+    m->nonlinearity = RNN_TANH;
     m->bias = true;
     m->bidirectional = false;
 
@@ -464,12 +464,9 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
     char *type = NULL;
     if (get_str(c, jm, path, "type", &type) < 0)
         return -1;
-    if (strcmp(type, "rnn") == 0)
-        m->type = CFG_RNN;
-    else if (strcmp(type, "lstm") == 0)
-        m->type = CFG_LSTM;
-    else if (strcmp(type, "gru") == 0)
-        m->type = CFG_GRU;
+    int t = rnn_cell_by_name(type);
+    if (t >= 0)
+        m->type = (rnn_cell_type)t;
     else {
         fail(c, "%s.type: \"%s\" is not a model type (expected \"rnn\", \"lstm\" or \"gru\")", path,
              type);
@@ -491,16 +488,16 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
 
     json_t *nl = json_object_get(jm, "nonlinearity");
     if (nl) {
-        if (m->type != CFG_RNN)
+        if (m->type != RNN_CELL_RNN)
             return fail(c, "%s.nonlinearity: applies to type \"rnn\" only (%s has fixed gates)",
-                        path, cfg_type_name(m->type));
+                        path, rnn_cell_describe(m->type)->name);
         if (!json_is_string(nl))
             return fail(c, "%s.nonlinearity: expected \"tanh\" or \"relu\", got %s", path,
                         json_kind(nl));
         if (strcmp(json_string_value(nl), "tanh") == 0)
-            m->nonlinearity = CFG_TANH;
+            m->nonlinearity = RNN_TANH;
         else if (strcmp(json_string_value(nl), "relu") == 0)
-            m->nonlinearity = CFG_RELU;
+            m->nonlinearity = RNN_RELU;
         else
             return fail(c, "%s.nonlinearity: \"%s\" is not \"tanh\" or \"relu\"", path,
                         json_string_value(nl));
@@ -717,12 +714,3 @@ const cfg_model *cfg_find_model(const cfg_config *c, const char *name)
     return NULL;
 }
 
-const char *cfg_type_name(cfg_type t)
-{
-    return t == CFG_LSTM ? "lstm" : t == CFG_GRU ? "gru" : "rnn";
-}
-
-const char *cfg_nonlinearity_name(cfg_nonlinearity n)
-{
-    return n == CFG_RELU ? "relu" : "tanh";
-}

@@ -79,7 +79,7 @@ void rnn_result_sizes(const rnn_model *m, const rnn_batch *b, size_t *n_outputs,
     if (n_hidden)
         *n_hidden = state;
     if (n_cell)
-        *n_cell = in->type == CFG_LSTM ? state : 0;
+        *n_cell = in->type == RNN_CELL_LSTM ? state : 0;
 }
 
 /* Sort key for the packed order: longer first, ties by index so the order is deterministic. */
@@ -474,15 +474,15 @@ static void block_step(stage *s, int tid, size_t k, size_t u0, size_t u1, const 
     const size_t DH = (size_t)in->num_directions * H, nu = u1 - u0, kn = k * nu;
     float *Rt = s->R + (size_t)tid * G * B * s->wb, *tt = s->tmp + (size_t)tid * B * s->wb;
     float *ct = s->c ? s->c + B * u0 : NULL;
-    const int gru = in->type == CFG_GRU;
+    const int gru = in->type == RNN_CELL_GRU;
 
-    if (in->type == CFG_RNN) {
+    if (in->type == RNN_CELL_RNN) {
         /* one gate: the kernel writes h_{t+1}'s rows directly, the activation runs in place */
         product(k, hp, H, &w->hh, w->w_hh, 0, u0, u1, rows, u0, hn + u0, H);
         for (size_t j = 0; j < (nu == H ? 1 : k); j++) {
             float *hj = hn + j * H + u0;
             size_t n = nu == H ? kn : nu;
-            if (in->nonlinearity == CFG_RELU)
+            if (in->nonlinearity == RNN_RELU)
                 kern_relu(hj, n);
             else
                 kern_tanh(hj, n);
@@ -499,9 +499,10 @@ static void block_step(stage *s, int tid, size_t k, size_t u0, size_t u1, const 
                 Rt + g * k * nu, nu);
     const float *hsrc = Rt;
     switch (in->type) {
-    case CFG_RNN:
+    case RNN_CELL_RNN:
+    case RNN_N_CELLS:
         break; /* above */
-    case CFG_LSTM: {
+    case RNN_CELL_LSTM: {
         /* gates i, f, g, o */
         float *ig = Rt, *fg = Rt + kn, *gg = Rt + 2 * kn, *og = Rt + 3 * kn;
         kern_sigmoid(ig, kn);
@@ -514,7 +515,7 @@ static void block_step(stage *s, int tid, size_t k, size_t u0, size_t u1, const 
         hsrc = tt;
         break;
     }
-    case CFG_GRU: {
+    case RNN_CELL_GRU: {
         /* gates r, z, n; b_hn stays inside r * (W_hn h + b_hn) */
         float *rg = Rt, *zg = Rt + kn, *ng = Rt + 2 * kn;
         kern_sigmoid(rg, kn);
@@ -626,7 +627,7 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
     const size_t B = b->batch, H = (size_t)in->hidden_size, G = (size_t)in->gates;
     const size_t L = (size_t)in->num_layers, D = (size_t)in->num_directions;
     const size_t GH = G * H, DH = D * H;
-    const int lstm = in->type == CFG_LSTM;
+    const int lstm = in->type == RNN_CELL_LSTM;
     const int maxth = atomic_load(&max_threads);
     size_t N = 0, maxT = 0;
     int rc = -1;
@@ -767,7 +768,7 @@ done:
 
 static float act_ref(const rnn_info *in, double a)
 {
-    if (in->nonlinearity == CFG_RELU)
+    if (in->nonlinearity == RNN_RELU)
         return a > 0 ? (float)a : 0.0f;
     return (float)tanh(a);
 }
@@ -826,9 +827,9 @@ int rnn_forward_reference(const rnn_model *m, const rnn_batch *b, rnn_result *re
                         gh[g] = ah;
                     }
                     for (size_t u = 0; u < H; u++) {
-                        if (in->type == CFG_RNN) {
+                        if (in->type == RNN_CELL_RNN) {
                             h[u] = act_ref(in, gx[u] + gh[u]);
-                        } else if (in->type == CFG_LSTM) {
+                        } else if (in->type == RNN_CELL_LSTM) {
                             float ig = sig_ref(gx[u] + gh[u]);
                             float fg = sig_ref(gx[H + u] + gh[H + u]);
                             float gg = (float)tanh(gx[2 * H + u] + gh[2 * H + u]);
@@ -837,7 +838,7 @@ int rnn_forward_reference(const rnn_model *m, const rnn_batch *b, rnn_result *re
                             h[u] = og * (float)tanh(c[u]);
                         }
                     }
-                    if (in->type == CFG_GRU) {
+                    if (in->type == RNN_CELL_GRU) {
                         /* h is read by every unit's n gate, so update after all are computed */
                         for (size_t u = 0; u < H; u++) {
                             float rg = sig_ref(gx[u] + gh[u]);
@@ -852,7 +853,7 @@ int rnn_forward_reference(const rnn_model *m, const rnn_batch *b, rnn_result *re
                 }
                 if (res->hidden)
                     memcpy(res->hidden + srow, h, H * sizeof(float));
-                if (res->cell && in->type == CFG_LSTM)
+                if (res->cell && in->type == RNN_CELL_LSTM)
                     memcpy(res->cell + srow, c, H * sizeof(float));
             }
             float *tmp = cur;

@@ -19,9 +19,9 @@ int rnn_head_forward(const rnn_model *m, const float *outputs, size_t rows, floa
         for (size_t o = 0; o < O; o++)
             predictions[r * O + o] = m->head_b[o];
     kern_gemm_xwt(rows, O, DH, outputs, DH, m->head_w, DH, 1.0f, predictions, O);
-    if (in->head_activation == CFG_HEAD_SIGMOID) {
+    if (in->head_activation == RNN_HEAD_SIGMOID) {
         kern_sigmoid(predictions, rows * O);
-    } else if (in->head_activation == CFG_HEAD_SOFTMAX) {
+    } else if (in->head_activation == RNN_HEAD_SOFTMAX) {
         for (size_t r = 0; r < rows; r++) {
             float *p = predictions + r * O, mx = p[0], sum = 0.0f;
             /* subtract the row's max so that exp never overflows, as torch.softmax does */

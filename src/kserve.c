@@ -205,10 +205,10 @@ static int decode(const char *body, size_t len, const rnn_info *in, const codec_
             fail(e, 400, "inputs[%zu]: expected a tensor object with a \"name\"", i);
             goto done;
         }
-        if (!slot || (slot == &c0 && in->type != CFG_LSTM)) {
+        if (!slot || (slot == &c0 && in->type != RNN_CELL_LSTM)) {
             fail(e, 400,
                  "inputs[%zu]: unknown input \"%s\" (this model takes input, lengths, h0%s)", i,
-                 name, in->type == CFG_LSTM ? ", c0" : "");
+                 name, in->type == RNN_CELL_LSTM ? ", c0" : "");
             goto done;
         }
         if (slot->present) {
@@ -298,7 +298,7 @@ static int decode(const char *body, size_t len, const rnn_info *in, const codec_
     /* "outputs": [{"name": ...}] selects what to return; absent means everything. */
     const json_t *outs = json_object_get(root, "outputs");
     r->want_output = r->want_hn = 1;
-    r->want_cn = in->type == CFG_LSTM;
+    r->want_cn = in->type == RNN_CELL_LSTM;
     if (outs) {
         if (!json_is_array(outs)) {
             fail(e, 400, "outputs: expected an array of {\"name\": ...}");
@@ -311,11 +311,11 @@ static int decode(const char *body, size_t len, const rnn_info *in, const codec_
                 r->want_output = 1;
             else if (name && strcmp(name, "h_n") == 0)
                 r->want_hn = 1;
-            else if (name && strcmp(name, "c_n") == 0 && in->type == CFG_LSTM)
+            else if (name && strcmp(name, "c_n") == 0 && in->type == RNN_CELL_LSTM)
                 r->want_cn = 1;
             else {
                 fail(e, 400, "outputs[%zu]: unknown output \"%s\" (this model has output, h_n%s)",
-                     i, name ? name : "(no name)", in->type == CFG_LSTM ? ", c_n" : "");
+                     i, name ? name : "(no name)", in->type == RNN_CELL_LSTM ? ", c_n" : "");
                 goto done;
             }
         }
@@ -605,7 +605,7 @@ char *kserve_model_metadata(const rnn_info *in, size_t *len)
         json_pack("[{s:s,s:s,s:[i,i,I]},{s:s,s:s,s:[I,i,I]}]", "name", "output", "datatype", "FP32",
                   "shape", -1, -1, (json_int_t)(in->num_directions * in->hidden_size), "name",
                   "h_n", "datatype", "FP32", "shape", LD, -1, H);
-    if (in->type == CFG_LSTM && inputs && outputs) {
+    if (in->type == RNN_CELL_LSTM && inputs && outputs) {
         json_array_append_new(inputs, json_pack("{s:s,s:s,s:[I,i,I]}", "name", "c0", "datatype",
                                                 "FP32", "shape", LD, -1, H));
         json_array_append_new(outputs, json_pack("{s:s,s:s,s:[I,i,I]}", "name", "c_n", "datatype",

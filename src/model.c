@@ -133,7 +133,7 @@ static int take(source *s, const cfg_model *m, const char *base, int ndim, int64
         return fail(err, errlen,
                     "%s: size mismatch for \"%s\": shape %s in the weights, but the config "
                     "(type %s, input_size %d, hidden_size %d%s) needs %s",
-                    s->where, name, got, cfg_type_name(m->type), m->input_size, m->hidden_size,
+                    s->where, name, got, rnn_cell_describe(m->type)->name, m->input_size, m->hidden_size,
                     m->bidirectional ? ", bidirectional" : "", exp);
     }
     if (t->st) {
@@ -330,7 +330,7 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
 
     const size_t H = (size_t)cm->hidden_size, L = (size_t)cm->num_layers;
     const size_t D = cm->bidirectional ? 2 : 1;
-    const size_t G = cm->type == CFG_LSTM ? 4 : cm->type == CFG_GRU ? 3 : 1;
+    const size_t G = cm->type == RNN_CELL_LSTM ? 4 : cm->type == RNN_CELL_GRU ? 3 : 1;
 
     /* Sizes first, one allocation for everything (config bounds keep these far from overflow:
      * H, I <= 65536, L <= 64). */
@@ -346,7 +346,7 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
         fail(err, errlen,
              "its weights need %zu MB (%s, input_size %d, hidden_size %d, %zu layer%s%s), more "
              "than the %zu MB of memory this process can still get (%s)",
-             (total * sizeof(float) + (1u << 20) - 1) >> 20, cfg_type_name(cm->type),
+             (total * sizeof(float) + (1u << 20) - 1) >> 20, rnn_cell_describe(cm->type)->name,
              cm->input_size, cm->hidden_size, L, L == 1 ? "" : "s",
              D == 2 ? ", bidirectional" : "", budget >> 20, limit);
         goto fail;
@@ -418,8 +418,8 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
              * except GRU's n-gate part, which PyTorch applies inside r * (W_hn h + b_hn). */
             float *bx = (float *)w->bx, *bhn = (float *)w->bhn;
             for (size_t j = 0; j < G * H; j++)
-                bx[j] = w->b_ih[j] + ((cm->type == CFG_GRU && j >= 2 * H) ? 0.0f : w->b_hh[j]);
-            if (cm->type == CFG_GRU)
+                bx[j] = w->b_ih[j] + ((cm->type == RNN_CELL_GRU && j >= 2 * H) ? 0.0f : w->b_hh[j]);
+            if (cm->type == RNN_CELL_GRU)
                 memcpy(bhn, w->b_hh + 2 * H, H * sizeof(float));
         }
     }
@@ -480,8 +480,8 @@ const rnn_info *rnn_model_info(const rnn_model *m)
 void rnn_info_summary(const rnn_info *in, char *buf, size_t len)
 {
     snprintf(buf, len, "%s%s%s, input_size %d, hidden_size %d, %d layer%s, %s, %s, %zu parameters",
-             cfg_type_name(in->type), in->type == CFG_RNN ? " " : "",
-             in->type == CFG_RNN ? cfg_nonlinearity_name(in->nonlinearity) : "", in->input_size,
+             rnn_cell_describe(in->type)->name, in->type == RNN_CELL_RNN ? " " : "",
+             in->type == RNN_CELL_RNN ? rnn_nonlinearity_name(in->nonlinearity) : "", in->input_size,
              in->hidden_size, in->num_layers, in->num_layers == 1 ? "" : "s",
              in->num_directions == 2 ? "bidirectional" : "unidirectional",
              in->bias ? "bias" : "no bias", in->parameters);

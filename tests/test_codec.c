@@ -51,17 +51,17 @@ static char *dq(const char *text)
 }
 
 /* What codec needs to know of a model, without loading one. */
-static rnn_info info_of(cfg_type type, int I, int H, int L, int D)
+static rnn_info info_of(rnn_cell_type type, int I, int H, int L, int D)
 {
     rnn_info in = {.name = "m",
                    .type = type,
-                   .nonlinearity = CFG_TANH,
+                   .nonlinearity = RNN_TANH,
                    .input_size = I,
                    .hidden_size = H,
                    .num_layers = L,
                    .num_directions = D,
-                   .gates = type == CFG_LSTM  ? 4
-                            : type == CFG_GRU ? 3
+                   .gates = type == RNN_CELL_LSTM  ? 4
+                            : type == RNN_CELL_GRU ? 3
                                               : 1,
                    .bias = true};
     return in;
@@ -239,7 +239,7 @@ static int forward(const rnn_model *m, const char *text, json_t **out, codec_sta
 
 START_TEST(test_nested_arrays_decode_into_a_flat_batch)
 {
-    rnn_info in = info_of(CFG_RNN, 3, 2, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 3, 2, 1, 1);
     codec_request *r = decode_ok("{'inputs': [[[1, 2, 3], [4, 5, 6]], [], [[7, 8, 9.5]]]}", &in);
     const rnn_batch *b = codec_request_batch(r);
     ck_assert_uint_eq(b->batch, 3);
@@ -261,7 +261,7 @@ END_TEST
 
 START_TEST(test_bare_numbers_are_steps_when_input_size_is_1)
 {
-    rnn_info in = info_of(CFG_GRU, 1, 2, 1, 1);
+    rnn_info in = info_of(RNN_CELL_GRU, 1, 2, 1, 1);
     codec_request *r = decode_ok("{'inputs': [[1, [2], -3.5], [0.25]]}", &in);
     const rnn_batch *b = codec_request_batch(r);
     ck_assert_uint_eq(b->batch, 2);
@@ -274,9 +274,9 @@ END_TEST
 
 START_TEST(test_bare_number_step_is_rejected_when_input_size_is_not_1)
 {
-    rnn_info in = info_of(CFG_RNN, 2, 2, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 2, 2, 1, 1);
     expect("{'inputs': [[[1, 2], 3]]}", &in, 400, "inputs[0][1]", "2 numbers", NULL);
-    rnn_info one = info_of(CFG_RNN, 1, 2, 1, 1);
+    rnn_info one = info_of(RNN_CELL_RNN, 1, 2, 1, 1);
     expect("{'inputs': [[1, 'x']]}", &one, 400, "inputs[0][1]", NULL);
     expect("{'inputs': [[[1, 2]]]}", &one, 400, "inputs[0][0]", "got 2", NULL);
 }
@@ -284,7 +284,7 @@ END_TEST
 
 START_TEST(test_integers_and_exponents_decode_as_float32)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     codec_request *r = decode_ok("{'inputs': [[0, -0, 7, -12, 1e-3, 2.5E+2, -4e-1, 1E2, -0.0,"
                                  " 12345678901234567890, 1e-40]]}",
                                  &in);
@@ -303,7 +303,7 @@ END_TEST
 START_TEST(test_float32_extremes_are_accepted)
 {
     /* FLT_MAX exactly, and its shortest decimal form, which lies above it but rounds to it */
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     codec_request *r = decode_ok("{'inputs': [[340282346638528859811704183484516925440,"
                                  " 3.4028235e38, -3.40282347e+38, 1.17549435e-38, 1e-45,"
                                  " 340282356779733661637539395458142568447,"
@@ -327,7 +327,7 @@ END_TEST
 START_TEST(test_h0_and_c0_rows_follow_pytorch_layout)
 {
     /* L=2, D=2: four rows per sequence, h_n order (l0 fwd, l0 bwd, l1 fwd, l1 bwd) */
-    rnn_info in = info_of(CFG_LSTM, 1, 2, 2, 2);
+    rnn_info in = info_of(RNN_CELL_LSTM, 1, 2, 2, 2);
     codec_request *r = decode_ok("{'inputs': [[1], [2, 3]],"
                                  " 'h0': [[[0, 1], [2, 3], [4, 5], [6, 7]],"
                                  "        [[8, 9], [10, 11], [12, 13], [14, 15]]],"
@@ -348,7 +348,7 @@ END_TEST
 
 START_TEST(test_null_h0_and_c0_mean_zeros)
 {
-    rnn_info in = info_of(CFG_LSTM, 1, 2, 1, 1);
+    rnn_info in = info_of(RNN_CELL_LSTM, 1, 2, 1, 1);
     codec_request *r = decode_ok("{'inputs': [[1]], 'h0': null, 'c0': null}", &in);
     ck_assert_ptr_null(codec_request_batch(r)->h0);
     ck_assert_ptr_null(codec_request_batch(r)->c0);
@@ -358,7 +358,7 @@ END_TEST
 
 START_TEST(test_all_empty_sequences_decode)
 {
-    rnn_info in = info_of(CFG_RNN, 3, 2, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 3, 2, 1, 1);
     codec_request *r = decode_ok("{'inputs': [[], []]}", &in);
     ck_assert_uint_eq(codec_request_batch(r)->batch, 2);
     ck_assert_uint_eq(codec_request_steps(r), 0);
@@ -368,7 +368,7 @@ END_TEST
 
 START_TEST(test_return_selects_parts)
 {
-    rnn_info rnn = info_of(CFG_RNN, 1, 1, 1, 1), lstm = info_of(CFG_LSTM, 1, 1, 1, 1);
+    rnn_info rnn = info_of(RNN_CELL_RNN, 1, 1, 1, 1), lstm = info_of(RNN_CELL_LSTM, 1, 1, 1, 1);
     static const struct {
         const char *ret;
         int lstm;
@@ -396,7 +396,7 @@ END_TEST
 
 START_TEST(test_precision_1_to_9_is_accepted)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     char text[128];
     snprintf(text, sizeof text, "{'inputs': [[1]], 'precision': %d}", _i);
     codec_request *r = decode_ok(text, &in);
@@ -411,7 +411,7 @@ END_TEST
 
 START_TEST(test_limits_are_inclusive)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     codec_limits lim = {2, 3};
     codec_request *r = decode_ok_lim("{'inputs': [[1, 2, 3], [4, 5, 6]]}", &in, &lim);
     ck_assert_uint_eq(codec_request_steps(r), 6);
@@ -450,7 +450,7 @@ START_TEST(test_a_16_mib_body_costs_little_more_than_its_floats)
         numbers += (size_t)T * I;
     }
     n += (size_t)sprintf(body + n, "]}");
-    rnn_info in = info_of(CFG_RNN, I, 2, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, I, 2, 1, 1);
     struct rusage before, after;
     getrusage(RUSAGE_SELF, &before);
     codec_request *r = NULL;
@@ -471,7 +471,7 @@ END_TEST
 
 START_TEST(test_malformed_json_is_400_with_its_position)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     expect("{'inputs': [[1]],}", &in, 400, "malformed JSON", "line 1", "column", NULL);
     expect("{'inputs': [[1]]", &in, 400, "malformed JSON", NULL);
     expect("{'inputs': [[1]]} x", &in, 400, "malformed JSON", NULL);
@@ -486,14 +486,14 @@ END_TEST
 
 START_TEST(test_empty_body_is_400)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     expect_raw("", 0, &in, 400, "empty", NULL);
 }
 END_TEST
 
 START_TEST(test_body_that_is_not_an_object_is_400)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     expect("[[1]]", &in, 400, NULL);
     expect("[]", &in, 400, NULL);
     expect("42", &in, 400, NULL);
@@ -504,7 +504,7 @@ END_TEST
 
 START_TEST(test_unknown_field_is_400_and_named)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     expect("{'inputs': [[1]], 'input': 1}", &in, 400, "input: unknown field", NULL);
     expect("{'inputs': [[1]], 'H0': []}", &in, 400, "H0", "unknown field", NULL);
 }
@@ -512,7 +512,7 @@ END_TEST
 
 START_TEST(test_missing_inputs_is_400)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     expect("{}", &in, 400, "inputs", "missing", NULL);
     expect("{'h0': [[[0]]]}", &in, 400, "inputs", "missing", NULL);
 }
@@ -520,7 +520,7 @@ END_TEST
 
 START_TEST(test_inputs_not_an_array_is_400)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     expect("{'inputs': {}}", &in, 400, "inputs", "an object", NULL);
     expect("{'inputs': 1}", &in, 400, "inputs", NULL);
     expect("{'inputs': null}", &in, 400, "inputs", NULL);
@@ -530,14 +530,14 @@ END_TEST
 
 START_TEST(test_empty_inputs_is_400)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     expect("{'inputs': []}", &in, 400, "inputs", NULL);
 }
 END_TEST
 
 START_TEST(test_more_than_max_batch_sequences_is_413)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     codec_limits lim = {2, 3};
     expect_lim("{'inputs': [[], [], []]}", &in, &lim, 413, "inputs", "max_batch", NULL);
 }
@@ -545,7 +545,7 @@ END_TEST
 
 START_TEST(test_sequence_over_max_steps_is_413)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     codec_limits lim = {2, 3};
     expect_lim("{'inputs': [[1, 2, 3], [1, 2, 3, 4]]}", &in, &lim, 413, "inputs[1]", "max_steps",
                NULL);
@@ -554,7 +554,7 @@ END_TEST
 
 START_TEST(test_step_with_wrong_width_names_its_path)
 {
-    rnn_info in = info_of(CFG_RNN, 3, 2, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 3, 2, 1, 1);
     const char *text = "{'inputs': [[[0, 0, 0]], [],"
                        " [[1, 1, 1], [2, 2, 2], [3, 3, 3], [4, 4, 4], [5, 5, 5], [6, 6]]]}";
     expect(text, &in, 400, "inputs[2][5]: expected 3 numbers, got 2", NULL);
@@ -565,7 +565,7 @@ END_TEST
 
 START_TEST(test_sequence_not_an_array_is_named)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     expect("{'inputs': [[1], 5]}", &in, 400, "inputs[1]", NULL);
     expect("{'inputs': [{'x': 1}]}", &in, 400, "inputs[0]", NULL);
 }
@@ -573,7 +573,7 @@ END_TEST
 
 START_TEST(test_non_number_value_names_its_path)
 {
-    rnn_info in = info_of(CFG_RNN, 3, 2, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 3, 2, 1, 1);
     static const char *const bad[] = {"'1'", "null", "true", "false", "{}", "[1]"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[128];
@@ -585,7 +585,7 @@ END_TEST
 
 START_TEST(test_value_not_representable_as_float32_is_400)
 {
-    rnn_info in = info_of(CFG_RNN, 2, 2, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 2, 2, 1, 1);
     expect("{'inputs': [[[1, 1e39]]]}", &in, 400, "inputs[0][0][1]", "float32", NULL);
     expect("{'inputs': [[[-1e39, 0]]]}", &in, 400, "inputs[0][0][0]", "float32", NULL);
     /* the halfway point between FLT_MAX and 2^128, written exactly, already rounds to infinity
@@ -595,7 +595,7 @@ START_TEST(test_value_not_representable_as_float32_is_400)
     expect("{'inputs': [[[0, -3.40282356779733661637539395458142568448e38]]]}", &in, 400,
            "inputs[0][0][1]: -3.40282e+38 is not representable as float32", NULL);
     expect("{'inputs': [[[0, 1e400]]]}", &in, 400, NULL);
-    rnn_info big = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info big = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     expect("{'inputs': [[1, 2, 1e39]]}", &big, 400, "inputs[0][2]", "float32", NULL);
     expect("{'inputs': [[1]], 'h0': [[[1e39]]]}", &big, 400, "h0[0][0][0]", "float32", NULL);
 }
@@ -603,7 +603,7 @@ END_TEST
 
 START_TEST(test_duplicate_keys_are_400)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     expect("{'inputs': [[1]], 'inputs': [[2]]}", &in, 400, "duplicate", NULL);
     expect("{'inputs': [[1]], 'precision': 3, 'precision': 3}", &in, 400, "duplicate", NULL);
 }
@@ -611,7 +611,7 @@ END_TEST
 
 START_TEST(test_deep_nesting_is_400_without_crashing)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     const size_t depth = 100000;
     char *body = malloc(depth + 16);
     ck_assert_ptr_nonnull(body);
@@ -637,7 +637,7 @@ END_TEST
 
 START_TEST(test_h0_with_wrong_shape_is_named)
 {
-    rnn_info in = info_of(CFG_GRU, 1, 3, 2, 1); /* L*D = 2 rows of 3 per sequence */
+    rnn_info in = info_of(RNN_CELL_GRU, 1, 3, 2, 1); /* L*D = 2 rows of 3 per sequence */
     const char *seq = "[[1, 2, 3], [4, 5, 6]]";
     char text[512];
     expect("{'inputs': [[1], [2]], 'h0': {}}", &in, 400, "h0", "array", NULL);
@@ -661,7 +661,7 @@ END_TEST
 
 START_TEST(test_c0_on_a_non_lstm_model_is_400)
 {
-    rnn_info rnn = info_of(CFG_RNN, 1, 1, 1, 1), gru = info_of(CFG_GRU, 1, 1, 1, 1);
+    rnn_info rnn = info_of(RNN_CELL_RNN, 1, 1, 1, 1), gru = info_of(RNN_CELL_GRU, 1, 1, 1, 1);
     expect("{'inputs': [[1]], 'c0': [[[0]]]}", &rnn, 400, "c0", NULL);
     expect("{'inputs': [[1]], 'c0': [[[0]]]}", &gru, 400, "c0", NULL);
 }
@@ -669,7 +669,7 @@ END_TEST
 
 START_TEST(test_c0_with_wrong_shape_is_named)
 {
-    rnn_info in = info_of(CFG_LSTM, 1, 2, 1, 2);
+    rnn_info in = info_of(RNN_CELL_LSTM, 1, 2, 1, 2);
     expect("{'inputs': [[1]], 'c0': [[[0, 0]]]}", &in, 400, "c0[0]", "2 rows", NULL);
     expect("{'inputs': [[1]], 'c0': [[[0, 0], [0]]]}", &in, 400, "c0[0][1]", "got 1", NULL);
     expect("{'inputs': [[1]], 'h0': [[[0, 0], [0, 0]]], 'c0': []}", &in, 400, "c0", "got 0", NULL);
@@ -678,7 +678,7 @@ END_TEST
 
 START_TEST(test_bad_return_values_are_400)
 {
-    rnn_info rnn = info_of(CFG_RNN, 1, 1, 1, 1), lstm = info_of(CFG_LSTM, 1, 1, 1, 1);
+    rnn_info rnn = info_of(RNN_CELL_RNN, 1, 1, 1, 1), lstm = info_of(RNN_CELL_LSTM, 1, 1, 1, 1);
     expect("{'inputs': [[1]], 'return': 'outputs'}", &rnn, 400, "return", NULL);
     expect("{'inputs': [[1]], 'return': {}}", &rnn, 400, "return", NULL);
     expect("{'inputs': [[1]], 'return': null}", &rnn, 400, "return", NULL);
@@ -692,7 +692,7 @@ END_TEST
 
 START_TEST(test_bad_precision_is_400)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 1, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     static const char *const bad[] = {"0", "10", "-1", "2.5", "'3'", "true", "null", "[3]", "1e9"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char text[128];
@@ -709,7 +709,7 @@ static const char *const RAGGED = "{'inputs': [[1, 2], [], [3]]}";
 
 START_TEST(test_response_shape_for_a_ragged_batch)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 2, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 2, 1, 1);
     codec_request *r = decode_ok(RAGGED, &in);
     float outputs[] = {0.5f, -1.25f, 2, 3, 1e-7f, -4e20f};
     float hidden[] = {2, 3, 0, 0, 1e-7f, -4e20f};
@@ -752,20 +752,20 @@ END_TEST
 
 START_TEST(test_lstm_response_has_cell_and_others_do_not)
 {
-    static const cfg_type types[] = {CFG_RNN, CFG_GRU, CFG_LSTM};
+    static const rnn_cell_type types[] = {RNN_CELL_RNN, RNN_CELL_GRU, RNN_CELL_LSTM};
     for (size_t k = 0; k < 3; k++) {
         rnn_info in = info_of(types[k], 1, 2, 1, 1);
         codec_request *r = decode_ok(RAGGED, &in);
         float outputs[6] = {0}, hidden[6] = {0}, cell[6] = {0};
         rnn_result res = {
-            .outputs = outputs, .hidden = hidden, .cell = types[k] == CFG_LSTM ? cell : NULL};
+            .outputs = outputs, .hidden = hidden, .cell = types[k] == RNN_CELL_LSTM ? cell : NULL};
         char *out = NULL;
         size_t len = 0;
         codec_error e = {0, ""};
         ck_assert_msg(codec_encode_response("m", &in, r, &res, &out, &len, &e) == 0, "%s",
                       e.message);
         json_t *v = parse(out, len);
-        int lstm = types[k] == CFG_LSTM;
+        int lstm = types[k] == RNN_CELL_LSTM;
         ck_assert_uint_eq(json_object_size(v), lstm ? 4 : 3);
         ck_assert_int_eq(json_object_get(v, "cell") != NULL, lstm);
         /* parts in the order the spec lists them */
@@ -785,7 +785,7 @@ END_TEST
 
 START_TEST(test_return_subset_leaves_parts_out)
 {
-    rnn_info in = info_of(CFG_LSTM, 1, 2, 1, 1);
+    rnn_info in = info_of(RNN_CELL_LSTM, 1, 2, 1, 1);
     codec_request *r = decode_ok("{'inputs': [[1, 2], [], [3]], 'return': ['cell']}", &in);
     float outputs[6] = {0}, hidden[6] = {0}, cell[6] = {1, 2, 3, 4, 5, 6};
     rnn_result res = {.outputs = outputs, .hidden = hidden, .cell = cell};
@@ -805,7 +805,7 @@ END_TEST
 
 START_TEST(test_precision_rounds_printed_values)
 {
-    rnn_info in = info_of(CFG_RNN, 1, 3, 1, 1);
+    rnn_info in = info_of(RNN_CELL_RNN, 1, 3, 1, 1);
     const float vals[] = {0.123456789f, -2.71828183f, 123456.789f, 9.99999e-8f, 1.0f, 0.5f};
     for (int p = 1; p <= 9; p++) {
         char text[96];
@@ -845,7 +845,7 @@ END_TEST
 
 /* Encodes RAGGED's result on a model of TYPE with one non-finite value planted; expects 422
  * naming PATH. */
-static void expect_non_finite(cfg_type type, float *outputs, float *hidden, float *cell,
+static void expect_non_finite(rnn_cell_type type, float *outputs, float *hidden, float *cell,
                               const char *path)
 {
     rnn_info in = info_of(type, 1, 2, 1, 1);
@@ -865,13 +865,13 @@ START_TEST(test_non_finite_value_is_422_naming_its_path)
 {
     float o[6] = {0}, h[6] = {0}, c[6] = {0};
     o[5] = INFINITY; /* sequence 2, step 0, unit 1 (sequence 1 is empty) */
-    expect_non_finite(CFG_RNN, o, h, NULL, "outputs[2][0][1]");
+    expect_non_finite(RNN_CELL_RNN, o, h, NULL, "outputs[2][0][1]");
     o[5] = 0;
     h[2] = NAN; /* sequence 1's final state: the zero-length sequence */
-    expect_non_finite(CFG_GRU, o, h, NULL, "hidden[1][0][0]");
+    expect_non_finite(RNN_CELL_GRU, o, h, NULL, "hidden[1][0][0]");
     h[2] = 0;
     c[1] = -INFINITY;
-    expect_non_finite(CFG_LSTM, o, h, c, "cell[0][0][1]");
+    expect_non_finite(RNN_CELL_LSTM, o, h, c, "cell[0][0][1]");
 }
 END_TEST
 
@@ -1288,7 +1288,7 @@ static int ref_read_parts(const json_t *v, const rnn_info *info, unsigned *parts
             *parts |= CODEC_OUTPUTS;
         else if (strcmp(name, "hidden") == 0)
             *parts |= CODEC_HIDDEN;
-        else if (strcmp(name, "cell") == 0 && info->type == CFG_LSTM)
+        else if (strcmp(name, "cell") == 0 && info->type == RNN_CELL_LSTM)
             *parts |= CODEC_CELL;
         else if (strcmp(name, "cell") == 0)
             return ref_fail(e, 400, "return[%zu]: \"cell\" exists for lstm models only", i);
@@ -1330,7 +1330,7 @@ static int ref_decode(const char *body, size_t len, const rnn_info *info, const 
         ref_fail(e, 500, "out of memory");
         goto fail;
     }
-    r->parts = CODEC_OUTPUTS | CODEC_HIDDEN | (info->type == CFG_LSTM ? CODEC_CELL : 0);
+    r->parts = CODEC_OUTPUTS | CODEC_HIDDEN | (info->type == RNN_CELL_LSTM ? CODEC_CELL : 0);
     r->precision = 9;
 
     const char *key;
@@ -1422,9 +1422,9 @@ static int ref_decode(const char *body, size_t len, const rnn_info *info, const 
         goto fail;
     json_t *c0 = json_object_get(root, "c0");
     if (c0 && !json_is_null(c0)) {
-        if (info->type != CFG_LSTM) {
+        if (info->type != RNN_CELL_LSTM) {
             ref_fail(e, 400, "c0: only lstm models have a cell state (this model is %s)",
-                     cfg_type_name(info->type));
+                     rnn_cell_describe(info->type)->name);
             goto fail;
         }
         if (ref_read_state(c0, "c0", info, B, &r->c0, e) < 0)
@@ -1775,8 +1775,8 @@ static void compare_decoders(const char *body, size_t len, const rnn_info *in,
 
 START_TEST(test_decoder_agrees_with_the_jansson_decoder_it_replaced)
 {
-    const rnn_info models[] = {info_of(CFG_RNN, 3, 2, 1, 1), info_of(CFG_LSTM, 1, 2, 2, 2),
-                               info_of(CFG_GRU, 2, 3, 1, 1)};
+    const rnn_info models[] = {info_of(RNN_CELL_RNN, 3, 2, 1, 1), info_of(RNN_CELL_LSTM, 1, 2, 2, 2),
+                               info_of(RNN_CELL_GRU, 2, 3, 1, 1)};
     const codec_limits lim = {4, 6};
     enum { CAP = 8192 };
     char *buf = malloc(CAP);

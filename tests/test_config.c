@@ -148,11 +148,11 @@ START_TEST(test_minimal_config_gets_pytorch_and_server_defaults)
     ck_assert_uint_eq(cfg->n_models, 1);
     const cfg_model *m = &cfg->models[0];
     ck_assert_str_eq(m->name, "m");
-    ck_assert_int_eq(m->type, CFG_RNN);
+    ck_assert_int_eq(m->type, RNN_CELL_RNN);
     ck_assert_int_eq(m->input_size, 1);
     ck_assert_int_eq(m->hidden_size, 1);
     ck_assert_int_eq(m->num_layers, 1);
-    ck_assert_int_eq(m->nonlinearity, CFG_TANH);
+    ck_assert_int_eq(m->nonlinearity, RNN_TANH);
     ck_assert(m->bias);
     ck_assert(!m->bidirectional);
     ck_assert_str_eq(m->prefix, "");
@@ -245,26 +245,26 @@ START_TEST(test_every_model_setting_is_read)
     ck_assert_uint_eq(cfg->n_models, 3);
     const cfg_model *a = &cfg->models[0], *l = &cfg->models[1], *g = &cfg->models[2];
     ck_assert_str_eq(a->name, "a-b_c.1");
-    ck_assert_int_eq(a->type, CFG_RNN);
+    ck_assert_int_eq(a->type, RNN_CELL_RNN);
     ck_assert_int_eq(a->input_size, 3);
     ck_assert_int_eq(a->hidden_size, 5);
     ck_assert_int_eq(a->num_layers, 2);
-    ck_assert_int_eq(a->nonlinearity, CFG_RELU);
+    ck_assert_int_eq(a->nonlinearity, RNN_RELU);
     ck_assert(!a->bias);
     ck_assert(a->bidirectional);
     ck_assert_str_eq(a->prefix, "rnn.");
-    ck_assert_int_eq(l->type, CFG_LSTM);
+    ck_assert_int_eq(l->type, RNN_CELL_LSTM);
     ck_assert_int_eq(l->input_size, 65536);
     ck_assert_int_eq(l->num_layers, 64);
-    ck_assert_int_eq(g->type, CFG_GRU);
+    ck_assert_int_eq(g->type, RNN_CELL_GRU);
     ck_assert_ptr_null(g->weights_path);
     ck_assert_uint_eq(g->n_tensors, 0);
     ck_assert_ptr_eq(cfg_find_model(cfg, "g"), g);
-    ck_assert_str_eq(cfg_type_name(CFG_RNN), "rnn");
-    ck_assert_str_eq(cfg_type_name(CFG_LSTM), "lstm");
-    ck_assert_str_eq(cfg_type_name(CFG_GRU), "gru");
-    ck_assert_str_eq(cfg_nonlinearity_name(CFG_TANH), "tanh");
-    ck_assert_str_eq(cfg_nonlinearity_name(CFG_RELU), "relu");
+    ck_assert_str_eq(rnn_cell_describe(RNN_CELL_RNN)->name, "rnn");
+    ck_assert_str_eq(rnn_cell_describe(RNN_CELL_LSTM)->name, "lstm");
+    ck_assert_str_eq(rnn_cell_describe(RNN_CELL_GRU)->name, "gru");
+    ck_assert_str_eq(rnn_nonlinearity_name(RNN_TANH), "tanh");
+    ck_assert_str_eq(rnn_nonlinearity_name(RNN_RELU), "relu");
     cfg_free(cfg);
 }
 END_TEST
@@ -707,9 +707,9 @@ typedef struct {
     size_t n;
 } tset;
 
-static int gates_of(cfg_type type)
+static int gates_of(rnn_cell_type type)
 {
-    return type == CFG_LSTM ? 4 : type == CFG_GRU ? 3 : 1;
+    return type == RNN_CELL_LSTM ? 4 : type == RNN_CELL_GRU ? 3 : 1;
 }
 
 /* Adds tensor NAME of shape (d0) or (d0, d1) with small deterministic values; returns it. */
@@ -756,7 +756,7 @@ static void tset_free(tset *s)
 }
 
 /* The tensors PyTorch's state_dict holds for this model shape, names under PREFIX. */
-static void tset_pytorch(tset *s, const char *prefix, cfg_type type, int I, int H, int L, int bidir,
+static void tset_pytorch(tset *s, const char *prefix, rnn_cell_type type, int I, int H, int L, int bidir,
                          int bias)
 {
     const int G = gates_of(type), D = bidir ? 2 : 1;
@@ -844,7 +844,7 @@ typedef struct {
     cfg_model m;
 } spec;
 
-static void spec_init(spec *sp, cfg_type type, int I, int H, int L, int bidir, int bias,
+static void spec_init(spec *sp, rnn_cell_type type, int I, int H, int L, int bidir, int bias,
                       const char *prefix)
 {
     memset(sp, 0, sizeof *sp);
@@ -856,7 +856,7 @@ static void spec_init(spec *sp, cfg_type type, int I, int H, int L, int bidir, i
     sp->m.input_size = I;
     sp->m.hidden_size = H;
     sp->m.num_layers = L;
-    sp->m.nonlinearity = CFG_TANH;
+    sp->m.nonlinearity = RNN_TANH;
     sp->m.bias = bias;
     sp->m.bidirectional = bidir;
 }
@@ -911,12 +911,12 @@ START_TEST(test_safetensors_model_loads_with_its_info)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_LSTM, 3, 4, 2, 1, 1, "");
-    tset_pytorch(&s, "", CFG_LSTM, 3, 4, 2, 1, 1);
+    spec_init(&sp, RNN_CELL_LSTM, 3, 4, 2, 1, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_LSTM, 3, 4, 2, 1, 1);
     rnn_model *m = expect_load_ok(&sp, &s);
     const rnn_info *in = rnn_model_info(m);
     ck_assert_str_eq(in->name, "m");
-    ck_assert_int_eq(in->type, CFG_LSTM);
+    ck_assert_int_eq(in->type, RNN_CELL_LSTM);
     ck_assert_int_eq(in->input_size, 3);
     ck_assert_int_eq(in->hidden_size, 4);
     ck_assert_int_eq(in->num_layers, 2);
@@ -957,7 +957,7 @@ START_TEST(test_relative_weights_file_loads_from_the_config_folder)
 {
     char err[ERRLEN];
     tset s = {0};
-    tset_pytorch(&s, "", CFG_RNN, 1, 2, 1, 0, 1);
+    tset_pytorch(&s, "", RNN_CELL_RNN, 1, 2, 1, 0, 1);
     char *tmp = tset_write(&s);
     char *dir = tmpdir_new();
     char *st_path = join(dir, "w.safetensors"), *cfg_path = join(dir, "c.json");
@@ -988,9 +988,9 @@ START_TEST(test_tensors_outside_the_prefix_are_ignored)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_GRU, 2, 3, 1, 0, 1, "rnn.");
+    spec_init(&sp, RNN_CELL_GRU, 2, 3, 1, 0, 1, "rnn.");
     tset_add(&s, "fc.weight", 2, 1, 3);
-    tset_pytorch(&s, "rnn.", CFG_GRU, 2, 3, 1, 0, 1);
+    tset_pytorch(&s, "rnn.", RNN_CELL_GRU, 2, 3, 1, 0, 1);
     tset_add(&s, "fc.bias", 1, 1, 0);
     tset_add(&s, "rnnx.weight_ih_l0", 2, 9, 2); /* "rnnx." does not start with "rnn." */
     rnn_model *m = expect_load_ok(&sp, &s);
@@ -1003,18 +1003,18 @@ END_TEST
 /* PyTorch 1.13's sum(p.numel() for p in nn.<TYPE>(3, 5, num_layers=L, bidirectional=BIDIR,
  * bias=BIAS).parameters()). */
 static const struct {
-    cfg_type type;
+    rnn_cell_type type;
     int L, bidir, bias;
     size_t parameters;
 } PYTORCH_PARAMS[] = {
-    {CFG_RNN, 1, 0, 1, 50},    {CFG_RNN, 1, 0, 0, 40},   {CFG_RNN, 1, 1, 1, 100},
-    {CFG_RNN, 1, 1, 0, 80},    {CFG_RNN, 3, 0, 1, 170},  {CFG_RNN, 3, 0, 0, 140},
-    {CFG_RNN, 3, 1, 1, 440},   {CFG_RNN, 3, 1, 0, 380},  {CFG_LSTM, 1, 0, 1, 200},
-    {CFG_LSTM, 1, 0, 0, 160},  {CFG_LSTM, 1, 1, 1, 400}, {CFG_LSTM, 1, 1, 0, 320},
-    {CFG_LSTM, 3, 0, 1, 680},  {CFG_LSTM, 3, 0, 0, 560}, {CFG_LSTM, 3, 1, 1, 1760},
-    {CFG_LSTM, 3, 1, 0, 1520}, {CFG_GRU, 1, 0, 1, 150},  {CFG_GRU, 1, 0, 0, 120},
-    {CFG_GRU, 1, 1, 1, 300},   {CFG_GRU, 1, 1, 0, 240},  {CFG_GRU, 3, 0, 1, 510},
-    {CFG_GRU, 3, 0, 0, 420},   {CFG_GRU, 3, 1, 1, 1320}, {CFG_GRU, 3, 1, 0, 1140},
+    {RNN_CELL_RNN, 1, 0, 1, 50},    {RNN_CELL_RNN, 1, 0, 0, 40},   {RNN_CELL_RNN, 1, 1, 1, 100},
+    {RNN_CELL_RNN, 1, 1, 0, 80},    {RNN_CELL_RNN, 3, 0, 1, 170},  {RNN_CELL_RNN, 3, 0, 0, 140},
+    {RNN_CELL_RNN, 3, 1, 1, 440},   {RNN_CELL_RNN, 3, 1, 0, 380},  {RNN_CELL_LSTM, 1, 0, 1, 200},
+    {RNN_CELL_LSTM, 1, 0, 0, 160},  {RNN_CELL_LSTM, 1, 1, 1, 400}, {RNN_CELL_LSTM, 1, 1, 0, 320},
+    {RNN_CELL_LSTM, 3, 0, 1, 680},  {RNN_CELL_LSTM, 3, 0, 0, 560}, {RNN_CELL_LSTM, 3, 1, 1, 1760},
+    {RNN_CELL_LSTM, 3, 1, 0, 1520}, {RNN_CELL_GRU, 1, 0, 1, 150},  {RNN_CELL_GRU, 1, 0, 0, 120},
+    {RNN_CELL_GRU, 1, 1, 1, 300},   {RNN_CELL_GRU, 1, 1, 0, 240},  {RNN_CELL_GRU, 3, 0, 1, 510},
+    {RNN_CELL_GRU, 3, 0, 0, 420},   {RNN_CELL_GRU, 3, 1, 1, 1320}, {RNN_CELL_GRU, 3, 1, 0, 1140},
 };
 
 START_TEST(test_parameter_count_matches_pytorch)
@@ -1022,7 +1022,7 @@ START_TEST(test_parameter_count_matches_pytorch)
     const int I = 3, H = 5;
     spec sp;
     tset s = {0};
-    cfg_type type = PYTORCH_PARAMS[_i].type;
+    rnn_cell_type type = PYTORCH_PARAMS[_i].type;
     int L = PYTORCH_PARAMS[_i].L, bidir = PYTORCH_PARAMS[_i].bidir, bias = PYTORCH_PARAMS[_i].bias;
     spec_init(&sp, type, I, H, L, bidir, bias, "");
     tset_pytorch(&s, "", type, I, H, L, bidir, bias);
@@ -1053,8 +1053,8 @@ START_TEST(test_missing_tensor_is_listed)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_RNN, 3, 4, 2, 0, 1, "");
-    tset_pytorch(&s, "", CFG_RNN, 3, 4, 2, 0, 1);
+    spec_init(&sp, RNN_CELL_RNN, 3, 4, 2, 0, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_RNN, 3, 4, 2, 0, 1);
     tset_remove(&s, "weight_hh_l1");
     expect_load_error(&sp, &s, "missing key(s)", "\"weight_hh_l1\"", NULL);
     tset_remove(&s, "weight_ih_l0");
@@ -1067,7 +1067,7 @@ START_TEST(test_empty_weights_file_lists_every_tensor_missing)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_GRU, 1, 1, 1, 0, 1, "");
+    spec_init(&sp, RNN_CELL_GRU, 1, 1, 1, 0, 1, "");
     expect_load_error(&sp, &s, "missing key(s)", "\"weight_ih_l0\"", "\"weight_hh_l0\"",
                       "\"bias_ih_l0\"", "\"bias_hh_l0\"", NULL);
 }
@@ -1077,8 +1077,8 @@ START_TEST(test_unexpected_tensor_is_named)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_RNN, 3, 4, 1, 0, 1, "");
-    tset_pytorch(&s, "", CFG_RNN, 3, 4, 1, 0, 1);
+    spec_init(&sp, RNN_CELL_RNN, 3, 4, 1, 0, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_RNN, 3, 4, 1, 0, 1);
     tset_add(&s, "extra", 1, 2, 0);
     expect_load_error(&sp, &s, "unexpected key(s)", "\"extra\"", NULL);
     tset_free(&s);
@@ -1089,8 +1089,8 @@ START_TEST(test_module_state_dict_without_prefix_hints_at_prefix)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_LSTM, 2, 2, 1, 0, 1, "");
-    tset_pytorch(&s, "rnn.", CFG_LSTM, 2, 2, 1, 0, 1);
+    spec_init(&sp, RNN_CELL_LSTM, 2, 2, 1, 0, 1, "");
+    tset_pytorch(&s, "rnn.", RNN_CELL_LSTM, 2, 2, 1, 0, 1);
     expect_load_error(&sp, &s, "missing key(s)", "\"weight_ih_l0\"", "prefix", NULL);
     tset_free(&s);
 }
@@ -1100,8 +1100,8 @@ START_TEST(test_extra_layer_is_unexpected)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_GRU, 2, 2, 1, 0, 1, "");
-    tset_pytorch(&s, "", CFG_GRU, 2, 2, 2, 0, 1);
+    spec_init(&sp, RNN_CELL_GRU, 2, 2, 1, 0, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_GRU, 2, 2, 2, 0, 1);
     expect_load_error(&sp, &s, "unexpected key(s)", "\"weight_ih_l1\"", "\"bias_hh_l1\"",
                       "num_layers", NULL);
     tset_free(&s);
@@ -1112,8 +1112,8 @@ START_TEST(test_bidirectional_weights_for_unidirectional_config_hint_bidirection
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_LSTM, 3, 4, 1, 0, 1, "");
-    tset_pytorch(&s, "", CFG_LSTM, 3, 4, 1, 1, 1);
+    spec_init(&sp, RNN_CELL_LSTM, 3, 4, 1, 0, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_LSTM, 3, 4, 1, 1, 1);
     expect_load_error(&sp, &s, "unexpected key(s)", "\"weight_ih_l0_reverse\"",
                       "\"bidirectional\": true", NULL);
     tset_free(&s);
@@ -1124,8 +1124,8 @@ START_TEST(test_unidirectional_weights_for_bidirectional_config_list_reverse_ten
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_RNN, 3, 4, 1, 1, 1, "");
-    tset_pytorch(&s, "", CFG_RNN, 3, 4, 1, 0, 1);
+    spec_init(&sp, RNN_CELL_RNN, 3, 4, 1, 1, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_RNN, 3, 4, 1, 0, 1);
     expect_load_error(&sp, &s, "missing key(s)", "\"weight_ih_l0_reverse\"", "bidirectional", NULL);
     tset_free(&s);
 }
@@ -1135,8 +1135,8 @@ START_TEST(test_bias_tensors_with_bias_false_are_unexpected)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_GRU, 3, 4, 1, 0, 0, "");
-    tset_pytorch(&s, "", CFG_GRU, 3, 4, 1, 0, 1);
+    spec_init(&sp, RNN_CELL_GRU, 3, 4, 1, 0, 0, "");
+    tset_pytorch(&s, "", RNN_CELL_GRU, 3, 4, 1, 0, 1);
     expect_load_error(&sp, &s, "unexpected key(s)", "\"bias_ih_l0\"", "\"bias_hh_l0\"",
                       "\"bias\": true", NULL);
     tset_free(&s);
@@ -1147,8 +1147,8 @@ START_TEST(test_missing_biases_with_bias_true_hint_bias_false)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_GRU, 3, 4, 1, 0, 1, "");
-    tset_pytorch(&s, "", CFG_GRU, 3, 4, 1, 0, 0);
+    spec_init(&sp, RNN_CELL_GRU, 3, 4, 1, 0, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_GRU, 3, 4, 1, 0, 0);
     expect_load_error(&sp, &s, "missing key(s)", "\"bias_ih_l0\"", "\"bias\": false", NULL);
     tset_free(&s);
 }
@@ -1158,15 +1158,15 @@ START_TEST(test_shape_mismatch_names_tensor_and_both_shapes)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_LSTM, 3, 4, 1, 0, 1, "");
-    tset_pytorch(&s, "", CFG_LSTM, 3, 4, 1, 0, 1);
+    spec_init(&sp, RNN_CELL_LSTM, 3, 4, 1, 0, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_LSTM, 3, 4, 1, 0, 1);
     tset_find(&s, "weight_ih_l0")->shape[1] = 2; /* same bytes per row, fewer columns: */
     tset_find(&s, "weight_ih_l0")->numel = 16 * 2;
     expect_load_error(&sp, &s, "\"weight_ih_l0\"", "[16, 2]", "[16, 3]", NULL);
     tset_free(&s);
 
     /* a rank mismatch: a bias given as a (1, G*H) matrix */
-    tset_pytorch(&s, "", CFG_LSTM, 3, 4, 1, 0, 1);
+    tset_pytorch(&s, "", RNN_CELL_LSTM, 3, 4, 1, 0, 1);
     tensor *b = tset_find(&s, "bias_hh_l0");
     b->ndim = 2;
     b->shape[0] = 1;
@@ -1175,8 +1175,8 @@ START_TEST(test_shape_mismatch_names_tensor_and_both_shapes)
     tset_free(&s);
 
     /* hidden_size wrong in the config: the recurrent weights do not fit */
-    spec_init(&sp, CFG_RNN, 3, 5, 1, 0, 1, "");
-    tset_pytorch(&s, "", CFG_RNN, 3, 4, 1, 0, 1);
+    spec_init(&sp, RNN_CELL_RNN, 3, 5, 1, 0, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_RNN, 3, 4, 1, 0, 1);
     expect_load_error(&sp, &s, "size mismatch", "[4, 3]", "[5, 3]", NULL);
     tset_free(&s);
 }
@@ -1186,8 +1186,8 @@ START_TEST(test_unexpected_tensor_under_the_prefix_is_rejected)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_RNN, 2, 3, 1, 0, 1, "rnn.");
-    tset_pytorch(&s, "rnn.", CFG_RNN, 2, 3, 1, 0, 1);
+    spec_init(&sp, RNN_CELL_RNN, 2, 3, 1, 0, 1, "rnn.");
+    tset_pytorch(&s, "rnn.", RNN_CELL_RNN, 2, 3, 1, 0, 1);
     tset_add(&s, "fc.weight", 2, 1, 3);
     tset_add(&s, "rnn.weight_ih_l1", 2, 3, 3);
     expect_load_error(&sp, &s, "unexpected key(s)", "\"rnn.weight_ih_l1\"", NULL);
@@ -1199,8 +1199,8 @@ START_TEST(test_missing_tensor_under_the_prefix_names_the_full_key)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_RNN, 2, 3, 1, 0, 1, "rnn.");
-    tset_pytorch(&s, "rnn.", CFG_RNN, 2, 3, 1, 0, 1);
+    spec_init(&sp, RNN_CELL_RNN, 2, 3, 1, 0, 1, "rnn.");
+    tset_pytorch(&s, "rnn.", RNN_CELL_RNN, 2, 3, 1, 0, 1);
     tset_remove(&s, "rnn.bias_hh_l0");
     expect_load_error(&sp, &s, "missing key(s)", "\"rnn.bias_hh_l0\"", NULL);
     tset_free(&s);
@@ -1211,8 +1211,8 @@ START_TEST(test_lstm_projection_weights_are_rejected_with_a_hint)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_LSTM, 2, 2, 1, 0, 1, "");
-    tset_pytorch(&s, "", CFG_LSTM, 2, 2, 1, 0, 1);
+    spec_init(&sp, RNN_CELL_LSTM, 2, 2, 1, 0, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_LSTM, 2, 2, 1, 0, 1);
     tset_add(&s, "weight_hr_l0", 2, 1, 2);
     expect_load_error(&sp, &s, "unexpected key(s)", "\"weight_hr_l0\"", "proj_size", NULL);
     tset_free(&s);
@@ -1225,8 +1225,8 @@ START_TEST(test_non_finite_weight_is_rejected)
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         spec sp;
         tset s = {0};
-        spec_init(&sp, CFG_GRU, 2, 2, 1, 0, 1, "");
-        tset_pytorch(&s, "", CFG_GRU, 2, 2, 1, 0, 1);
+        spec_init(&sp, RNN_CELL_GRU, 2, 2, 1, 0, 1, "");
+        tset_pytorch(&s, "", RNN_CELL_GRU, 2, 2, 1, 0, 1);
         tset_find(&s, "weight_hh_l0")->vals[5] = bad[k];
         expect_load_error(&sp, &s, "\"weight_hh_l0\"", "non-finite", "index 5", NULL);
         tset_free(&s);
@@ -1238,8 +1238,8 @@ START_TEST(test_f64_weight_beyond_float32_is_rejected)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_RNN, 1, 2, 1, 0, 1, "");
-    tset_pytorch(&s, "", CFG_RNN, 1, 2, 1, 0, 1);
+    spec_init(&sp, RNN_CELL_RNN, 1, 2, 1, 0, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_RNN, 1, 2, 1, 0, 1);
     tensor *t = tset_find(&s, "bias_ih_l0");
     t->f64 = 1;
     t->vals[1] = 1e300;
@@ -1252,8 +1252,8 @@ START_TEST(test_f64_weights_load)
 {
     spec sp;
     tset s = {0};
-    spec_init(&sp, CFG_RNN, 1, 2, 1, 0, 1, "");
-    tset_pytorch(&s, "", CFG_RNN, 1, 2, 1, 0, 1);
+    spec_init(&sp, RNN_CELL_RNN, 1, 2, 1, 0, 1, "");
+    tset_pytorch(&s, "", RNN_CELL_RNN, 1, 2, 1, 0, 1);
     for (size_t i = 0; i < s.n; i++)
         s.t[i].f64 = 1;
     rnn_model *m = expect_load_ok(&sp, &s);
@@ -1303,7 +1303,7 @@ START_TEST(test_missing_weights_file_is_named)
     spec sp;
     char err[ERRLEN];
     char path[] = "/nonexistent-rnnserve/model.safetensors";
-    spec_init(&sp, CFG_RNN, 1, 1, 1, 0, 1, "");
+    spec_init(&sp, RNN_CELL_RNN, 1, 1, 1, 0, 1, "");
     sp.m.weights_path = path;
     rnn_model *m = (rnn_model *)&m;
     ck_assert_int_eq(rnn_model_load(&sp.m, &m, err, sizeof err), -1);
@@ -1322,7 +1322,7 @@ static void expect_st_message(const void *bytes, size_t len)
     ck_assert_int_eq(st_open(path, &f, want, sizeof want), -1);
     ck_assert_uint_gt(strlen(want), 0);
     spec sp;
-    spec_init(&sp, CFG_RNN, 1, 1, 1, 0, 1, "");
+    spec_init(&sp, RNN_CELL_RNN, 1, 1, 1, 0, 1, "");
     sp.m.weights_path = path;
     rnn_model *m = (rnn_model *)&m;
     ck_assert_int_eq(rnn_model_load(&sp.m, &m, err, sizeof err), -1);

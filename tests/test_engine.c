@@ -268,7 +268,7 @@ static float frand(unsigned *s)
 START_TEST(test_random_models_match_reference)
 {
     unsigned seed = 12345;
-    const cfg_type types[] = {CFG_RNN, CFG_LSTM, CFG_GRU};
+    const rnn_cell_type types[] = {RNN_CELL_RNN, RNN_CELL_LSTM, RNN_CELL_GRU};
     for (int ti = 0; ti < 3; ti++)
         for (int bidir = 0; bidir < 2; bidir++)
             for (int layers = 1; layers <= 3; layers += 2) {
@@ -393,7 +393,7 @@ static void *hammer(void *p)
     a->ok = 1;
     for (int it = 0; it < 25 && a->ok; it++) {
         rnn_result r = {malloc(a->f->n_out * 4 + 4), malloc(a->f->n_hid * 4), NULL, NULL};
-        if (rnn_model_info(a->f->model)->type == CFG_LSTM)
+        if (rnn_model_info(a->f->model)->type == RNN_CELL_LSTM)
             r.cell = malloc(a->f->n_cell * 4);
         if (rnn_forward(a->f->model, b, &r, err, sizeof err) != 0 ||
             memcmp(r.outputs, a->want_out, a->f->n_out * 4) != 0 ||

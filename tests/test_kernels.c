@@ -317,10 +317,10 @@ typedef struct {
     rnn_model *m;
 } rand_model;
 
-static void rand_model_make(rand_model *r, cfg_type type, int I, int H, int layers, int bidir,
-                            cfg_nonlinearity nl)
+static void rand_model_make(rand_model *r, rnn_cell_type type, int I, int H, int layers, int bidir,
+                            rnn_nonlinearity nl)
 {
-    const int G = type == CFG_LSTM ? 4 : type == CFG_GRU ? 3 : 1, D = bidir + 1;
+    const int G = type == RNN_CELL_LSTM ? 4 : type == RNN_CELL_GRU ? 3 : 1, D = bidir + 1;
     memset(r, 0, sizeof *r);
     cfg_model *cm = &r->cm;
     cm->name = "random";
@@ -379,7 +379,7 @@ static double engine_vs_reference(const rnn_model *m, const int32_t *lengths, si
     const size_t LDH = (size_t)(in->num_layers * in->num_directions * in->hidden_size);
     float *x = rand_array(N * (size_t)in->input_size);
     float *h0 = with_h0 ? rand_array(B * LDH) : NULL;
-    float *c0 = with_h0 && in->type == CFG_LSTM ? rand_array(B * LDH) : NULL;
+    float *c0 = with_h0 && in->type == RNN_CELL_LSTM ? rand_array(B * LDH) : NULL;
     rnn_batch b = {B, lengths, x, h0, c0};
     size_t no, nh, nc;
     rnn_result_sizes(m, &b, &no, &nh, &nc);
@@ -404,12 +404,12 @@ static double engine_vs_reference(const rnn_model *m, const int32_t *lengths, si
 
 START_TEST(test_forward_on_every_path)
 {
-    const cfg_type types[3] = {CFG_RNN, CFG_LSTM, CFG_GRU};
+    const rnn_cell_type types[3] = {RNN_CELL_RNN, RNN_CELL_LSTM, RNN_CELL_GRU};
     const int32_t lengths[7] = {9, 0, 1, 23, 4, 23, 16};
     for (int t = 0; t < 3; t++)
         for (int bidir = 0; bidir < 2; bidir++) {
             rand_model rm;
-            rand_model_make(&rm, types[t], 5, 37, 2, bidir, bidir ? CFG_RELU : CFG_TANH);
+            rand_model_make(&rm, types[t], 5, 37, 2, bidir, bidir ? RNN_RELU : RNN_TANH);
             for (int isa = 0; isa < n_paths(); isa++) {
                 kern_isa_use((kern_isa)isa);
                 double d = engine_vs_reference(rm.m, lengths, 7, bidir);
@@ -425,13 +425,13 @@ END_TEST
 /* Large enough that rnn_set_threads(2) splits each layer's units between two threads. */
 START_TEST(test_forward_split_across_threads)
 {
-    const cfg_type types[4] = {CFG_RNN, CFG_LSTM, CFG_GRU, CFG_RNN};
+    const rnn_cell_type types[4] = {RNN_CELL_RNN, RNN_CELL_LSTM, RNN_CELL_GRU, RNN_CELL_RNN};
     int32_t lengths[40];
     for (int i = 0; i < 40; i++)
         lengths[i] = tu_under_valgrind() ? 2 + i % 4 : 3 + (i * 7) % 19;
     for (int t = 0; t < 4; t++) {
         rand_model rm;
-        rand_model_make(&rm, types[t], 6, 144, 2, t == 1, t == 3 ? CFG_RELU : CFG_TANH);
+        rand_model_make(&rm, types[t], 6, 144, 2, t == 1, t == 3 ? RNN_RELU : RNN_TANH);
         for (int isa = 0; isa < n_paths(); isa++) {
             kern_isa_use((kern_isa)isa);
             rnn_set_threads(2);

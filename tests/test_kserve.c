@@ -116,7 +116,7 @@ START_TEST(test_v2_infer_matches_pytorch_padded_layouts)
         ck_assert_str_eq(json_string_value(json_object_get(resp, "model_name")), name);
         ck_assert_str_eq(json_string_value(json_object_get(resp, "id")), "fixture");
         json_t *outs = json_object_get(resp, "outputs");
-        ck_assert_uint_eq(json_array_size(outs), in->type == CFG_LSTM ? 3 : 2);
+        ck_assert_uint_eq(json_array_size(outs), in->type == RNN_CELL_LSTM ? 3 : 2);
         const size_t B = json_array_size(json_object_get(req, "inputs"));
         const size_t DH = (size_t)(in->num_directions * in->hidden_size);
         const size_t LD = (size_t)(in->num_layers * in->num_directions);

@@ -10,9 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { CFG_RNN, CFG_LSTM, CFG_GRU } cfg_type;
-typedef enum { CFG_TANH, CFG_RELU } cfg_nonlinearity;
-typedef enum { CFG_HEAD_NONE, CFG_HEAD_SIGMOID, CFG_HEAD_SOFTMAX } cfg_head_activation;
+#include "rnnserve/rnn.h"
+
 
 /* One inline tensor ("weights": {"weight_ih_l0": [[...]]}): ndim 1 or 2, row-major float32. */
 typedef struct {
@@ -25,11 +24,11 @@ typedef struct {
 
 typedef struct {
     char *name;
-    cfg_type type;
+    rnn_cell_type type;
     int input_size;
     int hidden_size;
     int num_layers;
-    cfg_nonlinearity nonlinearity;
+    rnn_nonlinearity nonlinearity;
     bool bias;
     bool bidirectional;
     char *prefix;        /* "" when absent */
@@ -40,7 +39,7 @@ typedef struct {
      * named by its state_dict keys; NULL head_weight: no head. */
     char *head_weight;
     char *head_bias; /* NULL: no bias */
-    cfg_head_activation head_activation;
+    rnn_head_activation head_activation;
 } cfg_model;
 
 typedef struct {
@@ -91,8 +90,5 @@ void cfg_free(cfg_config *c);
 
 /* The model called NAME, or NULL. */
 const cfg_model *cfg_find_model(const cfg_config *c, const char *name);
-
-const char *cfg_type_name(cfg_type t);
-const char *cfg_nonlinearity_name(cfg_nonlinearity n);
 
 #endif

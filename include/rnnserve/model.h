@@ -16,8 +16,8 @@ typedef struct rnn_model rnn_model;
 /* What a caller may know of a model (B, T are per request; these are fixed). */
 typedef struct {
     const char *name;
-    cfg_type type;
-    cfg_nonlinearity nonlinearity; /* meaningful for CFG_RNN only */
+    rnn_cell_type type;
+    rnn_nonlinearity nonlinearity; /* meaningful for RNN_CELL_RNN only */
     int input_size;                /* I */
     int hidden_size;               /* H */
     int num_layers;                /* L */
@@ -26,7 +26,7 @@ typedef struct {
     bool bias;
     size_t parameters; /* number of scalars in the state_dict (a head's included) */
     int head_size;     /* O, the output head's width (its Linear's out_features); 0: no head */
-    cfg_head_activation head_activation;
+    rnn_head_activation head_activation;
 } rnn_info;
 
 /* Loads the model described by M. On success returns 0 and stores a new model in *out (free with

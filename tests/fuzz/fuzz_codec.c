@@ -53,11 +53,11 @@ static void fz_codec_decode(const char *body, size_t len, const rnn_info *info)
              codec_request_steps(req));
     for (size_t k = 0; k < steps * (size_t)info->input_size; k++)
         FZ_CHECK(isfinite(b->x[k]), "x[%zu] is not finite", k);
-    FZ_CHECK(!b->c0 || info->type == CFG_LSTM, "c0 on a %s model", cfg_type_name(info->type));
+    FZ_CHECK(!b->c0 || info->type == RNN_CELL_LSTM, "c0 on a %s model", rnn_cell_describe(info->type)->name);
     int prec = codec_request_precision(req);
     FZ_CHECK(prec >= 1 && prec <= 9, "precision %d", prec);
     unsigned parts = codec_request_parts(req);
-    FZ_CHECK((parts & ~7u) == 0 && (!(parts & CODEC_CELL) || info->type == CFG_LSTM), "parts %#x",
+    FZ_CHECK((parts & ~7u) == 0 && (!(parts & CODEC_CELL) || info->type == RNN_CELL_LSTM), "parts %#x",
              parts);
     codec_request_free(req);
 }

@@ -15,7 +15,7 @@
 static size_t fz_config_floats(const cfg_model *m)
 {
     size_t H = (size_t)m->hidden_size, D = m->bidirectional ? 2 : 1;
-    size_t G = m->type == CFG_LSTM ? 4 : m->type == CFG_GRU ? 3 : 1;
+    size_t G = m->type == RNN_CELL_LSTM ? 4 : m->type == RNN_CELL_GRU ? 3 : 1;
     size_t total = 0;
     for (size_t l = 0; l < (size_t)m->num_layers; l++) {
         size_t in = l == 0 ? (size_t)m->input_size : D * H;
@@ -40,7 +40,7 @@ static void fz_config_forward(const rnn_model *model)
     memset(&r, 0, sizeof r);
     r.outputs = malloc(n_out * sizeof(float) + 1);
     r.hidden = malloc(n_hid * sizeof(float) + 1);
-    r.cell = in->type == CFG_LSTM ? malloc(n_cell * sizeof(float) + 1) : NULL;
+    r.cell = in->type == RNN_CELL_LSTM ? malloc(n_cell * sizeof(float) + 1) : NULL;
     char err[256];
     FZ_CHECK(r.outputs && r.hidden, "out of memory");
     FZ_CHECK(rnn_forward(model, &b, &r, err, sizeof err) == 0, "forward: %s", err);

@@ -46,7 +46,7 @@ static void fz_st_read_all(const char *path)
 
 /* The file as the weights of a model: every rule of model.c (names, shapes, prefix, leftovers,
  * non-finite values) runs on hostile tensors. */
-static void fz_st_load_model(const char *path, cfg_type type, int I, int H, int L, bool bidir,
+static void fz_st_load_model(const char *path, rnn_cell_type type, int I, int H, int L, bool bidir,
                              bool bias, const char *prefix)
 {
     cfg_model m;
@@ -56,7 +56,7 @@ static void fz_st_load_model(const char *path, cfg_type type, int I, int H, int 
     m.input_size = I;
     m.hidden_size = H;
     m.num_layers = L;
-    m.nonlinearity = CFG_TANH;
+    m.nonlinearity = RNN_TANH;
     m.bias = bias;
     m.bidirectional = bidir;
     m.prefix = (char *)prefix;
@@ -82,9 +82,9 @@ int fz_safetensors_one(const uint8_t *data, size_t size)
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     fz_st_read_all(path);
     /* The shapes of the seed files: the default model, a bidirectional GRU, a prefixed LSTM. */
-    fz_st_load_model(path, CFG_RNN, 1, 4, 1, false, true, "");
-    fz_st_load_model(path, CFG_GRU, 3, 4, 2, true, true, "");
-    fz_st_load_model(path, CFG_LSTM, 3, 4, 1, false, true, "rnn.");
+    fz_st_load_model(path, RNN_CELL_RNN, 1, 4, 1, false, true, "");
+    fz_st_load_model(path, RNN_CELL_GRU, 3, 4, 2, true, true, "");
+    fz_st_load_model(path, RNN_CELL_LSTM, 3, 4, 1, false, true, "rnn.");
     close(fd);
     return 0;
 }
