@@ -22,7 +22,14 @@ typedef struct {
     const float *x;
     const float *h0;
     const float *c0;
+    /* Polled between time steps when not NULL: a nonzero return stops the pass, which then
+     * returns RNN_STOPPED (its results are partial). For the scheduler's cancellation. */
+    int (*stop)(void *ctx);
+    void *stop_ctx;
 } rnn_batch;
+
+/* rnn_forward's return when the batch's stop callback asked it to stop. */
+#define RNN_STOPPED (-2)
 
 /* Where the results go; the caller allocates (rnn_result_sizes says how much). Any pointer may be
  * NULL when that part is not wanted: the work is done all the same, but nothing is stored.
