@@ -55,9 +55,9 @@ extern char **environ;
 #define WORK "build/bench"
 #define PY "/usr/bin/python3"
 
-static int quick;               /* --quick: shorter runs (a smoke test of the harness) */
-static json_t *J;               /* everything measured */
-static char *only;              /* --only: comma-separated sections */
+static int quick;  /* --quick: shorter runs (a smoke test of the harness) */
+static json_t *J;  /* everything measured */
+static char *only; /* --only: comma-separated sections */
 
 /* ---------------------------------------------------------------------------------------------
  * Small utilities */
@@ -182,14 +182,15 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 typedef struct {
     const char *name;
     int input, hidden, layers, batch;
+    int gates; /* 0 or 1: nn.RNN; 4: nn.LSTM */
     int32_t lengths[64];
     uint64_t seed;
-    size_t steps;    /* sum of lengths */
-    double flops;    /* per forward pass */
-    float *x;        /* (steps, input) */
+    size_t steps; /* sum of lengths */
+    double flops; /* per forward pass */
+    float *x;     /* (steps, input) */
     rnn_model *model;
     cfg_config *cfg;
-    char *request;   /* the forward request body (return: hidden only for L1) */
+    char *request; /* the forward request body (return: hidden only for L1) */
     size_t request_len;
 } shape;
 
@@ -200,6 +201,9 @@ static shape SHAPES[4] = {
     {.name = "L1", .input = 1, .hidden = 1024, .layers = 2, .batch = 64, .seed = 4},
 };
 enum { S_, M_, L_, L1_ };
+/* The scheduler's model "B": nn.LSTM(64, 512, num_layers=2), sequences of 50 steps. */
+static shape SB = {
+    .name = "B", .input = 64, .hidden = 512, .layers = 2, .batch = 64, .gates = 4, .seed = 5};
 
 static void shape_lengths(shape *s)
 {
@@ -209,6 +213,8 @@ static void shape_lengths(shape *s)
             s->lengths[i] = 3;
         else if (strcmp(s->name, "M") == 0) /* round(linspace(50, 100, 16)) */
             s->lengths[i] = (int32_t)lround(50.0 + 50.0 * i / (s->batch - 1));
+        else if (strcmp(s->name, "B") == 0)
+            s->lengths[i] = 50;
         else
             s->lengths[i] = 100;
         s->steps += (size_t)s->lengths[i];
@@ -216,7 +222,7 @@ static void shape_lengths(shape *s)
     double f = 0;
     for (int l = 0; l < s->layers; l++) {
         double Iw = l == 0 ? s->input : s->hidden, H = s->hidden;
-        f += 2.0 * (Iw * H + H * H) * 1.0 /* gates */ * (double)s->steps;
+        f += 2.0 * (Iw * H + H * H) * (s->gates ? s->gates : 1) * (double)s->steps;
     }
     s->flops = f;
 }
@@ -225,14 +231,14 @@ static void shape_lengths(shape *s)
  * uniform in +-1/sqrt(H), drawn in state_dict order from the shape's seed. */
 static int write_weights(const shape *s, const char *path)
 {
-    const int H = s->hidden;
+    const int H = s->hidden, GH = (s->gates ? s->gates : 1) * H;
     const float a = (float)(1.0 / sqrt((double)H));
     uint64_t rng = s->seed * 1000003u;
     sbuf hdr = {0};
     size_t total = 0;
     for (int l = 0; l < s->layers; l++) {
         size_t in = (size_t)(l == 0 ? s->input : H);
-        total += (size_t)H * in + (size_t)H * (size_t)H + 2 * (size_t)H;
+        total += (size_t)GH * in + (size_t)GH * (size_t)H + 2 * (size_t)GH;
     }
     float *data = malloc(total * sizeof(float));
     if (!data)
@@ -244,8 +250,10 @@ static int write_weights(const shape *s, const char *path)
         struct {
             const char *base;
             int d0, d1;
-        } t[4] = {{"weight_ih_l", H, in}, {"weight_hh_l", H, H}, {"bias_ih_l", H, 0},
-                  {"bias_hh_l", H, 0}};
+        } t[4] = {{"weight_ih_l", GH, in},
+                  {"weight_hh_l", GH, H},
+                  {"bias_ih_l", GH, 0},
+                  {"bias_hh_l", GH, 0}};
         for (int k = 0; k < 4; k++) {
             size_t n = (size_t)t[k].d0 * (size_t)(t[k].d1 ? t[k].d1 : 1);
             for (size_t i = 0; i < n; i++)
@@ -284,11 +292,12 @@ static void config_text(sbuf *b, const shape *const *models, int n)
     sb_printf(b, "{\"server\": {\"host\": \"127.0.0.1\", \"port\": 0}, \"models\": [");
     for (int i = 0; i < n; i++)
         sb_printf(b,
-                  "%s{\"name\": \"%s\", \"type\": \"rnn\", \"input_size\": %d, \"hidden_size\": "
-                  "%d, \"num_layers\": %d, \"nonlinearity\": \"tanh\", \"bias\": true, "
+                  "%s{\"name\": \"%s\", \"type\": \"%s\", \"input_size\": %d, "
+                  "\"hidden_size\": %d, \"num_layers\": %d,%s \"bias\": true, "
                   "\"weights\": \"%s.safetensors\"}",
-                  i ? ", " : "", models[i]->name, models[i]->input, models[i]->hidden,
-                  models[i]->layers, models[i]->name);
+                  i ? ", " : "", models[i]->name, models[i]->gates == 4 ? "lstm" : "rnn",
+                  models[i]->input, models[i]->hidden, models[i]->layers,
+                  models[i]->gates == 4 ? "" : " \"nonlinearity\": \"tanh\",", models[i]->name);
     sb_printf(b, "]}\n");
 }
 
@@ -352,7 +361,9 @@ static int shape_prepare(shape *s, char *why, size_t whylen)
         }
         sb_printf(&b, "]");
     }
-    sb_printf(&b, "]%s}", strcmp(s->name, "L1") == 0 ? ", \"return\": [\"hidden\"]" : "");
+    sb_printf(&b, "]%s}",
+              strcmp(s->name, "L1") == 0 || strcmp(s->name, "B") == 0 ? ", \"return\": [\"hidden\"]"
+                                                                      : "");
     s->request = b.s;
     s->request_len = b.len;
     snprintf(path, sizeof path, WORK "/%s.request.json", s->name);
@@ -399,9 +410,11 @@ __attribute__((target("avx512f"))) static double fma_loop512(long iters)
            a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11);
     for (long k = 0; k < iters; k++) {
 #define F5(x) x = _mm512_fmadd_ps(x, m, c);
-        F5(a0) F5(a1) F5(a2) F5(a3) F5(a4) F5(a5) F5(a6) F5(a7) F5(a8) F5(a9) F5(a10) F5(a11)
-        __asm__("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6),
-                "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+        F5(a0)
+        F5(a1) F5(a2) F5(a3) F5(a4) F5(a5) F5(a6) F5(a7) F5(a8) F5(a9) F5(a10)
+            F5(a11) __asm__(""
+                            : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6),
+                              "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
     }
     __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
                              _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
@@ -418,9 +431,11 @@ __attribute__((target("avx2,fma"))) static double fma_loop256(long iters)
            a9 = _mm256_set1_ps(9), a10 = _mm256_set1_ps(10), a11 = _mm256_set1_ps(11);
     for (long k = 0; k < iters; k++) {
 #define F2(x) x = _mm256_fmadd_ps(x, m, c);
-        F2(a0) F2(a1) F2(a2) F2(a3) F2(a4) F2(a5) F2(a6) F2(a7) F2(a8) F2(a9) F2(a10) F2(a11)
-        __asm__("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6),
-                "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
+        F2(a0)
+        F2(a1) F2(a2) F2(a3) F2(a4) F2(a5) F2(a6) F2(a7) F2(a8) F2(a9) F2(a10)
+            F2(a11) __asm__(""
+                            : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6),
+                              "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
     }
     __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
                              _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
@@ -470,9 +485,9 @@ static void section_peak(void)
     json_object_set_new(J, "fma_peak", o);
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    fma_width = __builtin_cpu_supports("avx512f")                                       ? 16
+    fma_width = __builtin_cpu_supports("avx512f")                                 ? 16
                 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8
-                                                                                        : 0;
+                                                                                  : 0;
 #endif
     if (!fma_width) {
         say("peak: skipped (no AVX2/AVX-512 FMA on this CPU)");
@@ -504,15 +519,15 @@ static void section_peak(void)
     json_object_set_new(o, "gflops_2_threads", json_real(peak2));
     json_object_set_new(o, "threads_all", json_integer(n));
     json_object_set_new(o, "gflops_all_threads", json_real(peak_all));
-    say("peak: %s FMA loop: %.1f GFLOP/s on 1 thread, %.1f on %d at once", fma_width == 16 ? "AVX-512" : "AVX2",
-        peak1, peak_all, n);
+    say("peak: %s FMA loop: %.1f GFLOP/s on 1 thread, %.1f on %d at once",
+        fma_width == 16 ? "AVX-512" : "AVX2", peak1, peak_all, n);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Engine in-process */
 
 typedef struct {
-    double t1, t2;     /* median seconds per forward, 1 and 2 threads; 0 when not run */
+    double t1, t2; /* median seconds per forward, 1 and 2 threads; 0 when not run */
     double torch1, torch2;
 } shape_times;
 static shape_times TIMES[4];
@@ -521,7 +536,7 @@ static double time_engine(shape *s, int threads, int *reps_out)
 {
     rnn_set_blas_threads(1);
     rnn_set_threads(threads);
-    rnn_batch b = {(size_t)s->batch, s->lengths, s->x, NULL, NULL};
+    rnn_batch b = {.batch = (size_t)s->batch, .lengths = s->lengths, .x = s->x};
     size_t no, nh;
     rnn_result_sizes(s->model, &b, &no, &nh, NULL);
     rnn_result r = {.outputs = malloc(no * sizeof(float)), .hidden = malloc(nh * sizeof(float))};
@@ -555,7 +570,7 @@ static double time_engine(shape *s, int threads, int *reps_out)
 /* Agreement with the naive reference (double accumulation, libm tanh) on the small shapes. */
 static double check_engine(shape *s)
 {
-    rnn_batch b = {(size_t)s->batch, s->lengths, s->x, NULL, NULL};
+    rnn_batch b = {.batch = (size_t)s->batch, .lengths = s->lengths, .x = s->x};
     size_t no, nh;
     rnn_result_sizes(s->model, &b, &no, &nh, NULL);
     rnn_result r = {.outputs = malloc(no * 4), .hidden = malloc(nh * 4)};
@@ -590,18 +605,18 @@ static void section_engine(void)
                 TIMES[i].t1 = t;
             else
                 TIMES[i].t2 = t;
-            json_t *o = json_pack("{s:s, s:i, s:f, s:i, s:f, s:f}", "shape", s->name, "threads",
-                                  th, "median_s", t, "reps", reps, "flops", s->flops, "gflops", gf);
+            json_t *o = json_pack("{s:s, s:i, s:f, s:i, s:f, s:f}", "shape", s->name, "threads", th,
+                                  "median_s", t, "reps", reps, "flops", s->flops, "gflops", gf);
             if (pk > 0)
                 json_object_set_new(o, "pct_peak", json_real(100 * gf / pk));
             json_array_append_new(arr, o);
-            say("engine %-2s %d thread%s: %10.3f us  %7.1f GFLOP/s%s", s->name, th, th > 1 ? "s" : " ",
-                t * 1e6, gf, "");
+            say("engine %-2s %d thread%s: %10.3f us  %7.1f GFLOP/s%s", s->name, th,
+                th > 1 ? "s" : " ", t * 1e6, gf, "");
         }
         if (i <= M_) {
             double d = check_engine(s);
-            json_array_append_new(arr, json_pack("{s:s, s:f}", "shape", s->name,
-                                                 "max_abs_diff_vs_reference", d));
+            json_array_append_new(
+                arr, json_pack("{s:s, s:f}", "shape", s->name, "max_abs_diff_vs_reference", d));
         }
     }
 }
@@ -735,15 +750,16 @@ static long proc_kb(pid_t pid, const char *key)
 /* ---------------------------------------------------------------------------------------------
  * A minimal HTTP/1.1 client (one request per connection) for probes and single timed requests.
  * Returns the status, or -1 (connection refused, timeout). *resp_len gets the body length. */
-static int http_once(int port, const char *method, const char *path, const char *body,
-                     size_t len, double timeout, size_t *resp_len, char **resp_out)
+static int http_once(int port, const char *method, const char *path, const char *body, size_t len,
+                     double timeout, size_t *resp_len, char **resp_out)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
         close(fd);
@@ -977,8 +993,7 @@ static long idle_rss_kb = -1, idle_rss_after_kb = -1, peak_rss_kb = -1, fastapi_
             fastapi_idle_kb = -1;
 static char http_skip[256];
 
-static wrk_result run_wrk(int port, const char *path, const char *body_file, int conns,
-                          double secs)
+static wrk_result run_wrk(int port, const char *path, const char *body_file, int conns, double secs)
 {
     wrk_result w = {0};
     char cmd[1024];
@@ -1051,8 +1066,8 @@ static pid_t start_peer(int peer, int port, const char *log, long *idle_kb)
     pid_t pid = -1;
     double timeout = 10;
     if (peer == PEER_RNNSERVE) {
-        char *argv[] = {"build/rnnserve", "--config", WORK "/SM.json", "--host", "127.0.0.1",
-                        "--port", portstr, NULL};
+        char *argv[] = {"build/rnnserve", "--config", WORK "/SM.json", "--host",
+                        "127.0.0.1",      "--port",   portstr,         NULL};
         pid = spawn(argv, NULL, NULL);
     } else if (peer == PEER_BARE) {
         char *argv[] = {WORK "/mhd_bare", portstr, NULL};
@@ -1188,8 +1203,8 @@ static void section_l1(void)
     int port = free_port();
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
-    char *argv[] = {"build/rnnserve", "--config", WORK "/L1.json", "--host", "127.0.0.1", "--port",
-                    portstr, NULL};
+    char *argv[] = {"build/rnnserve", "--config", WORK "/L1.json", "--host",
+                    "127.0.0.1",      "--port",   portstr,         NULL};
     pid_t pid = spawn(argv, WORK "/rnnserve-L1.log", NULL);
     if (pid < 0 || wait_ready(pid, port, "/readyz", 10, now()) < 0) {
         json_object_set_new(o, "skipped", json_string("rnnserve did not start with L1"));
@@ -1241,8 +1256,8 @@ static void section_startup(void)
         int port = free_port();
         char portstr[16];
         snprintf(portstr, sizeof portstr, "%d", port);
-        char *argv[] = {"build/rnnserve", "--config", WORK "/L.json", "--host", "127.0.0.1",
-                        "--port", portstr, NULL};
+        char *argv[] = {"build/rnnserve", "--config", WORK "/L.json", "--host",
+                        "127.0.0.1",      "--port",   portstr,        NULL};
         double t0 = now();
         pid_t pid = spawn(argv, NULL, NULL);
         double t = pid < 0 ? -1 : wait_ready(pid, port, "/readyz", 10, t0);
@@ -1274,14 +1289,15 @@ typedef struct {
 static void row(table *t, const char *measure, const char *ours, const char *peer,
                 const char *ratio, const char *target, const char *met)
 {
-    sb_printf(&t->md, "| %s | %s | %s | %s | %s | %s |\n", measure, ours, peer, ratio, target,
-              met);
+    sb_printf(&t->md, "| %s | %s | %s | %s | %s | %s |\n", measure, ours, peer, ratio, target, met);
 }
 
 static const char *verdict(table *t, const char *name, int measured, int ok, const char *detail)
 {
     json_array_append_new(t->targets, json_pack("{s:s, s:s, s:s}", "target", name, "result",
-                                                !measured ? "not measured" : ok ? "met" : "missed",
+                                                !measured ? "not measured"
+                                                : ok      ? "met"
+                                                          : "missed",
                                                 "detail", detail));
     return !measured ? "n/a" : ok ? "**met**" : "missed";
 }
@@ -1297,6 +1313,221 @@ static char *fmt_time(char *buf, size_t n, double s)
     else
         snprintf(buf, n, "%.2f s", s);
     return buf;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The scheduler: model B (nn.LSTM(64, 512, 2), 50-step sequences, "return": ["hidden"]). */
+
+typedef struct {
+    double rps, p50_ms, p99_ms, max_ms;
+    long requests, n200, n503, n503_retry, nother, timeouts, errors;
+} wrk_status;
+
+static wrk_status run_wrk_status(int port, const char *path, const char *body_file, int conns,
+                                 double secs, double timeout_s)
+{
+    wrk_status w = {0};
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "wrk -t2 -c%d -d%ds --timeout %ds -s bench/wrk_status.lua http://127.0.0.1:%d%s -- "
+             "%s 2>&1",
+             conns, (int)(secs + 0.5), (int)timeout_s, port, path, body_file);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return w;
+    char line[2048];
+    while (fgets(line, sizeof line, p)) {
+        if (strncmp(line, "WRKJSON ", 8) != 0)
+            continue;
+        json_t *o = json_loads(line + 8, 0, NULL);
+        if (!o)
+            continue;
+#define GETI(k) ((long)json_integer_value(json_object_get(o, k)))
+        double dur = (double)GETI("duration_us") / 1e6;
+        w.requests = GETI("requests");
+        w.rps = dur > 0 ? (double)w.requests / dur : 0;
+        w.p50_ms = (double)GETI("p50_us") / 1e3;
+        w.p99_ms = (double)GETI("p99_us") / 1e3;
+        w.max_ms = (double)GETI("max_us") / 1e3;
+        w.n200 = GETI("n200");
+        w.n503 = GETI("n503");
+        w.n503_retry = GETI("n503_retry");
+        w.nother = GETI("nother");
+        w.timeouts = GETI("err_timeout");
+        w.errors = GETI("err_connect") + GETI("err_read") + GETI("err_write");
+        if (dur > 0) /* answered 200 per second */
+            w.rps = (double)w.n200 / dur;
+#undef GETI
+        json_decref(o);
+    }
+    pclose(p);
+    return w;
+}
+
+/* One-sequence probes sent while the overload runs: their latency and status. */
+typedef struct {
+    int port, n;
+    const char *body;
+    size_t len;
+    double delay_s;
+    double lat[32];
+    int status[32];
+} probe;
+
+static void *probe_main(void *arg)
+{
+    probe *pr = arg;
+    usleep((useconds_t)(pr->delay_s * 1e6));
+    for (pr->n = 0; pr->n < 8; pr->n++) {
+        double t = now();
+        pr->status[pr->n] =
+            http_once(pr->port, "POST", "/forward", pr->body, pr->len, 10, NULL, NULL);
+        pr->lat[pr->n] = now() - t;
+        usleep(700000);
+    }
+    return NULL;
+}
+
+static double sched_seq_1x64, sched_seq_64x1, sched_seq_2x64;
+static wrk_status sched_over;
+static double probe_max_ms = -1, probe_med_ms = -1;
+static int probe_n, probe_answered;
+static char sched_skip[1100];
+
+static void section_sched(void)
+{
+    json_t *o = json_object();
+    json_object_set_new(J, "sched", o);
+    char why[1024];
+    if (system("command -v wrk >/dev/null 2>&1") != 0) {
+        snprintf(sched_skip, sizeof sched_skip, "wrk is not installed");
+    } else if (shape_prepare(&SB, why, sizeof why) < 0) {
+        snprintf(sched_skip, sizeof sched_skip, "model B: %s", why);
+    }
+    if (sched_skip[0]) {
+        say("sched: skipped (%s)", sched_skip);
+        json_object_set_new(o, "skipped", json_string(sched_skip));
+        return;
+    }
+    /* The one-sequence request (B's first sequence), and the 64-sequence one with a deadline. */
+    sbuf one = {0}, dl = {0};
+    sb_printf(&one, "{\"inputs\": [[");
+    for (int t = 0; t < SB.lengths[0]; t++) {
+        sb_printf(&one, "%s[", t ? ", " : "");
+        for (int k = 0; k < SB.input; k++)
+            sb_printf(&one, "%s%.9g", k ? ", " : "", (double)SB.x[(size_t)t * SB.input + k]);
+        sb_printf(&one, "]");
+    }
+    sb_printf(&one, "]], \"return\": [\"hidden\"]}");
+    write_file(WORK "/B1.request.json", one.s, one.len);
+    sb_printf(&dl, "%.*s, \"timeout_ms\": 2000}", (int)SB.request_len - 1, SB.request);
+    write_file(WORK "/B64t.request.json", dl.s, dl.len);
+
+    int port = free_port();
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    char *argv[] = {"build/rnnserve", "--config", WORK "/B.json", "--host",
+                    "127.0.0.1",      "--port",   portstr,        NULL};
+    pid_t pid = spawn(argv, WORK "/rnnserve-B.log", NULL);
+    if (pid < 0 || wait_ready(pid, port, "/readyz", 10, now()) < 0) {
+        snprintf(sched_skip, sizeof sched_skip, "rnnserve did not start with B");
+        say("sched: skipped (%s, see " WORK "/rnnserve-B.log)", sched_skip);
+        json_object_set_new(o, "skipped", json_string(sched_skip));
+        stop(pid);
+        free(one.s);
+        free(dl.s);
+        return;
+    }
+    double secs = quick ? 2.0 : 5.0;
+    wrk_result w1 = run_wrk(port, "/forward", WORK "/B.request.json", 1, secs);
+    wrk_result w2 = run_wrk(port, "/forward", WORK "/B.request.json", 2, secs);
+    wrk_result w64 = run_wrk(port, "/forward", WORK "/B1.request.json", 64, secs);
+    sched_seq_1x64 = w1.rps * SB.batch;
+    sched_seq_2x64 = w2.rps * SB.batch;
+    sched_seq_64x1 = w64.rps;
+    say("sched B: 1 conn x 64 seqs %.0f seq/s; 2 conns x 64 seqs %.0f seq/s; 64 conns x 1 seq "
+        "%.0f seq/s (p50 %.1f ms, p99 %.1f ms)",
+        sched_seq_1x64, sched_seq_2x64, sched_seq_64x1, w64.p50_ms, w64.p99_ms);
+
+    /* Overload: 128 connections of 64-sequence requests with "timeout_ms": 2000, client timeout
+     * 3 s, 10 s; one-sequence probes meanwhile. */
+    probe pr = {.port = port, .body = one.s, .len = one.len, .delay_s = 2.0};
+    pthread_t th;
+    int probing = pthread_create(&th, NULL, probe_main, &pr) == 0;
+    sched_over =
+        run_wrk_status(port, "/forward", WORK "/B64t.request.json", 128, quick ? 4.0 : 10.0, 3);
+    if (probing)
+        pthread_join(th, NULL);
+    probe_n = pr.n;
+    double lat[32];
+    for (int i = 0; i < pr.n; i++) {
+        lat[i] = pr.lat[i] * 1e3;
+        probe_answered += pr.status[i] == 200 || pr.status[i] == 503;
+        if (lat[i] > probe_max_ms)
+            probe_max_ms = lat[i];
+    }
+    if (pr.n)
+        probe_med_ms = median(lat, (size_t)pr.n);
+    say("sched B overload: %.0f answered 200/s (%.0f seq/s), %ld x 200, %ld x 503 (%ld with "
+        "Retry-After), %ld other, %ld client timeouts, %ld socket errors",
+        sched_over.rps, sched_over.rps * SB.batch, sched_over.n200, sched_over.n503,
+        sched_over.n503_retry, sched_over.nother, sched_over.timeouts, sched_over.errors);
+    say("sched B probes during overload: %d sent, %d answered, median %.1f ms, max %.1f ms", pr.n,
+        probe_answered, probe_med_ms, probe_max_ms);
+    stop(pid);
+    json_object_set_new(o, "seq_per_s_1conn_x64", json_real(sched_seq_1x64));
+    json_object_set_new(o, "seq_per_s_2conn_x64", json_real(sched_seq_2x64));
+    json_object_set_new(o, "seq_per_s_64conn_x1", json_real(sched_seq_64x1));
+    json_object_set_new(
+        o, "overload",
+        json_pack("{s:f, s:i, s:i, s:i, s:i, s:i, s:i}", "ok_per_s", sched_over.rps, "n200",
+                  (json_int_t)sched_over.n200, "n503", (json_int_t)sched_over.n503,
+                  "n503_retry_after", (json_int_t)sched_over.n503_retry, "other",
+                  (json_int_t)sched_over.nother, "client_timeouts", (json_int_t)sched_over.timeouts,
+                  "socket_errors", (json_int_t)sched_over.errors));
+    json_object_set_new(o, "probe_max_ms", json_real(probe_max_ms));
+    json_object_set_new(o, "probe_median_ms", json_real(probe_med_ms));
+    free(one.s);
+    free(dl.s);
+}
+
+static void sched_rows(table *t)
+{
+    char a[256], b[256], c[256], d[256];
+    if (sched_skip[0]) {
+        row(t, "scheduler (model B)", "skipped", sched_skip, "", "", "");
+        return;
+    }
+    double r = sched_seq_1x64 > 0 ? sched_seq_64x1 / sched_seq_1x64 : 0;
+    snprintf(a, sizeof a, "%.0f seq/s", sched_seq_64x1);
+    snprintf(b, sizeof b, "1 connection x 64 seqs: %.0f seq/s; 2 connections: %.0f seq/s",
+             sched_seq_1x64, sched_seq_2x64);
+    snprintf(c, sizeof c, "%.2fx", r);
+    snprintf(d, sizeof d, "%.2f", r);
+    row(t, "B: 64 connections x 1 sequence vs 1 connection x 64 in one request", a, b, c, ">= 0.9",
+        verdict(t, "B merged throughput", 1, r >= 0.9, d));
+    const wrk_status *w = &sched_over;
+    double cap = sched_seq_1x64 / SB.batch, share = cap > 0 ? w->rps / cap : 0;
+    int others_ok = w->n503 == w->n503_retry && w->nother == 0;
+    snprintf(a, sizeof a,
+             "%.1f answered 200/s; %ld x 200, %ld x 503 (%ld with Retry-After), %ld other, %ld "
+             "client timeouts",
+             w->rps, w->n200, w->n503, w->n503_retry, w->nother, w->timeouts);
+    snprintf(b, sizeof b, "capacity (1 connection) %.1f req/s", cap);
+    snprintf(c, sizeof c, "%.0f%% of capacity", 100 * share);
+    snprintf(d, sizeof d, "%.0f%% of capacity, %ld timeouts", 100 * share, w->timeouts);
+    row(t, "B overload: 128 connections x 64 seqs, \"timeout_ms\": 2000, client timeout 3 s, 10 s",
+        a, b, c,
+        "0 client timeouts; 200s >= 80% of capacity; every other answer a 503 with "
+        "Retry-After",
+        verdict(t, "B overload", w->requests > 0, w->timeouts == 0 && share >= 0.8 && others_ok,
+                d));
+    snprintf(a, sizeof a, "max %.1f ms, median %.1f ms (%d of %d answered)", probe_max_ms,
+             probe_med_ms, probe_answered, probe_n);
+    snprintf(d, sizeof d, "max %.1f ms", probe_max_ms);
+    row(t, "a 1-sequence request during that overload", a, "", "", "answered in < 100 ms",
+        verdict(t, "B probe during overload", probe_n > 0,
+                probe_answered == probe_n && probe_max_ms < 100, d));
 }
 
 static void print_table(void)
@@ -1322,8 +1553,8 @@ static void print_table(void)
             if (i == S_)
                 snprintf(b, sizeof b, "%s", fmt_time(tt, sizeof tt, e));
             else
-                snprintf(b, sizeof b, "%s, %.1f GFLOP/s, %.0f%% of peak", fmt_time(tt, sizeof tt, e),
-                         gf, pk > 0 ? 100 * gf / pk : 0);
+                snprintf(b, sizeof b, "%s, %.1f GFLOP/s, %.0f%% of peak",
+                         fmt_time(tt, sizeof tt, e), gf, pk > 0 ? 100 * gf / pk : 0);
             if (p > 0)
                 snprintf(c, sizeof c, "PyTorch %s", fmt_time(tp, sizeof tp, p));
             else
@@ -1398,16 +1629,16 @@ static void print_table(void)
                 else
                     snprintf(c, sizeof c, "bare: %s", peer_skip[PEER_BARE][0] ? "skipped" : "-");
                 if (fa->ok)
-                    snprintf(c + strlen(c), sizeof c - strlen(c), "; FastAPI %.0f req/s, p99 %.1f ms",
-                             fa->rps, fa->p99_ms);
+                    snprintf(c + strlen(c), sizeof c - strlen(c),
+                             "; FastAPI %.0f req/s, p99 %.1f ms", fa->rps, fa->p99_ms);
                 else
                     snprintf(c + strlen(c), sizeof c - strlen(c), "; FastAPI: %.150s",
                              peer_skip[PEER_FASTAPI][0] ? peer_skip[PEER_FASTAPI] : "-");
                 if (r->ok && bare->ok)
                     snprintf(d, sizeof d, "%.0f%% of bare", 100 * r->rps / bare->rps);
                 if (r->ok && fa->ok)
-                    snprintf(d + strlen(d), sizeof d - strlen(d), "%s%.1fx FastAPI", d[0] ? "; " : "",
-                             r->rps / fa->rps);
+                    snprintf(d + strlen(d), sizeof d - strlen(d), "%s%.1fx FastAPI",
+                             d[0] ? "; " : "", r->rps / fa->rps);
                 const char *target = "", *met = "";
                 char detail[256];
                 if (sh == 0 && cc == 1) {
@@ -1482,6 +1713,7 @@ static void print_table(void)
         row(&t, "start-up with the L weights (exec to 200 /readyz)", b, "", "", "<= 50 ms",
             verdict(&t, "ready with L weights", 1, startup_s <= 0.05, detail));
     }
+    sched_rows(&t);
     printf("\n%s\n", t.md.s);
     json_object_set_new(J, "targets", t.targets);
     json_object_set_new(J, "table_markdown", json_string(t.md.s));
@@ -1538,8 +1770,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--out FILE] [--only peak,engine,torch,codec,"
-                            "http,l1,startup]\n",
+            fprintf(stderr,
+                    "usage: %s [--quick] [--out FILE] [--only peak,engine,torch,codec,"
+                    "http,l1,startup,sched]\n",
                     argv[0]);
             return 2;
         }
@@ -1581,6 +1814,8 @@ int main(int argc, char **argv)
         section_l1();
     if (want("startup"))
         section_startup();
+    if (want("sched"))
+        section_sched();
     kill_children();
 
     double load[3] = {0};
