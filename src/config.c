@@ -510,7 +510,7 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
 
     json_t *nl = json_object_get(jm, "nonlinearity");
     if (nl) {
-        if (m->type != RNN_CELL_RNN)
+        if (!rnn_cell_describe(m->type)->nonlinearity)
             return fail(c, "%s.nonlinearity: applies to type \"rnn\" only (%s has fixed gates)",
                         path, rnn_cell_describe(m->type)->name);
         if (!json_is_string(nl))

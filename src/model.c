@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cells_impl.h"
 #include "rnnserve/safetensors.h"
 #include "rnnserve/sysres.h"
 
@@ -234,7 +235,8 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
 
     const size_t H = (size_t)cm->hidden_size, L = (size_t)cm->num_layers;
     const size_t D = cm->bidirectional ? 2 : 1;
-    const size_t G = cm->type == RNN_CELL_LSTM ? 4 : cm->type == RNN_CELL_GRU ? 3 : 1;
+    const rnn_cell_impl *cell = rnn_cell_impl_of(cm->type);
+    const size_t G = (size_t)cell->desc.gates;
 
     /* Sizes first, one allocation for everything (config bounds keep these far from overflow:
      * H, I <= 65536, L <= 64). */
@@ -319,12 +321,14 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
                 params += 2 * G * H;
             }
             /* Biases that can be added once to the input projection: all of b_ih, and b_hh
-             * except GRU's n-gate part, which PyTorch applies inside r * (W_hn h + b_hn). */
+             * except the table's hh_bias_gate (GRU's n gate), which PyTorch applies inside
+             * r * (W_hn h + b_hn): that part is kept apart in bhn. */
             float *bx = (float *)w->bx, *bhn = (float *)w->bhn;
+            const size_t apart = cell->hh_bias_gate >= 0 ? (size_t)cell->hh_bias_gate * H : G * H;
             for (size_t j = 0; j < G * H; j++)
-                bx[j] = w->b_ih[j] + ((cm->type == RNN_CELL_GRU && j >= 2 * H) ? 0.0f : w->b_hh[j]);
-            if (cm->type == RNN_CELL_GRU)
-                memcpy(bhn, w->b_hh + 2 * H, H * sizeof(float));
+                bx[j] = w->b_ih[j] + ((j >= apart && j < apart + H) ? 0.0f : w->b_hh[j]);
+            if (cell->hh_bias_gate >= 0)
+                memcpy(bhn, w->b_hh + apart, H * sizeof(float));
         }
     }
     if (missing[0]) {
@@ -383,10 +387,11 @@ const rnn_info *rnn_model_info(const rnn_model *m)
 
 void rnn_info_summary(const rnn_info *in, char *buf, size_t len)
 {
+    const rnn_cell_desc *cell = rnn_cell_describe(in->type);
     snprintf(buf, len, "%s%s%s, input_size %d, hidden_size %d, %d layer%s, %s, %s, %zu parameters",
-             rnn_cell_describe(in->type)->name, in->type == RNN_CELL_RNN ? " " : "",
-             in->type == RNN_CELL_RNN ? rnn_nonlinearity_name(in->nonlinearity) : "",
-             in->input_size, in->hidden_size, in->num_layers, in->num_layers == 1 ? "" : "s",
+             cell->name, cell->nonlinearity ? " " : "",
+             cell->nonlinearity ? rnn_nonlinearity_name(in->nonlinearity) : "", in->input_size,
+             in->hidden_size, in->num_layers, in->num_layers == 1 ? "" : "s",
              in->num_directions == 2 ? "bidirectional" : "unidirectional",
              in->bias ? "bias" : "no bias", in->parameters);
 }
