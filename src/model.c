@@ -225,6 +225,69 @@ static int load_head(source *s, const cfg_model *cm, rnn_model *m, size_t *param
     return 0;
 }
 
+/* Layer L, direction D's weights into W (its pointers already carved out of the model's block):
+ * the tensors taken from the source (absent ones appended to MISSING), packed for the kernels,
+ * and the biases folded as the cell table says. Adds the scalars read to *params. */
+static int load_dir(source *src, const cfg_model *cm, const rnn_cell_impl *cell, size_t l, size_t d,
+                    rnn_dir *w, size_t *params, char *missing, size_t missing_len, char *err,
+                    size_t errlen)
+{
+    const size_t H = (size_t)cm->hidden_size, G = (size_t)cell->desc.gates, in = w->in;
+    const char *sfx = d ? "_reverse" : "";
+    char name[64];
+    snprintf(name, sizeof name, "weight_ih_l%zu%s", l, sfx);
+    if (take(src, cm, name, 2, (int64_t)(G * H), (int64_t)in, (float *)w->w_ih, missing,
+             missing_len, err, errlen) < 0)
+        return -1;
+    snprintf(name, sizeof name, "weight_hh_l%zu%s", l, sfx);
+    if (take(src, cm, name, 2, (int64_t)(G * H), (int64_t)H, (float *)w->w_hh, missing, missing_len,
+             err, errlen) < 0)
+        return -1;
+    *params += G * H * (in + H);
+    /* The engine's own kernels read the weights transposed into column panels; packed once
+     * here, so a forward pass never re-lays them out. */
+    if (kern_pack(&w->ih, w->w_ih, in, G, H, in) < 0 || kern_pack(&w->hh, w->w_hh, H, G, H, H) < 0)
+        return fail(err, errlen, "model \"%s\": cannot allocate its packed weights", cm->name);
+    if (cm->bias) {
+        snprintf(name, sizeof name, "bias_ih_l%zu%s", l, sfx);
+        if (take(src, cm, name, 1, (int64_t)(G * H), 0, (float *)w->b_ih, missing, missing_len, err,
+                 errlen) < 0)
+            return -1;
+        snprintf(name, sizeof name, "bias_hh_l%zu%s", l, sfx);
+        if (take(src, cm, name, 1, (int64_t)(G * H), 0, (float *)w->b_hh, missing, missing_len, err,
+                 errlen) < 0)
+            return -1;
+        *params += 2 * G * H;
+    }
+    /* Biases that can be added once to the input projection: all of b_ih, and b_hh except the
+     * table's hh_bias_gate (GRU's n gate), which PyTorch applies inside r * (W_hn h + b_hn):
+     * that part is kept apart in bhn. */
+    float *bx = (float *)w->bx, *bhn = (float *)w->bhn;
+    const size_t apart = cell->hh_bias_gate >= 0 ? (size_t)cell->hh_bias_gate * H : G * H;
+    for (size_t j = 0; j < G * H; j++)
+        bx[j] = w->b_ih[j] + ((j >= apart && j < apart + H) ? 0.0f : w->b_hh[j]);
+    if (cell->hh_bias_gate >= 0)
+        memcpy(bhn, w->b_hh + apart, H * sizeof(float));
+    return 0;
+}
+
+/* A guess at why the names in MISSING are absent, for the end of the message; "" when none. */
+static const char *missing_hint(const source *src, const cfg_model *cm, const char *missing)
+{
+    /* When no expected name matched at all, the weights are under a module prefix rather than
+     * lacking biases or a direction. */
+    int any_used = 0;
+    for (size_t i = 0; i < src->n; i++)
+        any_used |= src->t[i].used;
+    if (!any_used && cm->prefix[0] == '\0' && src->n > 0 && strchr(src->t[0].name, '.'))
+        return " (the weights look like a module's state_dict: set \"prefix\", e.g. \"rnn.\")";
+    if (strstr(missing, "_reverse"))
+        return " (the weights are unidirectional: set \"bidirectional\": false?)";
+    if (strstr(missing, "bias_"))
+        return " (the weights have no biases: set \"bias\": false?)";
+    return "";
+}
+
 int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errlen)
 {
     rnn_model *m = NULL;
@@ -284,8 +347,6 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
         size_t in = l == 0 ? (size_t)cm->input_size : D * H;
         for (size_t d = 0; d < D; d++) {
             rnn_dir *w = &m->dirs[l * D + d];
-            const char *sfx = d ? "_reverse" : "";
-            char name[64];
             w->in = in;
             w->w_ih = p, p += G * H * in;
             w->w_hh = p, p += G * H * H;
@@ -293,58 +354,14 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
             w->b_hh = p, p += G * H;
             w->bx = p, p += G * H;
             w->bhn = p, p += H;
-            snprintf(name, sizeof name, "weight_ih_l%zu%s", l, sfx);
-            if (take(&src, cm, name, 2, (int64_t)(G * H), (int64_t)in, (float *)w->w_ih, missing,
-                     sizeof missing, err, errlen) < 0)
+            if (load_dir(&src, cm, cell, l, d, w, &params, missing, sizeof missing, err, errlen) <
+                0)
                 goto fail;
-            snprintf(name, sizeof name, "weight_hh_l%zu%s", l, sfx);
-            if (take(&src, cm, name, 2, (int64_t)(G * H), (int64_t)H, (float *)w->w_hh, missing,
-                     sizeof missing, err, errlen) < 0)
-                goto fail;
-            params += G * H * (in + H);
-            /* The engine's own kernels read the weights transposed into column panels; packed
-             * once here, so a forward pass never re-lays them out. */
-            if (kern_pack(&w->ih, w->w_ih, in, G, H, in) < 0 ||
-                kern_pack(&w->hh, w->w_hh, H, G, H, H) < 0) {
-                fail(err, errlen, "model \"%s\": cannot allocate its packed weights", cm->name);
-                goto fail;
-            }
-            if (cm->bias) {
-                snprintf(name, sizeof name, "bias_ih_l%zu%s", l, sfx);
-                if (take(&src, cm, name, 1, (int64_t)(G * H), 0, (float *)w->b_ih, missing,
-                         sizeof missing, err, errlen) < 0)
-                    goto fail;
-                snprintf(name, sizeof name, "bias_hh_l%zu%s", l, sfx);
-                if (take(&src, cm, name, 1, (int64_t)(G * H), 0, (float *)w->b_hh, missing,
-                         sizeof missing, err, errlen) < 0)
-                    goto fail;
-                params += 2 * G * H;
-            }
-            /* Biases that can be added once to the input projection: all of b_ih, and b_hh
-             * except the table's hh_bias_gate (GRU's n gate), which PyTorch applies inside
-             * r * (W_hn h + b_hn): that part is kept apart in bhn. */
-            float *bx = (float *)w->bx, *bhn = (float *)w->bhn;
-            const size_t apart = cell->hh_bias_gate >= 0 ? (size_t)cell->hh_bias_gate * H : G * H;
-            for (size_t j = 0; j < G * H; j++)
-                bx[j] = w->b_ih[j] + ((j >= apart && j < apart + H) ? 0.0f : w->b_hh[j]);
-            if (cell->hh_bias_gate >= 0)
-                memcpy(bhn, w->b_hh + apart, H * sizeof(float));
         }
     }
     if (missing[0]) {
-        /* When no expected name matched at all, the weights are under a module prefix rather
-         * than lacking biases or a direction. */
-        int any_used = 0;
-        for (size_t i = 0; i < src.n; i++)
-            any_used |= src.t[i].used;
-        const char *hint = "";
-        if (!any_used && cm->prefix[0] == '\0' && src.n > 0 && strchr(src.t[0].name, '.'))
-            hint = " (the weights look like a module's state_dict: set \"prefix\", e.g. \"rnn.\")";
-        else if (strstr(missing, "_reverse"))
-            hint = " (the weights are unidirectional: set \"bidirectional\": false?)";
-        else if (strstr(missing, "bias_"))
-            hint = " (the weights have no biases: set \"bias\": false?)";
-        fail(err, errlen, "%s: missing key(s) in state_dict: %s%s", src.where, missing, hint);
+        fail(err, errlen, "%s: missing key(s) in state_dict: %s%s", src.where, missing,
+             missing_hint(&src, cm, missing));
         goto fail;
     }
     if (cm->head_weight && load_head(&src, cm, m, &params, err, errlen) < 0)
