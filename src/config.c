@@ -453,6 +453,66 @@ static int parse_head(ctx *c, const json_t *h, const char *mpath, cfg_model *m)
     return 0;
 }
 
+/* PATH.type: a row of the cell table, by name. */
+static int parse_type(ctx *c, const json_t *jm, const char *path, cfg_model *m)
+{
+    char *type = NULL;
+    if (get_str(c, jm, path, "type", &type) < 0)
+        return -1;
+    int t = rnn_cell_by_name(type);
+    if (t >= 0)
+        m->type = (rnn_cell_type)t;
+    else
+        fail(c, "%s.type: \"%s\" is not a model type (expected \"rnn\", \"lstm\" or \"gru\")", path,
+             type);
+    free(type);
+    return t >= 0 ? 0 : -1;
+}
+
+/* PATH.nonlinearity: "tanh" (PyTorch's default) or "relu", for a type that takes one. */
+static int parse_nonlinearity(ctx *c, const json_t *jm, const char *path, cfg_model *m)
+{
+    json_t *nl = json_object_get(jm, "nonlinearity");
+    if (!nl)
+        return 0;
+    if (!rnn_cell_describe(m->type)->nonlinearity)
+        return fail(c, "%s.nonlinearity: applies to type \"rnn\" only (%s has fixed gates)", path,
+                    rnn_cell_describe(m->type)->name);
+    if (!json_is_string(nl))
+        return fail(c, "%s.nonlinearity: expected \"tanh\" or \"relu\", got %s", path,
+                    json_kind(nl));
+    if (strcmp(json_string_value(nl), "tanh") == 0)
+        m->nonlinearity = RNN_TANH;
+    else if (strcmp(json_string_value(nl), "relu") == 0)
+        m->nonlinearity = RNN_RELU;
+    else
+        return fail(c, "%s.nonlinearity: \"%s\" is not \"tanh\" or \"relu\"", path,
+                    json_string_value(nl));
+    return 0;
+}
+
+/* PATH.weights: a safetensors path (resolved against the config's folder) or inline tensors. */
+static int parse_weights(ctx *c, const json_t *jm, const char *path, const char *base_dir,
+                         cfg_model *m)
+{
+    json_t *w = json_object_get(jm, "weights");
+    if (json_is_string(w)) {
+        if (json_string_value(w)[0] == '\0')
+            return fail(c, "%s.weights: empty path", path);
+        if (!(m->weights_path = resolve_path(base_dir, json_string_value(w))))
+            return fail(c, "%s.weights: out of memory", path);
+    } else if (json_is_object(w)) {
+        if (parse_inline(c, w, path, m) < 0)
+            return -1;
+    } else {
+        return fail(c,
+                    "%s.weights: expected a safetensors path (string) or inline tensors "
+                    "(object), got %s",
+                    path, json_kind(w));
+    }
+    return 0;
+}
+
 static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_dir, cfg_model *m)
 {
     static const char *const keys[] = {"name",       "type",         "input_size", "hidden_size",
@@ -483,19 +543,8 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
     if (!valid_name(m->name))
         return fail(c, "%s.name: \"%s\" must be 1-128 characters of A-Z a-z 0-9 . _ -", path,
                     m->name);
-    char *type = NULL;
-    if (get_str(c, jm, path, "type", &type) < 0)
+    if (parse_type(c, jm, path, m) < 0)
         return -1;
-    int t = rnn_cell_by_name(type);
-    if (t >= 0)
-        m->type = (rnn_cell_type)t;
-    else {
-        fail(c, "%s.type: \"%s\" is not a model type (expected \"rnn\", \"lstm\" or \"gru\")", path,
-             type);
-        free(type);
-        return -1;
-    }
-    free(type);
 
     if (get_int(c, jm, path, "input_size", 1, MAX_DIM, &v) < 0)
         return -1;
@@ -508,22 +557,8 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
         return -1;
     m->num_layers = (int)v;
 
-    json_t *nl = json_object_get(jm, "nonlinearity");
-    if (nl) {
-        if (!rnn_cell_describe(m->type)->nonlinearity)
-            return fail(c, "%s.nonlinearity: applies to type \"rnn\" only (%s has fixed gates)",
-                        path, rnn_cell_describe(m->type)->name);
-        if (!json_is_string(nl))
-            return fail(c, "%s.nonlinearity: expected \"tanh\" or \"relu\", got %s", path,
-                        json_kind(nl));
-        if (strcmp(json_string_value(nl), "tanh") == 0)
-            m->nonlinearity = RNN_TANH;
-        else if (strcmp(json_string_value(nl), "relu") == 0)
-            m->nonlinearity = RNN_RELU;
-        else
-            return fail(c, "%s.nonlinearity: \"%s\" is not \"tanh\" or \"relu\"", path,
-                        json_string_value(nl));
-    }
+    if (parse_nonlinearity(c, jm, path, m) < 0)
+        return -1;
     if (get_bool(c, jm, path, "bias", &m->bias) < 0 ||
         get_bool(c, jm, path, "bidirectional", &m->bidirectional) < 0)
         return -1;
@@ -535,22 +570,7 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
     json_t *head = json_object_get(jm, "head");
     if (head && parse_head(c, head, path, m) < 0)
         return -1;
-    json_t *w = json_object_get(jm, "weights");
-    if (json_is_string(w)) {
-        if (json_string_value(w)[0] == '\0')
-            return fail(c, "%s.weights: empty path", path);
-        if (!(m->weights_path = resolve_path(base_dir, json_string_value(w))))
-            return fail(c, "%s.weights: out of memory", path);
-    } else if (json_is_object(w)) {
-        if (parse_inline(c, w, path, m) < 0)
-            return -1;
-    } else {
-        return fail(c,
-                    "%s.weights: expected a safetensors path (string) or inline tensors "
-                    "(object), got %s",
-                    path, json_kind(w));
-    }
-    return 0;
+    return parse_weights(c, jm, path, base_dir, m);
 }
 
 static void set_server_defaults(cfg_server *s)
