@@ -1,25 +1,34 @@
 /* cells.c - the table of recurrent cell types, and the names of the model layer's enums.
  *
- * One row per cell type: adding a type starts here (see docs/ARCHITECTURE.md, "How to add"). */
+ * One row per cell type, the only place that tells the types apart: its public part (rnn.h) and
+ * the engine's (cells_impl.h: bias folding, the step functions). Adding a type is a row here and
+ * its steps in engine.c (see docs/ARCHITECTURE.md, "How to add"). */
 #include <string.h>
 
+#include "cells_impl.h"
 #include "rnnserve/rnn.h"
 
-static const rnn_cell_desc CELLS[RNN_N_CELLS] = {
-    [RNN_CELL_RNN] = {"rnn", 1, false},
-    [RNN_CELL_LSTM] = {"lstm", 4, true},
-    [RNN_CELL_GRU] = {"gru", 3, false},
+/* Gates in PyTorch's order (torch.nn.LSTM: W_ii|W_if|W_ig|W_io; torch.nn.GRU: W_ir|W_iz|W_in). */
+static const rnn_cell_impl CELLS[RNN_N_CELLS] = {
+    [RNN_CELL_RNN] = {{"rnn", 1, false, true}, "h", -1, eng_step_rnn, eng_ref_rnn},
+    [RNN_CELL_LSTM] = {{"lstm", 4, true, false}, "i f g o", -1, eng_step_lstm, eng_ref_lstm},
+    [RNN_CELL_GRU] = {{"gru", 3, false, false}, "r z n", 2, eng_step_gru, eng_ref_gru},
 };
+
+const rnn_cell_impl *rnn_cell_impl_of(rnn_cell_type t)
+{
+    return &CELLS[(unsigned)t < RNN_N_CELLS ? t : RNN_CELL_RNN];
+}
 
 const rnn_cell_desc *rnn_cell_describe(rnn_cell_type t)
 {
-    return &CELLS[(unsigned)t < RNN_N_CELLS ? t : RNN_CELL_RNN];
+    return &rnn_cell_impl_of(t)->desc;
 }
 
 int rnn_cell_by_name(const char *name)
 {
     for (int t = 0; t < RNN_N_CELLS; t++)
-        if (strcmp(CELLS[t].name, name) == 0)
+        if (strcmp(CELLS[t].desc.name, name) == 0)
             return t;
     return -1;
 }

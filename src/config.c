@@ -5,7 +5,6 @@
  * Inline weights are converted to float32 here; weight files are only located, never opened. */
 #include "rnnserve/config.h"
 
-#include <errno.h>
 #include <float.h>
 #include <jansson.h>
 #include <math.h>
@@ -13,7 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include "rnnserve/file.h"
 
 /* Generous bounds that keep every size product far from overflow and reject obvious typos
  * (a hidden_size of 1e9 is a mistake, not a model). */
@@ -158,6 +158,56 @@ static int add_api_key(ctx *c, cfg_server *s, const char *key, size_t len, const
     return 0;
 }
 
+/* The longest API key a key file may hold: longer is a mistake (a pasted file, a missing line
+ * break), and is refused rather than cut into several keys. */
+#define MAX_API_KEY 4096
+
+/* Splits TEXT[len] into lines, without a fixed line buffer: one key per line, surrounding
+ * blanks and a trailing \r dropped, blank lines and # comments skipped. WHERE names the file
+ * (and each message the line number). */
+static int parse_api_key_lines(ctx *c, const char *text, size_t len, const char *where,
+                               cfg_server *s)
+{
+    size_t lineno = 0;
+    for (size_t at = 0; at < len;) {
+        const char *line = text + at;
+        const char *eol = memchr(line, '\n', len - at);
+        size_t n = eol ? (size_t)(eol - line) : len - at;
+        at += n + (eol ? 1 : 0);
+        lineno++;
+        while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+            n--;
+        while (n && (*line == ' ' || *line == '\t'))
+            line++, n--;
+        if (n == 0 || *line == '#')
+            continue;
+        if (memchr(line, '\0', n))
+            return fail(c, "server.api_keys: %s, line %zu: holds a NUL byte", where, lineno);
+        if (n > MAX_API_KEY)
+            return fail(c,
+                        "server.api_keys: %s, line %zu: a key of %zu bytes, longer than the %d "
+                        "allowed",
+                        where, lineno, n, MAX_API_KEY);
+        if (add_api_key(c, s, line, n, "server.api_keys") < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The keys of the file PATH (one per line), read whole: a FIFO or device fails at once. */
+static int parse_api_key_file(ctx *c, const char *path, cfg_server *s)
+{
+    char *text = NULL, msg[512];
+    size_t len = 0;
+    if (file_read_all(path, FILE_CAP_KEYS, &text, &len, msg, sizeof msg) < 0)
+        return fail(c, "server.api_keys: %s", msg);
+    int rc = parse_api_key_lines(c, text, len, path, s);
+    free(text);
+    if (rc == 0 && s->n_api_keys == 0)
+        rc = fail(c, "server.api_keys: %s holds no key", path);
+    return rc;
+}
+
 /* "api_keys": ["k1", ...] or "keys.txt" (one key per line; blank lines and # comments
  * skipped), so that secrets can stay out of the config itself. */
 static int parse_api_keys(ctx *c, const json_t *v, const char *base_dir, cfg_server *s)
@@ -177,40 +227,14 @@ static int parse_api_keys(ctx *c, const json_t *v, const char *base_dir, cfg_ser
         return 0;
     }
     if (!json_is_string(v))
-        return fail(c, "server.api_keys: expected a list of keys or the path of a file of keys, "
-                       "got %s",
+        return fail(c,
+                    "server.api_keys: expected a list of keys or the path of a file of keys, "
+                    "got %s",
                     json_kind(v));
     char *path = resolve_path(base_dir, json_string_value(v));
-    FILE *f = path ? fopen(path, "r") : NULL;
-    if (!f) {
-        fail(c, "server.api_keys: cannot open %s: %s", path ? path : "(path)", strerror(errno));
-        free(path);
-        return -1;
-    }
-    /* A device or pipe (/dev/zero) would be read forever: start-up must fail fast instead. */
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20)) {
-        fail(c, "server.api_keys: %s is not a regular file of at most 1 MiB", path);
-        fclose(f);
-        free(path);
-        return -1;
-    }
-    char line[4096];
-    int rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        size_t n = strlen(line);
-        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
-                     line[n - 1] == '\t'))
-            line[--n] = '\0';
-        const char *k = line;
-        while (*k == ' ' || *k == '\t')
-            k++;
-        if (*k && *k != '#')
-            rc = add_api_key(c, s, k, strlen(k), "server.api_keys");
-    }
-    fclose(f);
-    if (rc == 0 && s->n_api_keys == 0)
-        rc = fail(c, "server.api_keys: %s holds no key", path);
+    if (!path)
+        return fail(c, "server.api_keys: out of memory");
+    int rc = parse_api_key_file(c, path, s);
     free(path);
     return rc;
 }
@@ -232,11 +256,10 @@ static int get_path(ctx *c, const json_t *srv, const char *key, const char *base
 
 static int parse_server(ctx *c, const json_t *srv, const char *base_dir, cfg_server *s)
 {
-    static const char *const keys[] = {"host",         "port",        "threads",
-                                       "max_body_bytes", "max_batch", "max_steps",
-                                       "timeout_s",    "max_connections", "cors_origins",
-                                       "playground",   "admin_token", "api_keys",
-                                       "tls_cert",     "tls_key",     NULL};
+    static const char *const keys[] = {
+        "host",        "port",      "threads",         "max_body_bytes", "max_batch",
+        "max_steps",   "timeout_s", "max_connections", "cors_origins",   "playground",
+        "admin_token", "api_keys",  "tls_cert",        "tls_key",        NULL};
     long long v;
     if (!json_is_object(srv))
         return fail(c, "server: expected an object, got %s", json_kind(srv));
@@ -425,8 +448,67 @@ static int parse_head(ctx *c, const json_t *h, const char *mpath, cfg_model *m)
         else if (s && strcmp(s, "softmax") == 0)
             m->head_activation = RNN_HEAD_SOFTMAX;
         else
-            return fail(c, "%s.activation: expected \"none\", \"sigmoid\" or \"softmax\"",
-                        path);
+            return fail(c, "%s.activation: expected \"none\", \"sigmoid\" or \"softmax\"", path);
+    }
+    return 0;
+}
+
+/* PATH.type: a row of the cell table, by name. */
+static int parse_type(ctx *c, const json_t *jm, const char *path, cfg_model *m)
+{
+    char *type = NULL;
+    if (get_str(c, jm, path, "type", &type) < 0)
+        return -1;
+    int t = rnn_cell_by_name(type);
+    if (t >= 0)
+        m->type = (rnn_cell_type)t;
+    else
+        fail(c, "%s.type: \"%s\" is not a model type (expected \"rnn\", \"lstm\" or \"gru\")", path,
+             type);
+    free(type);
+    return t >= 0 ? 0 : -1;
+}
+
+/* PATH.nonlinearity: "tanh" (PyTorch's default) or "relu", for a type that takes one. */
+static int parse_nonlinearity(ctx *c, const json_t *jm, const char *path, cfg_model *m)
+{
+    json_t *nl = json_object_get(jm, "nonlinearity");
+    if (!nl)
+        return 0;
+    if (!rnn_cell_describe(m->type)->nonlinearity)
+        return fail(c, "%s.nonlinearity: applies to type \"rnn\" only (%s has fixed gates)", path,
+                    rnn_cell_describe(m->type)->name);
+    if (!json_is_string(nl))
+        return fail(c, "%s.nonlinearity: expected \"tanh\" or \"relu\", got %s", path,
+                    json_kind(nl));
+    if (strcmp(json_string_value(nl), "tanh") == 0)
+        m->nonlinearity = RNN_TANH;
+    else if (strcmp(json_string_value(nl), "relu") == 0)
+        m->nonlinearity = RNN_RELU;
+    else
+        return fail(c, "%s.nonlinearity: \"%s\" is not \"tanh\" or \"relu\"", path,
+                    json_string_value(nl));
+    return 0;
+}
+
+/* PATH.weights: a safetensors path (resolved against the config's folder) or inline tensors. */
+static int parse_weights(ctx *c, const json_t *jm, const char *path, const char *base_dir,
+                         cfg_model *m)
+{
+    json_t *w = json_object_get(jm, "weights");
+    if (json_is_string(w)) {
+        if (json_string_value(w)[0] == '\0')
+            return fail(c, "%s.weights: empty path", path);
+        if (!(m->weights_path = resolve_path(base_dir, json_string_value(w))))
+            return fail(c, "%s.weights: out of memory", path);
+    } else if (json_is_object(w)) {
+        if (parse_inline(c, w, path, m) < 0)
+            return -1;
+    } else {
+        return fail(c,
+                    "%s.weights: expected a safetensors path (string) or inline tensors "
+                    "(object), got %s",
+                    path, json_kind(w));
     }
     return 0;
 }
@@ -461,19 +543,8 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
     if (!valid_name(m->name))
         return fail(c, "%s.name: \"%s\" must be 1-128 characters of A-Z a-z 0-9 . _ -", path,
                     m->name);
-    char *type = NULL;
-    if (get_str(c, jm, path, "type", &type) < 0)
+    if (parse_type(c, jm, path, m) < 0)
         return -1;
-    int t = rnn_cell_by_name(type);
-    if (t >= 0)
-        m->type = (rnn_cell_type)t;
-    else {
-        fail(c, "%s.type: \"%s\" is not a model type (expected \"rnn\", \"lstm\" or \"gru\")", path,
-             type);
-        free(type);
-        return -1;
-    }
-    free(type);
 
     if (get_int(c, jm, path, "input_size", 1, MAX_DIM, &v) < 0)
         return -1;
@@ -486,22 +557,8 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
         return -1;
     m->num_layers = (int)v;
 
-    json_t *nl = json_object_get(jm, "nonlinearity");
-    if (nl) {
-        if (m->type != RNN_CELL_RNN)
-            return fail(c, "%s.nonlinearity: applies to type \"rnn\" only (%s has fixed gates)",
-                        path, rnn_cell_describe(m->type)->name);
-        if (!json_is_string(nl))
-            return fail(c, "%s.nonlinearity: expected \"tanh\" or \"relu\", got %s", path,
-                        json_kind(nl));
-        if (strcmp(json_string_value(nl), "tanh") == 0)
-            m->nonlinearity = RNN_TANH;
-        else if (strcmp(json_string_value(nl), "relu") == 0)
-            m->nonlinearity = RNN_RELU;
-        else
-            return fail(c, "%s.nonlinearity: \"%s\" is not \"tanh\" or \"relu\"", path,
-                        json_string_value(nl));
-    }
+    if (parse_nonlinearity(c, jm, path, m) < 0)
+        return -1;
     if (get_bool(c, jm, path, "bias", &m->bias) < 0 ||
         get_bool(c, jm, path, "bidirectional", &m->bidirectional) < 0)
         return -1;
@@ -513,22 +570,7 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
     json_t *head = json_object_get(jm, "head");
     if (head && parse_head(c, head, path, m) < 0)
         return -1;
-    json_t *w = json_object_get(jm, "weights");
-    if (json_is_string(w)) {
-        if (json_string_value(w)[0] == '\0')
-            return fail(c, "%s.weights: empty path", path);
-        if (!(m->weights_path = resolve_path(base_dir, json_string_value(w))))
-            return fail(c, "%s.weights: out of memory", path);
-    } else if (json_is_object(w)) {
-        if (parse_inline(c, w, path, m) < 0)
-            return -1;
-    } else {
-        return fail(c,
-                    "%s.weights: expected a safetensors path (string) or inline tensors "
-                    "(object), got %s",
-                    path, json_kind(w));
-    }
-    return 0;
+    return parse_weights(c, jm, path, base_dir, m);
 }
 
 static void set_server_defaults(cfg_server *s)
@@ -626,33 +668,15 @@ int cfg_load_buffer(const char *buf, size_t len, const char *base_dir, cfg_confi
 
 int cfg_load_file(const char *path, cfg_config **out, char *err, size_t errlen)
 {
-    char *buf = NULL, *dir = NULL;
-    size_t len = 0, cap = 0;
+    char *buf = NULL, *dir = NULL, msg[512];
+    size_t len = 0, plen = strlen(path);
     int rc = -1;
-    FILE *f = fopen(path, "rb");
     *out = NULL;
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open config: %s", path, strerror(errno));
+    if (file_read_all(path, FILE_CAP_CONFIG, &buf, &len, msg, sizeof msg) < 0) {
+        /* msg is "PATH: why"; keep README's "PATH: cannot open config: why" */
+        const char *why = strncmp(msg, path, plen) == 0 && msg[plen] == ':' ? msg + plen + 2 : msg;
+        snprintf(err, errlen, "%s: cannot open config: %s", path, why);
         return -1;
-    }
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                snprintf(err, errlen, "%s: out of memory reading config", path);
-                goto fail;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: cannot read config: %s", path, strerror(errno));
-        goto fail;
     }
     if (!(dir = strdup(path))) {
         snprintf(err, errlen, "%s: out of memory", path);
@@ -665,7 +689,6 @@ int cfg_load_file(const char *path, cfg_config **out, char *err, size_t errlen)
         dir[0] = '\0';
     rc = load(buf, len, path, dir, out, err, errlen);
 fail:
-    fclose(f);
     free(buf);
     free(dir);
     return rc;
@@ -713,4 +736,3 @@ const cfg_model *cfg_find_model(const cfg_config *c, const char *name)
             return &c->models[i];
     return NULL;
 }
-

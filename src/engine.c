@@ -6,13 +6,17 @@
  * one big product up front. A naive per-sequence reference sits at the end for the tests.
  *
  * Products run on the hand-written packed kernels (kernels.c: AVX-512, AVX2, or CBLAS sgemm on
- * the generic path, where OpenBLAS beats plain C), the cells on vectorised activations.
+ * the generic path, where OpenBLAS beats plain C), the cells on vectorised activations. Each
+ * cell type's step (fast and reference) is a function here that cells.c's table points to; the
+ * rest of the pass knows the types only through that table.
  *
  * Threads: a layer (one direction) is a "stage". A stage may split its hidden units between
- * threads: thread t owns units [u0, u1) of every gate, computes its own columns of the input
- * projection and of the recurrent product, and updates its own units of the state. The threads
- * only share the state h, which is double-buffered: each step reads h_t (every unit) and writes
- * its units of h_{t+1}, then all meet at a barrier. One barrier per step, none inside it. See
+ * threads: the units are cut into blocks of 64, and in every phase (the input projection, then
+ * each step) the threads take blocks from a shared counter, so no thread owns fixed units: for
+ * each block it takes, a thread computes that block's columns of the projection or of the
+ * recurrent product and updates those units of the state. The threads only share the state h,
+ * which is double-buffered: each step reads h_t (every unit) and writes the taken blocks' units
+ * of h_{t+1}, then all meet at a barrier. One barrier per step, none inside it. See
  * rnn_set_threads for when a stage splits.
  *
  * Letters: B sequences, N = sum of lengths, I_l layer input width, H hidden, G gates, L layers,
@@ -31,6 +35,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "cells_impl.h"
 #include "kernels.h"
 #include "model_impl.h"
 
@@ -79,7 +84,7 @@ void rnn_result_sizes(const rnn_model *m, const rnn_batch *b, size_t *n_outputs,
     if (n_hidden)
         *n_hidden = state;
     if (n_cell)
-        *n_cell = in->type == RNN_CELL_LSTM ? state : 0;
+        *n_cell = rnn_cell_describe(in->type)->has_cell ? state : 0;
 }
 
 /* Sort key for the packed order: longer first, ties by index so the order is deterministic. */
@@ -101,8 +106,8 @@ static int by_len_desc(const void *a, const void *b)
 
 #define MAX_THREADS 64
 
-static atomic_int max_threads = 1; /* rnn_set_threads */
-static atomic_int passes;          /* rnn_forward calls in flight, process-wide */
+static atomic_int max_threads = 1;   /* rnn_set_threads */
+static atomic_int passes;            /* rnn_forward calls in flight, process-wide */
 static atomic_llong split_off_until; /* CLOCK_MONOTONIC ns: no splitting before then */
 
 static long long now_ns(void)
@@ -137,6 +142,11 @@ const char *rnn_blas_corename(void)
     return kern_blas_describe(1);
 }
 
+void rnn_set_blas_threads(int n)
+{
+    kern_set_blas_threads(n);
+}
+
 /* Sense-reversing barrier for the threads of one stage. Spins (the wait is a few microseconds
  * when both threads have a core), and yields after ~2000 pauses (tens of microseconds) so that a
  * thread whose partner was preempted does not burn the partner's core. */
@@ -154,8 +164,7 @@ static void barrier_wait(spin_barrier *b)
         atomic_store_explicit(&b->phase, ph + 1, memory_order_release);
         return;
     }
-    for (unsigned spins = 0; atomic_load_explicit(&b->phase, memory_order_acquire) == ph;
-         spins++) {
+    for (unsigned spins = 0; atomic_load_explicit(&b->phase, memory_order_acquire) == ph; spins++) {
         if (spins < 2000)
             CPU_RELAX();
         else
@@ -168,17 +177,25 @@ static void barrier_wait(spin_barrier *b)
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    int started;              /* helpers running */
-    unsigned gen;             /* job generation */
-    int pending;              /* helpers still on the current job */
-    int want;                 /* helpers taking part in the current job */
-    void (*fn)(void *, int);  /* the job: fn(arg, thread index), index 0 is the owner */
+    int started;             /* helpers running */
+    unsigned gen;            /* job generation */
+    int pending;             /* helpers still on the current job */
+    int want;                /* helpers taking part in the current job */
+    void (*fn)(void *, int); /* the job: fn(arg, thread index), index 0 is the owner */
     void *arg;
-    atomic_int busy;          /* owned by a pass */
+    atomic_int busy; /* owned by a pass */
 } team_t;
 
-static team_t team = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                      PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, NULL, NULL, 0};
+static team_t team = {PTHREAD_MUTEX_INITIALIZER,
+                      PTHREAD_COND_INITIALIZER,
+                      PTHREAD_COND_INITIALIZER,
+                      0,
+                      0,
+                      0,
+                      0,
+                      NULL,
+                      NULL,
+                      0};
 
 static void *helper_main(void *p)
 {
@@ -393,27 +410,29 @@ static void scratch_put(pass_mem *pm)
 
 #define BLOCK_UNITS 64
 
-typedef struct {
+typedef struct eng_stage {
     const rnn_info *in;
     const rnn_dir *w;
+    cell_block_step step; /* the cell type's block step (cells.c's table) */
+    int hh_bias_gate;     /* the gate whose recurrent product starts from zero, or -1 */
     const rnn_batch *b;
     const len_idx *order;
     const size_t *off;
     size_t B, N, maxT, d, row_state;
-    const float *X;          /* (N, I_l) layer input */
-    float *P;                /* (N, G*H) input projection, biases included */
-    float *out;              /* (N, D*H) layer output, or NULL when nobody reads it */
-    float *h[2];             /* (B, H) state, double-buffered: step t reads h[t&1], writes the other */
-    float *R;                /* per thread G*B*wb: a block's gate values */
-    float *c;                /* B*H: LSTM cell state, block by block ((B, nu) at c + B*u0) */
-    float *tmp;              /* per thread B*wb */
+    const float *X; /* (N, I_l) layer input */
+    float *P;       /* (N, G*H) input projection, biases included */
+    float *out;     /* (N, D*H) layer output, or NULL when nobody reads it */
+    float *h[2];    /* (B, H) state, double-buffered: step t reads h[t&1], writes the other */
+    float *R;       /* per thread G*B*wb: a block's gate values */
+    float *c;       /* B*H: LSTM cell state, block by block ((B, nu) at c + B*u0) */
+    float *tmp;     /* per thread B*wb */
     const float **bias_rows; /* N pointers to bx: the projection's starting rows */
     const float **rows;      /* per thread B pointers: the projection rows of a step */
     size_t *rowidx;          /* per thread B: their row numbers */
     rnn_result *res;
-    int nt;                  /* threads */
-    size_t wb, nblk;         /* units per block, blocks */
-    atomic_size_t cnt[2];    /* work counters; phase p takes items from cnt[p & 1] */
+    int nt;                   /* threads */
+    size_t wb, nblk;          /* units per block, blocks */
+    atomic_size_t cnt[2];     /* work counters; phase p takes items from cnt[p & 1] */
     size_t done[MAX_THREADS]; /* items each thread took (to notice a core that is not there) */
     long long wait_ns;        /* thread 0's time at the barriers */
     spin_barrier bar;
@@ -464,77 +483,95 @@ static void block_project(stage *s, size_t u0, size_t u1)
     }
 }
 
-/* One step for units [u0, u1) of the k active rows, whose projection rows are rows[0..k). */
-static void block_step(stage *s, int tid, size_t k, size_t u0, size_t u1, const float *const *rows,
-                       const size_t *rowidx, const float *hp, float *hn)
-{
-    const rnn_info *in = s->in;
-    const rnn_dir *w = s->w;
-    const size_t H = (size_t)in->hidden_size, G = (size_t)in->gates, B = s->B;
-    const size_t DH = (size_t)in->num_directions * H, nu = u1 - u0, kn = k * nu;
-    float *Rt = s->R + (size_t)tid * G * B * s->wb, *tt = s->tmp + (size_t)tid * B * s->wb;
-    float *ct = s->c ? s->c + B * u0 : NULL;
-    const int gru = in->type == RNN_CELL_GRU;
+/* The block steps of the cell types (cells.c's table points here), each for units [u0, u1) of
+ * the k active rows, whose projection rows are rows[0..k). A block's gate values are G blocks
+ * of (k, nu) in its thread's R. */
 
-    if (in->type == RNN_CELL_RNN) {
-        /* one gate: the kernel writes h_{t+1}'s rows directly, the activation runs in place */
-        product(k, hp, H, &w->hh, w->w_hh, 0, u0, u1, rows, u0, hn + u0, H);
-        for (size_t j = 0; j < (nu == H ? 1 : k); j++) {
-            float *hj = hn + j * H + u0;
-            size_t n = nu == H ? kn : nu;
-            if (in->nonlinearity == RNN_RELU)
-                kern_relu(hj, n);
-            else
-                kern_tanh(hj, n);
-        }
-        if (s->out)
-            for (size_t j = 0; j < k; j++)
-                memcpy(s->out + rowidx[j] * DH + s->d * H + u0, hn + j * H + u0,
-                       nu * sizeof(float));
-        return;
-    }
-    /* R gate g (k, nu) = P[row] + h_t[0..k) . W_hh^T (GRU's n gate without P) */
+/* R gate g (k, nu) = P[row] + h_t[0..k) . W_hh^T, except the table's hh_bias_gate (GRU's n),
+ * whose product starts from zero. Returns the thread's R. */
+static float *block_gates(stage *s, int tid, size_t k, size_t u0, size_t u1,
+                          const float *const *rows, const float *hp)
+{
+    const size_t H = (size_t)s->in->hidden_size, G = (size_t)s->in->gates, nu = u1 - u0;
+    float *Rt = s->R + (size_t)tid * G * s->B * s->wb;
     for (size_t g = 0; g < G; g++)
-        product(k, hp, H, &w->hh, w->w_hh, g, u0, u1, gru && g == 2 ? NULL : rows, g * H + u0,
-                Rt + g * k * nu, nu);
-    const float *hsrc = Rt;
-    switch (in->type) {
-    case RNN_CELL_RNN:
-    case RNN_N_CELLS:
-        break; /* above */
-    case RNN_CELL_LSTM: {
-        /* gates i, f, g, o */
-        float *ig = Rt, *fg = Rt + kn, *gg = Rt + 2 * kn, *og = Rt + 3 * kn;
-        kern_sigmoid(ig, kn);
-        kern_sigmoid(fg, kn);
-        kern_tanh(gg, kn);
-        kern_sigmoid(og, kn);
-        kern_lstm_c(ct, tt, ig, fg, gg, kn); /* c = f c + i g; tmp = c */
-        kern_tanh(tt, kn);
-        kern_mul(tt, og, kn);
-        hsrc = tt;
-        break;
-    }
-    case RNN_CELL_GRU: {
-        /* gates r, z, n; b_hn stays inside r * (W_hn h + b_hn) */
-        float *rg = Rt, *zg = Rt + kn, *ng = Rt + 2 * kn;
-        kern_sigmoid(rg, kn);
-        kern_sigmoid(zg, kn);
-        for (size_t j = 0; j < k; j++)
-            kern_gru_n(ng + j * nu, rows[j] + 2 * H + u0, rg + j * nu, ng + j * nu, w->bhn + u0,
-                       nu);
-        kern_tanh(ng, kn);
-        for (size_t j = 0; j < k; j++)
-            kern_gru_h(tt + j * nu, ng + j * nu, zg + j * nu, hp + j * H + u0, nu);
-        hsrc = tt;
-        break;
-    }
-    }
+        product(k, hp, H, &s->w->hh, s->w->w_hh, g, u0, u1, (int)g == s->hh_bias_gate ? NULL : rows,
+                g * H + u0, Rt + g * k * nu, nu);
+    return Rt;
+}
+
+/* The block's new state HSRC (k, nu) into h_{t+1} and, when wanted, the layer's outputs. */
+static void block_store(stage *s, size_t k, size_t u0, size_t u1, const float *hsrc,
+                        const size_t *rowidx, float *hn)
+{
+    const size_t H = (size_t)s->in->hidden_size, DH = (size_t)s->in->num_directions * H;
+    const size_t nu = u1 - u0;
     for (size_t j = 0; j < k; j++) {
         memcpy(hn + j * H + u0, hsrc + j * nu, nu * sizeof(float));
         if (s->out)
             memcpy(s->out + rowidx[j] * DH + s->d * H + u0, hsrc + j * nu, nu * sizeof(float));
     }
+}
+
+/* Elman: h' = act(P + W_hh h). One gate: the kernel writes h_{t+1}'s rows directly and the
+ * activation runs in place. */
+void eng_step_rnn(stage *s, int tid, size_t k, size_t u0, size_t u1, const float *const *rows,
+                  const size_t *rowidx, const float *hp, float *hn)
+{
+    (void)tid;
+    const rnn_info *in = s->in;
+    const rnn_dir *w = s->w;
+    const size_t H = (size_t)in->hidden_size, DH = (size_t)in->num_directions * H;
+    const size_t nu = u1 - u0, kn = k * nu;
+    product(k, hp, H, &w->hh, w->w_hh, 0, u0, u1, rows, u0, hn + u0, H);
+    for (size_t j = 0; j < (nu == H ? 1 : k); j++) {
+        float *hj = hn + j * H + u0;
+        size_t n = nu == H ? kn : nu;
+        if (in->nonlinearity == RNN_RELU)
+            kern_relu(hj, n);
+        else
+            kern_tanh(hj, n);
+    }
+    if (s->out)
+        for (size_t j = 0; j < k; j++)
+            memcpy(s->out + rowidx[j] * DH + s->d * H + u0, hn + j * H + u0, nu * sizeof(float));
+}
+
+/* LSTM, gates i, f, g, o: c' = f c + i g, h' = o tanh(c'). */
+void eng_step_lstm(stage *s, int tid, size_t k, size_t u0, size_t u1, const float *const *rows,
+                   const size_t *rowidx, const float *hp, float *hn)
+{
+    const size_t kn = k * (u1 - u0);
+    float *Rt = block_gates(s, tid, k, u0, u1, rows, hp);
+    float *tt = s->tmp + (size_t)tid * s->B * s->wb, *ct = s->c + s->B * u0;
+    float *ig = Rt, *fg = Rt + kn, *gg = Rt + 2 * kn, *og = Rt + 3 * kn;
+    kern_sigmoid(ig, kn);
+    kern_sigmoid(fg, kn);
+    kern_tanh(gg, kn);
+    kern_sigmoid(og, kn);
+    kern_lstm_c(ct, tt, ig, fg, gg, kn); /* c = f c + i g; tmp = c */
+    kern_tanh(tt, kn);
+    kern_mul(tt, og, kn);
+    block_store(s, k, u0, u1, tt, rowidx, hn);
+}
+
+/* GRU, gates r, z, n: n = tanh(P_n + r * (W_hn h + b_hn)), h' = (1 - z) n + z h; b_hn stays
+ * inside r * (...). */
+void eng_step_gru(stage *s, int tid, size_t k, size_t u0, size_t u1, const float *const *rows,
+                  const size_t *rowidx, const float *hp, float *hn)
+{
+    const size_t H = (size_t)s->in->hidden_size, nu = u1 - u0, kn = k * nu;
+    float *Rt = block_gates(s, tid, k, u0, u1, rows, hp);
+    float *tt = s->tmp + (size_t)tid * s->B * s->wb;
+    float *rg = Rt, *zg = Rt + kn, *ng = Rt + 2 * kn;
+    kern_sigmoid(rg, kn);
+    kern_sigmoid(zg, kn);
+    for (size_t j = 0; j < k; j++)
+        kern_gru_n(ng + j * nu, rows[j] + 2 * H + u0, rg + j * nu, ng + j * nu, s->w->bhn + u0, nu);
+    kern_tanh(ng, kn);
+    for (size_t j = 0; j < k; j++)
+        kern_gru_h(tt + j * nu, ng + j * nu, zg + j * nu, hp + j * H + u0, nu);
+    block_store(s, k, u0, u1, tt, rowidx, hn);
 }
 
 static void stage_run(void *arg, int tid)
@@ -576,8 +613,8 @@ static void stage_run(void *arg, int tid)
         float *hn = s->h[(t + 1) & 1];
         while ((item = atomic_fetch_add_explicit(&s->cnt[phase & 1], 1, memory_order_relaxed)) <
                s->nblk) {
-            block_step(s, tid, k, item * s->wb, item * s->wb + s->wb < H ? item * s->wb + s->wb : H,
-                       rows, rowidx, hp, hn);
+            s->step(s, tid, k, item * s->wb, item * s->wb + s->wb < H ? item * s->wb + s->wb : H,
+                    rows, rowidx, hp, hn);
             done++;
         }
         if (s->nt > 1) {
@@ -621,27 +658,36 @@ static int stage_threads(const rnn_info *in, size_t N, size_t maxT, int want)
     return step_flops >= 1e6 ? want : 1;
 }
 
-int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *err, size_t errlen)
+/* ---------------------------------------------------------------------------------------------
+ * A pass: the scratch layout, each stage on one thread or several, the layers in turn. */
+
+/* The pieces of a pass's scratch block. */
+enum {
+    P_ORDER,  /* (B) len_idx: the packed order */
+    P_OFF,    /* (B) size_t: each sequence's first row */
+    P_P,      /* (N, G*H) the input projection */
+    P_Y0,     /* (N, D*H) a layer's output ... */
+    P_Y1,     /* ... and the next one's (layers alternate; the top one writes the caller's) */
+    P_R,      /* per thread (G, B, block): a block's gate values */
+    P_H0,     /* (B, H) the state, double-buffered */
+    P_H1,     /* (B, H) */
+    P_C,      /* (B, H) LSTM's cell state */
+    P_TMP,    /* per thread (B, block) */
+    P_BIAS,   /* (N) pointers: the projection's starting rows */
+    P_ROWS,   /* per thread (B) pointers: a step's projection rows */
+    P_ROWIDX, /* per thread (B) size_t: their row numbers */
+    N_PIECES
+};
+
+/* Sizes in floats of the pieces (each rounded up to 64 bytes) for B sequences of N steps in all
+ * on up to MAXTH threads, and their total; -1 when a size overflows. */
+static int scratch_layout(const rnn_info *in, size_t B, size_t N, int maxth, size_t sz[N_PIECES],
+                          size_t *total)
 {
-    const rnn_info *in = &m->info;
-    const size_t B = b->batch, H = (size_t)in->hidden_size, G = (size_t)in->gates;
+    const size_t H = (size_t)in->hidden_size, G = (size_t)in->gates;
     const size_t L = (size_t)in->num_layers, D = (size_t)in->num_directions;
     const size_t GH = G * H, DH = D * H;
-    const int lstm = in->type == RNN_CELL_LSTM;
-    const int maxth = atomic_load(&max_threads);
-    size_t N = 0, maxT = 0;
-    int rc = -1;
-    float *mem = NULL;
-    pass_mem pm = {0};
-
-    if (batch_steps(b, &N, &maxT, err, errlen) < 0)
-        return -1;
-    atomic_fetch_add(&passes, 1);
-
-    /* One scratch block, carved into 64-byte aligned pieces (sizes in floats). */
-    enum { P_ORDER, P_OFF, P_P, P_Y0, P_Y1, P_R, P_H0, P_H1, P_C, P_TMP, P_BIAS, P_ROWS, P_ROWIDX,
-           N_PIECES };
-    size_t sz[N_PIECES], total = 0, t1, t2;
+    size_t t1, t2;
     int overflow = 0;
 #define FL(bytes) (((bytes) + sizeof(float) - 1) / sizeof(float))
     overflow |= __builtin_mul_overflow(N, GH, &t1);
@@ -657,15 +703,77 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
     sz[P_R] = G * B * wmax;
     sz[P_TMP] = B * wmax;
     sz[P_H0] = sz[P_H1] = B * H;
-    sz[P_C] = lstm ? B * H : 0;
+    sz[P_C] = rnn_cell_describe(in->type)->has_cell ? B * H : 0;
     sz[P_BIAS] = FL(N * sizeof(float *));
     sz[P_ROWS] = FL((size_t)maxth * B * sizeof(float *));
     sz[P_ROWIDX] = FL((size_t)maxth * B * sizeof(size_t));
+#undef FL
+    *total = 0;
     for (int i = 0; i < N_PIECES; i++) {
         sz[i] = (sz[i] + 15) / 16 * 16;
-        overflow |= __builtin_add_overflow(total, sz[i], &total);
+        overflow |= __builtin_add_overflow(*total, sz[i], total);
     }
-    if (overflow || total > SIZE_MAX / sizeof(float) / 2) {
+    return overflow || *total > SIZE_MAX / sizeof(float) / 2 ? -1 : 0;
+}
+
+/* Runs stage S (filled in but for its threads) on the caller's thread, or shared with helpers
+ * when stage_threads finds it worth it and the cores seem free. */
+static void stage_dispatch(stage *s, int maxth)
+{
+    const size_t H = (size_t)s->in->hidden_size;
+    /* Split only while this is the only pass in the process (checked per stage): passes
+     * running concurrently each keep to their own thread, so they never oversubscribe the
+     * cores between them. */
+    int want = stage_threads(s->in, s->N, s->maxT, maxth);
+    int helpers = 0;
+    if (want > 1 && atomic_load(&passes) == 1 && now_ns() >= atomic_load(&split_off_until))
+        helpers = team_acquire(want - 1);
+    s->nt = helpers + 1;
+    s->wb = helpers > 0 ? BLOCK_UNITS : H;
+    s->nblk = H ? (H + s->wb - 1) / s->wb : 0;
+    atomic_init(&s->cnt[0], 0);
+    atomic_init(&s->cnt[1], 0);
+    if (helpers == 0) {
+        stage_run(s, 0);
+        return;
+    }
+    s->bar.n = (unsigned)s->nt;
+    long long t0 = now_ns();
+    team_run(helpers, stage_run, s);
+    team_release();
+    long long spent = now_ns() - t0;
+    /* The other cores are not really there (another process holds them, or a virtual core
+     * shares its physical core): the helpers took well under their share of the blocks, or
+     * thread 0 spent a quarter of the stage waiting for them at the barriers. Stay on one
+     * thread for a while. */
+    size_t all = 0, mine = s->done[0];
+    for (int i = 0; i < s->nt; i++)
+        all += s->done[i];
+    if ((all && (double)(all - mine) < 0.6 * (double)all * helpers / s->nt) ||
+        s->wait_ns > spent / 4)
+        atomic_store(&split_off_until, now_ns() + 2000000000LL);
+}
+
+int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *err, size_t errlen)
+{
+    const rnn_info *in = &m->info;
+    const size_t B = b->batch, H = (size_t)in->hidden_size, G = (size_t)in->gates;
+    const size_t L = (size_t)in->num_layers, D = (size_t)in->num_directions;
+    const size_t GH = G * H;
+    const rnn_cell_impl *cell = rnn_cell_impl_of(in->type);
+    const int lstm = cell->desc.has_cell;
+    const int maxth = atomic_load(&max_threads);
+    size_t N = 0, maxT = 0;
+    int rc = -1;
+    float *mem = NULL;
+    pass_mem pm = {0};
+
+    if (batch_steps(b, &N, &maxT, err, errlen) < 0)
+        return -1;
+    atomic_fetch_add(&passes, 1);
+
+    size_t sz[N_PIECES], total = 0;
+    if (scratch_layout(in, B, N, maxth, sz, &total) < 0) {
         fail(err, errlen, "batch too large: %zu steps x %zu gate units", N, GH);
         goto done;
     }
@@ -701,6 +809,8 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
                 bias_rows[n] = w->bx;
             stage s = {.in = in,
                        .w = w,
+                       .step = cell->step,
+                       .hh_bias_gate = cell->hh_bias_gate,
                        .b = b,
                        .order = order,
                        .off = off,
@@ -720,37 +830,7 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
                        .rows = (const float **)piece[P_ROWS],
                        .rowidx = (size_t *)piece[P_ROWIDX],
                        .res = res};
-            /* Split only while this is the only pass in the process (checked per stage): passes
-             * running concurrently each keep to their own thread, so they never oversubscribe
-             * the cores between them. */
-            int want = stage_threads(in, N, maxT, maxth);
-            int helpers = 0;
-            if (want > 1 && atomic_load(&passes) == 1 && now_ns() >= atomic_load(&split_off_until))
-                helpers = team_acquire(want - 1);
-            s.nt = helpers + 1;
-            s.wb = helpers > 0 ? BLOCK_UNITS : H;
-            s.nblk = H ? (H + s.wb - 1) / s.wb : 0;
-            atomic_init(&s.cnt[0], 0);
-            atomic_init(&s.cnt[1], 0);
-            if (helpers > 0) {
-                s.bar.n = (unsigned)s.nt;
-                long long t0 = now_ns();
-                team_run(helpers, stage_run, &s);
-                team_release();
-                long long spent = now_ns() - t0;
-                /* The other cores are not really there (another process holds them, or a virtual
-                 * core shares its physical core): the helpers took well under their share of the
-                 * blocks, or thread 0 spent a quarter of the stage waiting for them at the
-                 * barriers. Stay on one thread for a while. */
-                size_t all = 0, mine = s.done[0];
-                for (int i = 0; i < s.nt; i++)
-                    all += s.done[i];
-                if ((all && (double)(all - mine) < 0.6 * (double)all * helpers / s.nt) ||
-                    s.wait_ns > spent / 4)
-                    atomic_store(&split_off_until, now_ns() + 2000000000LL);
-            } else {
-                stage_run(&s, 0);
-            }
+            stage_dispatch(&s, maxth);
         }
         X = out;
     }
@@ -778,10 +858,48 @@ static float sig_ref(double a)
     return (float)(1.0 / (1.0 + exp(-a)));
 }
 
+/* The reference steps of the cell types (cells.c's table points here), PyTorch's equations. */
+
+void eng_ref_rnn(const rnn_info *in, size_t H, double *gx, const double *gh, float *h, float *c)
+{
+    (void)c;
+    for (size_t u = 0; u < H; u++)
+        h[u] = act_ref(in, gx[u] + gh[u]);
+}
+
+void eng_ref_lstm(const rnn_info *in, size_t H, double *gx, const double *gh, float *h, float *c)
+{
+    (void)in;
+    for (size_t u = 0; u < H; u++) {
+        float ig = sig_ref(gx[u] + gh[u]);
+        float fg = sig_ref(gx[H + u] + gh[H + u]);
+        float gg = (float)tanh(gx[2 * H + u] + gh[2 * H + u]);
+        float og = sig_ref(gx[3 * H + u] + gh[3 * H + u]);
+        c[u] = fg * c[u] + ig * gg;
+        h[u] = og * (float)tanh(c[u]);
+    }
+}
+
+void eng_ref_gru(const rnn_info *in, size_t H, double *gx, const double *gh, float *h, float *c)
+{
+    (void)in;
+    (void)c;
+    /* h is read by every unit's n gate, so update after all are computed */
+    for (size_t u = 0; u < H; u++) {
+        float rg = sig_ref(gx[u] + gh[u]);
+        float zg = sig_ref(gx[H + u] + gh[H + u]);
+        float ng = (float)tanh(gx[2 * H + u] + rg * gh[2 * H + u]);
+        gx[u] = (1.0f - zg) * ng + zg * h[u];
+    }
+    for (size_t u = 0; u < H; u++)
+        h[u] = (float)gx[u];
+}
+
 int rnn_forward_reference(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *err,
                           size_t errlen)
 {
     const rnn_info *in = &m->info;
+    const rnn_cell_impl *cell = rnn_cell_impl_of(in->type);
     const size_t H = (size_t)in->hidden_size, G = (size_t)in->gates;
     const size_t L = (size_t)in->num_layers, D = (size_t)in->num_directions;
     const size_t LD = L * D, GH = G * H, DH = D * H;
@@ -826,34 +944,12 @@ int rnn_forward_reference(const rnn_model *m, const rnn_batch *b, rnn_result *re
                         gx[g] = ax;
                         gh[g] = ah;
                     }
-                    for (size_t u = 0; u < H; u++) {
-                        if (in->type == RNN_CELL_RNN) {
-                            h[u] = act_ref(in, gx[u] + gh[u]);
-                        } else if (in->type == RNN_CELL_LSTM) {
-                            float ig = sig_ref(gx[u] + gh[u]);
-                            float fg = sig_ref(gx[H + u] + gh[H + u]);
-                            float gg = (float)tanh(gx[2 * H + u] + gh[2 * H + u]);
-                            float og = sig_ref(gx[3 * H + u] + gh[3 * H + u]);
-                            c[u] = fg * c[u] + ig * gg;
-                            h[u] = og * (float)tanh(c[u]);
-                        }
-                    }
-                    if (in->type == RNN_CELL_GRU) {
-                        /* h is read by every unit's n gate, so update after all are computed */
-                        for (size_t u = 0; u < H; u++) {
-                            float rg = sig_ref(gx[u] + gh[u]);
-                            float zg = sig_ref(gx[H + u] + gh[H + u]);
-                            float ng = (float)tanh(gx[2 * H + u] + rg * gh[2 * H + u]);
-                            gx[u] = (1.0f - zg) * ng + zg * h[u];
-                        }
-                        for (size_t u = 0; u < H; u++)
-                            h[u] = (float)gx[u];
-                    }
+                    cell->ref_step(in, H, gx, gh, h, c);
                     memcpy(nxt + t * DH + d * H, h, H * sizeof(float));
                 }
                 if (res->hidden)
                     memcpy(res->hidden + srow, h, H * sizeof(float));
-                if (res->cell && in->type == RNN_CELL_LSTM)
+                if (res->cell && cell->desc.has_cell)
                     memcpy(res->cell + srow, c, H * sizeof(float));
             }
             float *tmp = cur;

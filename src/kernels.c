@@ -17,8 +17,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "rnnserve/engine.h"
-
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define KERN_X86 1
 #include <immintrin.h>
@@ -85,7 +83,7 @@ static sgemm_fn blas_sgemm;
 static void (*blas_set_threads)(int);
 static char *(*blas_get_config)(void);
 static char *(*blas_get_corename)(void);
-static int blas_threads; /* rnn_set_blas_threads; 0: the library's default */
+static int blas_threads; /* kern_set_blas_threads; 0: the library's default */
 static char blas_name[64] = "none";
 
 static void blas_load(void)
@@ -166,7 +164,7 @@ void kern_gemm_xwt_naive(size_t M, size_t N, size_t K, const float *A, size_t ld
         }
 }
 
-void rnn_set_blas_threads(int n)
+void kern_set_blas_threads(int n)
 {
     /* Remembered, and applied now if the library is loaded or when it is. */
     pthread_mutex_lock(&blas_mu);

@@ -35,6 +35,9 @@ void kern_gemm_xwt(size_t M, size_t N, size_t K, const float *A, size_t lda, con
  * (OpenBLAS's openblas_get_config), 1 the kernel it picked for this CPU, 2 the file loaded;
  * "not found" without one. */
 const char *kern_blas_describe(int what);
+/* Threads the BLAS library may use (n < 1 counts as 1): kept, and applied now if the library is
+ * loaded or when it loads (see rnn_set_blas_threads). Process-wide, thread-safe. */
+void kern_set_blas_threads(int n);
 
 /* The same with plain loops (double accumulation): the reference the fast paths are tested
  * against. */
@@ -70,10 +73,9 @@ void kern_gemm_packed(size_t M, const float *A, size_t lda, const kern_packed *W
                       size_t u0, size_t u1, const float *const *init, size_t init_off,
                       int accumulate, float *C, size_t ldc);
 /* The same on an explicit path (tests). */
-void kern_gemm_packed_with(kern_isa isa, size_t M, const float *A, size_t lda,
-                           const kern_packed *W, size_t g, size_t u0, size_t u1,
-                           const float *const *init, size_t init_off, int accumulate, float *C,
-                           size_t ldc);
+void kern_gemm_packed_with(kern_isa isa, size_t M, const float *A, size_t lda, const kern_packed *W,
+                           size_t g, size_t u0, size_t u1, const float *const *init,
+                           size_t init_off, int accumulate, float *C, size_t ldc);
 
 /* ---- activations ------------------------------------------------------------------------- */
 

@@ -5,17 +5,16 @@
  * load_state_dict(strict=True) words it. All weights live in one allocation. */
 #include "model_impl.h"
 
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
+#include "cells_impl.h"
 #include "rnnserve/safetensors.h"
+#include "rnnserve/sysres.h"
 
 /* A tensor offered by the weight source, whichever kind it is. */
 typedef struct {
@@ -133,8 +132,8 @@ static int take(source *s, const cfg_model *m, const char *base, int ndim, int64
         return fail(err, errlen,
                     "%s: size mismatch for \"%s\": shape %s in the weights, but the config "
                     "(type %s, input_size %d, hidden_size %d%s) needs %s",
-                    s->where, name, got, rnn_cell_describe(m->type)->name, m->input_size, m->hidden_size,
-                    m->bidirectional ? ", bidirectional" : "", exp);
+                    s->where, name, got, rnn_cell_describe(m->type)->name, m->input_size,
+                    m->hidden_size, m->bidirectional ? ", bidirectional" : "", exp);
     }
     if (t->st) {
         if (st_read_f32(s->file, t->st, dst, err, errlen) < 0)
@@ -147,100 +146,6 @@ static int take(source *s, const cfg_model *m, const char *base, int ndim, int64
             return fail(err, errlen, "%s: tensor \"%s\" holds a non-finite value (%g) at index %zu",
                         s->where, name, (double)dst[i], i);
     return 0;
-}
-
-/* The number in the first line of PATH (a cgroup file), or ULLONG_MAX when it cannot be read
- * or says "max". */
-static unsigned long long read_ull(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    unsigned long long v = ULLONG_MAX;
-    if (f) {
-        if (fscanf(f, "%llu", &v) != 1)
-            v = ULLONG_MAX;
-        fclose(f);
-    }
-    return v;
-}
-
-/* Keeps the smaller of *budget and AVAIL, naming WHAT as the limit. */
-static void lower(size_t *budget, unsigned long long avail, const char *what, char *why,
-                  size_t whylen)
-{
-    if (avail < *budget) {
-        *budget = (size_t)avail;
-        snprintf(why, whylen, "%s", what);
-    }
-}
-
-/* Bytes this process can still allocate and touch without the kernel killing it: the least of
- * what /proc/meminfo says is available (MemAvailable + SwapFree), what its memory cgroup still
- * allows (v2 memory.max, v1 memory.limit_in_bytes, less current usage), and RLIMIT_AS and
- * RLIMIT_DATA less what is already mapped. SIZE_MAX when nothing can be read. This matters
- * because with overcommit calloc() succeeds far beyond all of these: the pages are only touched
- * when the weights are copied in, and then the answer is the OOM killer, not an error. WHY
- * names the binding limit. */
-static size_t memory_budget(char *why, size_t whylen)
-{
-    size_t budget = SIZE_MAX;
-    snprintf(why, whylen, "no limit found");
-    unsigned long long avail = ULLONG_MAX, swap = 0, kb;
-    char line[512], key[64];
-    FILE *f = fopen("/proc/meminfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "%63[^:]: %llu kB", key, &kb) == 2) {
-            if (strcmp(key, "MemAvailable") == 0)
-                avail = kb * 1024;
-            else if (strcmp(key, "SwapFree") == 0)
-                swap = kb * 1024;
-        }
-    if (f)
-        fclose(f);
-    if (avail != ULLONG_MAX)
-        lower(&budget, avail + swap, "MemAvailable + SwapFree", why, whylen);
-
-    /* The cgroup as /proc/self/cgroup names it; inside a container's own cgroup namespace the
-     * path is "/" and the mount is the container's. */
-    f = fopen("/proc/self/cgroup", "r");
-    while (f && fgets(line, sizeof line, f)) {
-        char path[700], *p = strchr(line, ':'), *q = p ? strchr(p + 1, ':') : NULL;
-        if (!q)
-            continue;
-        q[strcspn(q, "\n")] = '\0';
-        unsigned long long max = ULLONG_MAX, used = 0;
-        if (strncmp(line, "0::", 3) == 0) {
-            snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.max", q + 1);
-            max = read_ull(path);
-            snprintf(path, sizeof path, "/sys/fs/cgroup%s/memory.current", q + 1);
-            used = read_ull(path);
-        } else if (strncmp(p, ":memory:", 8) == 0) {
-            snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.limit_in_bytes", q + 1);
-            max = read_ull(path);
-            snprintf(path, sizeof path, "/sys/fs/cgroup/memory%s/memory.usage_in_bytes", q + 1);
-            used = read_ull(path);
-        }
-        if (max != ULLONG_MAX && used != ULLONG_MAX)
-            lower(&budget, max > used ? max - used : 0, "the memory cgroup's limit", why, whylen);
-    }
-    if (f)
-        fclose(f);
-
-    /* statm: total and data+stack pages already mapped. */
-    unsigned long long size = 0, data = 0, page = (unsigned long long)sysconf(_SC_PAGESIZE);
-    f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%llu %*u %*u %*u %*u %llu", &size, &data) != 2)
-            size = data = 0;
-        fclose(f);
-    }
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        lower(&budget, rl.rlim_cur > size * page ? rl.rlim_cur - size * page : 0, "RLIMIT_AS",
-              why, whylen);
-    if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        lower(&budget, rl.rlim_cur > data * page ? rl.rlim_cur - data * page : 0, "RLIMIT_DATA",
-              why, whylen);
-    return budget;
 }
 
 /* Tensors under the prefix (all of them without one) that the model does not use. */
@@ -295,8 +200,8 @@ static int load_head(source *s, const cfg_model *cm, rnn_model *m, size_t *param
             return fail(err, errlen, "%s: head.bias \"%s\" is not in the weights", s->where,
                         cm->head_bias);
         if (b->ndim != 1 || (size_t)b->shape[0] != O)
-            return fail(err, errlen, "%s: head.bias \"%s\" must be [%zu] (out_features)",
-                        s->where, cm->head_bias, O);
+            return fail(err, errlen, "%s: head.bias \"%s\" must be [%zu] (out_features)", s->where,
+                        cm->head_bias, O);
     }
     if (!(m->head_w = malloc(O * (size_t)DH * sizeof(float))) ||
         !(m->head_b = calloc(O, sizeof(float))))
@@ -305,9 +210,9 @@ static int load_head(source *s, const cfg_model *cm, rnn_model *m, size_t *param
     float *dst[2] = {m->head_w, m->head_b};
     for (int i = 0; i < 2 && parts[i]; i++) {
         parts[i]->used = 1;
-        if (parts[i]->st ? st_read_f32(s->file, parts[i]->st, dst[i], err, errlen) < 0
-                         : (memcpy(dst[i], parts[i]->inln->data, parts[i]->numel * sizeof(float)),
-                            0))
+        if (parts[i]->st
+                ? st_read_f32(s->file, parts[i]->st, dst[i], err, errlen) < 0
+                : (memcpy(dst[i], parts[i]->inln->data, parts[i]->numel * sizeof(float)), 0))
             return -1;
         for (size_t k = 0; k < parts[i]->numel; k++)
             if (!isfinite(dst[i][k]))
@@ -320,6 +225,69 @@ static int load_head(source *s, const cfg_model *cm, rnn_model *m, size_t *param
     return 0;
 }
 
+/* Layer L, direction D's weights into W (its pointers already carved out of the model's block):
+ * the tensors taken from the source (absent ones appended to MISSING), packed for the kernels,
+ * and the biases folded as the cell table says. Adds the scalars read to *params. */
+static int load_dir(source *src, const cfg_model *cm, const rnn_cell_impl *cell, size_t l, size_t d,
+                    rnn_dir *w, size_t *params, char *missing, size_t missing_len, char *err,
+                    size_t errlen)
+{
+    const size_t H = (size_t)cm->hidden_size, G = (size_t)cell->desc.gates, in = w->in;
+    const char *sfx = d ? "_reverse" : "";
+    char name[64];
+    snprintf(name, sizeof name, "weight_ih_l%zu%s", l, sfx);
+    if (take(src, cm, name, 2, (int64_t)(G * H), (int64_t)in, (float *)w->w_ih, missing,
+             missing_len, err, errlen) < 0)
+        return -1;
+    snprintf(name, sizeof name, "weight_hh_l%zu%s", l, sfx);
+    if (take(src, cm, name, 2, (int64_t)(G * H), (int64_t)H, (float *)w->w_hh, missing, missing_len,
+             err, errlen) < 0)
+        return -1;
+    *params += G * H * (in + H);
+    /* The engine's own kernels read the weights transposed into column panels; packed once
+     * here, so a forward pass never re-lays them out. */
+    if (kern_pack(&w->ih, w->w_ih, in, G, H, in) < 0 || kern_pack(&w->hh, w->w_hh, H, G, H, H) < 0)
+        return fail(err, errlen, "model \"%s\": cannot allocate its packed weights", cm->name);
+    if (cm->bias) {
+        snprintf(name, sizeof name, "bias_ih_l%zu%s", l, sfx);
+        if (take(src, cm, name, 1, (int64_t)(G * H), 0, (float *)w->b_ih, missing, missing_len, err,
+                 errlen) < 0)
+            return -1;
+        snprintf(name, sizeof name, "bias_hh_l%zu%s", l, sfx);
+        if (take(src, cm, name, 1, (int64_t)(G * H), 0, (float *)w->b_hh, missing, missing_len, err,
+                 errlen) < 0)
+            return -1;
+        *params += 2 * G * H;
+    }
+    /* Biases that can be added once to the input projection: all of b_ih, and b_hh except the
+     * table's hh_bias_gate (GRU's n gate), which PyTorch applies inside r * (W_hn h + b_hn):
+     * that part is kept apart in bhn. */
+    float *bx = (float *)w->bx, *bhn = (float *)w->bhn;
+    const size_t apart = cell->hh_bias_gate >= 0 ? (size_t)cell->hh_bias_gate * H : G * H;
+    for (size_t j = 0; j < G * H; j++)
+        bx[j] = w->b_ih[j] + ((j >= apart && j < apart + H) ? 0.0f : w->b_hh[j]);
+    if (cell->hh_bias_gate >= 0)
+        memcpy(bhn, w->b_hh + apart, H * sizeof(float));
+    return 0;
+}
+
+/* A guess at why the names in MISSING are absent, for the end of the message; "" when none. */
+static const char *missing_hint(const source *src, const cfg_model *cm, const char *missing)
+{
+    /* When no expected name matched at all, the weights are under a module prefix rather than
+     * lacking biases or a direction. */
+    int any_used = 0;
+    for (size_t i = 0; i < src->n; i++)
+        any_used |= src->t[i].used;
+    if (!any_used && cm->prefix[0] == '\0' && src->n > 0 && strchr(src->t[0].name, '.'))
+        return " (the weights look like a module's state_dict: set \"prefix\", e.g. \"rnn.\")";
+    if (strstr(missing, "_reverse"))
+        return " (the weights are unidirectional: set \"bidirectional\": false?)";
+    if (strstr(missing, "bias_"))
+        return " (the weights have no biases: set \"bias\": false?)";
+    return "";
+}
+
 int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errlen)
 {
     rnn_model *m = NULL;
@@ -330,7 +298,8 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
 
     const size_t H = (size_t)cm->hidden_size, L = (size_t)cm->num_layers;
     const size_t D = cm->bidirectional ? 2 : 1;
-    const size_t G = cm->type == RNN_CELL_LSTM ? 4 : cm->type == RNN_CELL_GRU ? 3 : 1;
+    const rnn_cell_impl *cell = rnn_cell_impl_of(cm->type);
+    const size_t G = (size_t)cell->desc.gates;
 
     /* Sizes first, one allocation for everything (config bounds keep these far from overflow:
      * H, I <= 65536, L <= 64). */
@@ -341,14 +310,14 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
         total += D * (G * H * in + G * H * H + 3 * G * H + H);
     }
     char limit[64];
-    size_t budget = memory_budget(limit, sizeof limit);
+    size_t budget = sysres_memory_budget(limit, sizeof limit);
     if (total > budget / sizeof(float)) {
         fail(err, errlen,
              "its weights need %zu MB (%s, input_size %d, hidden_size %d, %zu layer%s%s), more "
              "than the %zu MB of memory this process can still get (%s)",
              (total * sizeof(float) + (1u << 20) - 1) >> 20, rnn_cell_describe(cm->type)->name,
-             cm->input_size, cm->hidden_size, L, L == 1 ? "" : "s",
-             D == 2 ? ", bidirectional" : "", budget >> 20, limit);
+             cm->input_size, cm->hidden_size, L, L == 1 ? "" : "s", D == 2 ? ", bidirectional" : "",
+             budget >> 20, limit);
         goto fail;
     }
     m = calloc(1, sizeof *m);
@@ -378,8 +347,6 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
         size_t in = l == 0 ? (size_t)cm->input_size : D * H;
         for (size_t d = 0; d < D; d++) {
             rnn_dir *w = &m->dirs[l * D + d];
-            const char *sfx = d ? "_reverse" : "";
-            char name[64];
             w->in = in;
             w->w_ih = p, p += G * H * in;
             w->w_hh = p, p += G * H * H;
@@ -387,56 +354,14 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
             w->b_hh = p, p += G * H;
             w->bx = p, p += G * H;
             w->bhn = p, p += H;
-            snprintf(name, sizeof name, "weight_ih_l%zu%s", l, sfx);
-            if (take(&src, cm, name, 2, (int64_t)(G * H), (int64_t)in, (float *)w->w_ih, missing,
-                     sizeof missing, err, errlen) < 0)
+            if (load_dir(&src, cm, cell, l, d, w, &params, missing, sizeof missing, err, errlen) <
+                0)
                 goto fail;
-            snprintf(name, sizeof name, "weight_hh_l%zu%s", l, sfx);
-            if (take(&src, cm, name, 2, (int64_t)(G * H), (int64_t)H, (float *)w->w_hh, missing,
-                     sizeof missing, err, errlen) < 0)
-                goto fail;
-            params += G * H * (in + H);
-            /* The engine's own kernels read the weights transposed into column panels; packed
-             * once here, so a forward pass never re-lays them out. */
-            if (kern_pack(&w->ih, w->w_ih, in, G, H, in) < 0 ||
-                kern_pack(&w->hh, w->w_hh, H, G, H, H) < 0) {
-                fail(err, errlen, "model \"%s\": cannot allocate its packed weights", cm->name);
-                goto fail;
-            }
-            if (cm->bias) {
-                snprintf(name, sizeof name, "bias_ih_l%zu%s", l, sfx);
-                if (take(&src, cm, name, 1, (int64_t)(G * H), 0, (float *)w->b_ih, missing,
-                         sizeof missing, err, errlen) < 0)
-                    goto fail;
-                snprintf(name, sizeof name, "bias_hh_l%zu%s", l, sfx);
-                if (take(&src, cm, name, 1, (int64_t)(G * H), 0, (float *)w->b_hh, missing,
-                         sizeof missing, err, errlen) < 0)
-                    goto fail;
-                params += 2 * G * H;
-            }
-            /* Biases that can be added once to the input projection: all of b_ih, and b_hh
-             * except GRU's n-gate part, which PyTorch applies inside r * (W_hn h + b_hn). */
-            float *bx = (float *)w->bx, *bhn = (float *)w->bhn;
-            for (size_t j = 0; j < G * H; j++)
-                bx[j] = w->b_ih[j] + ((cm->type == RNN_CELL_GRU && j >= 2 * H) ? 0.0f : w->b_hh[j]);
-            if (cm->type == RNN_CELL_GRU)
-                memcpy(bhn, w->b_hh + 2 * H, H * sizeof(float));
         }
     }
     if (missing[0]) {
-        /* When no expected name matched at all, the weights are under a module prefix rather
-         * than lacking biases or a direction. */
-        int any_used = 0;
-        for (size_t i = 0; i < src.n; i++)
-            any_used |= src.t[i].used;
-        const char *hint = "";
-        if (!any_used && cm->prefix[0] == '\0' && src.n > 0 && strchr(src.t[0].name, '.'))
-            hint = " (the weights look like a module's state_dict: set \"prefix\", e.g. \"rnn.\")";
-        else if (strstr(missing, "_reverse"))
-            hint = " (the weights are unidirectional: set \"bidirectional\": false?)";
-        else if (strstr(missing, "bias_"))
-            hint = " (the weights have no biases: set \"bias\": false?)";
-        fail(err, errlen, "%s: missing key(s) in state_dict: %s%s", src.where, missing, hint);
+        fail(err, errlen, "%s: missing key(s) in state_dict: %s%s", src.where, missing,
+             missing_hint(&src, cm, missing));
         goto fail;
     }
     if (cm->head_weight && load_head(&src, cm, m, &params, err, errlen) < 0)
@@ -479,9 +404,10 @@ const rnn_info *rnn_model_info(const rnn_model *m)
 
 void rnn_info_summary(const rnn_info *in, char *buf, size_t len)
 {
+    const rnn_cell_desc *cell = rnn_cell_describe(in->type);
     snprintf(buf, len, "%s%s%s, input_size %d, hidden_size %d, %d layer%s, %s, %s, %zu parameters",
-             rnn_cell_describe(in->type)->name, in->type == RNN_CELL_RNN ? " " : "",
-             in->type == RNN_CELL_RNN ? rnn_nonlinearity_name(in->nonlinearity) : "", in->input_size,
+             cell->name, cell->nonlinearity ? " " : "",
+             cell->nonlinearity ? rnn_nonlinearity_name(in->nonlinearity) : "", in->input_size,
              in->hidden_size, in->num_layers, in->num_layers == 1 ? "" : "s",
              in->num_directions == 2 ? "bidirectional" : "unidirectional",
              in->bias ? "bias" : "no bias", in->parameters);

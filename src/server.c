@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "rnnserve/codec.h"
-#include "rnnserve/cpus.h"
+#include "rnnserve/sysres.h"
 #include "rnnserve/kserve.h"
 #include "rnnserve/metrics.h"
 #include "rnnserve/model.h"
@@ -941,7 +941,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 static int ncpu(void)
 {
-    return cpus_usable();
+    return sysres_cpus_usable();
 }
 
 /* Reads a PEM file into a new NUL-terminated buffer; NULL with a message naming KEY and PATH. */

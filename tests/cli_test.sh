@@ -13,6 +13,7 @@ CASES=tests/fixtures/cases
 TOL=1e-5
 passed=0
 failed=0
+WRAP= # check_fails runs "$WRAP $BIN ..." (a timeout where the run could hang)
 
 ok() {
     passed=$((passed + 1))
@@ -93,7 +94,8 @@ forward_ok() {
 check_fails() {
     cfg=$1
     shift
-    "$BIN" check --config "$cfg" >"$out" 2>"$err"
+    # shellcheck disable=SC2086 # WRAP is a command and its arguments, or nothing
+    $WRAP "$BIN" check --config "$cfg" >"$out" 2>"$err"
     rc=$?
     missing=""
     for w in "$@"; do
@@ -179,6 +181,13 @@ sed -e 's/"bidirectional": false/"bidirectional": true/' \
     -e 's|"model.safetensors"|"'"$PWD/$d"'/model.safetensors"|' "$d/config.json" >"$tmp/bidir.json"
 check_fails "$tmp/bidir.json" "missing key(s)" "weight_ih_l0_reverse"
 check_fails "$tmp/nonexistent.json" "$tmp/nonexistent.json"
+# a device or a FIFO as the config fails at once (no endless read of /dev/zero, no wait for a
+# FIFO's writer); timeout turns a hang into a failure rather than a stuck test
+WRAP="timeout 10"
+check_fails /dev/zero "/dev/zero" "not a regular file (a character device)"
+mkfifo "$tmp/fifo.json"
+check_fails "$tmp/fifo.json" "$tmp/fifo.json" "not a regular file (a FIFO)"
+WRAP=
 
 echo "-- a config with two models: one line each, --model reaches the second"
 cat >"$tmp/two.json" <<'EOF'

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rnnserve/config.h"
@@ -42,7 +43,7 @@ static size_t sink_header(char *p, size_t size, size_t n, void *ud)
 static long http(int port, const char *method, const char *path, const char *body, const char *key,
                  sink *out)
 {
-    char url[256], auth[256];
+    char url[256], auth[4200]; /* a key may be 4,096 bytes long */
     long status = 0;
     struct curl_slist *h = NULL;
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
@@ -173,6 +174,77 @@ START_TEST(test_keys_can_come_from_a_file)
 }
 END_TEST
 
+/* A key of 4,096 characters (the longest allowed) is one key, never cut at a line buffer's size:
+ * the full key opens the routes, a prefix or the tail does not. */
+START_TEST(test_a_key_of_the_longest_length_is_one_key)
+{
+    char key[4097], text[4200];
+    for (size_t i = 0; i < 4096; i++)
+        key[i] = (char)('a' + i % 26);
+    key[4096] = '\0';
+    snprintf(text, sizeof text, "# one long key\n%s\n", key);
+    char *path = tu_write_tmp(".keys", text, strlen(text)), server[512];
+    snprintf(server, sizeof server, "{\"host\": \"127.0.0.1\", \"port\": 0, \"api_keys\": \"%s\"}",
+             path);
+    cfg_config *cfg;
+    srv *s = start(server, &cfg);
+    ck_assert_uint_eq(cfg->server.n_api_keys, 1);
+    ck_assert_str_eq(cfg->server.api_keys[0], key);
+    sink out = {0};
+    ck_assert_int_eq(http(srv_port(s), "POST", "/forward", FWD, key, &out), 200);
+    free(out.data);
+    out = (sink){0};
+    ck_assert_int_eq(http(srv_port(s), "POST", "/forward", FWD, key + 4095, &out), 401);
+    free(out.data);
+    key[4095] = '\0';
+    out = (sink){0};
+    ck_assert_int_eq(http(srv_port(s), "POST", "/forward", FWD, key, &out), 401);
+    free(out.data);
+    srv_stop(s);
+    cfg_free(cfg);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
+/* A longer key is a config error naming the file and the line, not several keys. */
+START_TEST(test_an_over_long_key_is_refused_with_its_line)
+{
+    char text[4300], err[1024], conf[512];
+    size_t n = (size_t)snprintf(text, sizeof text, "short-key-one\n\n");
+    memset(text + n, 'k', 4097);
+    snprintf(text + n + 4097, sizeof text - n - 4097, "\nshort-key-two\n");
+    char *path = tu_write_tmp(".keys", text, strlen(text));
+    snprintf(conf, sizeof conf, "{\"server\": {\"api_keys\": \"%s\"}, \"models\": []}", path);
+    cfg_config *cfg;
+    ck_assert_int_eq(cfg_load_buffer(conf, strlen(conf), "config", &cfg, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, path) && strstr(err, "line 3") && strstr(err, "4097 bytes"), "%s",
+                  err);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
+/* A FIFO as the key file fails at once (it would wait for a writer) and says what it is. */
+START_TEST(test_a_fifo_as_key_file_fails_at_once)
+{
+    char path[256], err[1024], conf[512];
+    snprintf(path, sizeof path, "%s/rnnserve-keys-fifo-%d",
+             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    unlink(path);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    snprintf(conf, sizeof conf, "{\"server\": {\"api_keys\": \"%s\"}, \"models\": []}", path);
+    cfg_config *cfg;
+    double t0 = tu_now_s();
+    int rc = cfg_load_buffer(conf, strlen(conf), "config", &cfg, err, sizeof err);
+    double spent = tu_now_s() - t0;
+    unlink(path);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_msg(strstr(err, path) && strstr(err, "a FIFO"), "%s", err);
+    ck_assert_double_lt(spent, 1.0);
+}
+END_TEST
+
 START_TEST(test_bad_key_settings_are_config_errors)
 {
     char err[1024];
@@ -219,6 +291,9 @@ int main(void)
     tcase_add_test(tc, test_model_routes_need_a_known_key);
     tcase_add_test(tc, test_probes_metrics_and_preflight_stay_open);
     tcase_add_test(tc, test_keys_can_come_from_a_file);
+    tcase_add_test(tc, test_a_key_of_the_longest_length_is_one_key);
+    tcase_add_test(tc, test_an_over_long_key_is_refused_with_its_line);
+    tcase_add_test(tc, test_a_fifo_as_key_file_fails_at_once);
     tcase_add_test(tc, test_bad_key_settings_are_config_errors);
     tcase_add_test(tc, test_unreadable_tls_files_fail_at_start_naming_them);
     suite_add_tcase(s, tc);

@@ -414,6 +414,31 @@ START_TEST(test_missing_config_file_is_named)
 }
 END_TEST
 
+/* A device or a FIFO as the config fails at once, saying what it is (a reload of a config that
+ * became a FIFO takes the same path): no endless read of /dev/zero, no wait for a writer. */
+START_TEST(test_a_device_or_fifo_config_fails_at_once)
+{
+    char err[ERRLEN], fifo[256];
+    cfg_config *cfg = (cfg_config *)&cfg;
+    double t0 = tu_now_s();
+    ck_assert_int_eq(cfg_load_file("/dev/zero", &cfg, err, sizeof err), -1);
+    ck_assert_ptr_null(cfg);
+    ck_assert_msg(strstr(err, "/dev/zero: cannot open config: not a regular file (a character "
+                              "device)") == err,
+                  "%s", err);
+    snprintf(fifo, sizeof fifo, "%s/rnnserve-config-fifo-%d.json",
+             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    unlink(fifo);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    int rc = cfg_load_file(fifo, &cfg, err, sizeof err);
+    unlink(fifo);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_msg(strstr(err, fifo) == err && strstr(err, "not a regular file (a FIFO)"), "%s",
+                  err);
+    ck_assert_double_lt(tu_now_s() - t0, 1.0);
+}
+END_TEST
+
 START_TEST(test_invalid_json_names_line_and_column)
 {
     expect_error("{\n  'models': [\n    {'name': }\n  ]\n}", "invalid JSON", "line 3, column ",
@@ -1372,6 +1397,7 @@ static Suite *config_suite(void)
 
     TCase *bad = tcase_create("rejects");
     tcase_add_test(bad, test_missing_config_file_is_named);
+    tcase_add_test(bad, test_a_device_or_fifo_config_fails_at_once);
     tcase_add_test(bad, test_invalid_json_names_line_and_column);
     tcase_add_test(bad, test_duplicate_keys_are_rejected);
     tcase_add_test(bad, test_top_level_must_be_an_object);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/cells_impl.h"
 #include "rnnserve/codec.h"
 #include "rnnserve/config.h"
 #include "rnnserve/engine.h"
@@ -431,6 +432,45 @@ START_TEST(test_threads_share_one_model)
 }
 END_TEST
 
+/* The cell table (src/cells.c) row by row against torch.nn: the config's type names, the gate
+ * blocks of weight_ih_l0 / weight_hh_l0 in PyTorch's order (nn.RNN: one block, (H, I); nn.LSTM:
+ * W_ii|W_if|W_ig|W_io; nn.GRU: W_ir|W_iz|W_in), which type carries c_n, which takes a
+ * nonlinearity, and GRU's b_hn applied inside r * (W_hn h + b_hn). */
+START_TEST(test_cell_table_matches_pytorch)
+{
+    static const struct {
+        rnn_cell_type type;
+        const char *name, *gate_names;
+        int gates, hh_bias_gate;
+        bool has_cell, nonlinearity;
+    } torch[] = {
+        {RNN_CELL_RNN, "rnn", "h", 1, -1, false, true},
+        {RNN_CELL_LSTM, "lstm", "i f g o", 4, -1, true, false},
+        {RNN_CELL_GRU, "gru", "r z n", 3, 2, false, false},
+    };
+    ck_assert_int_eq(sizeof torch / sizeof *torch, RNN_N_CELLS);
+    for (size_t i = 0; i < sizeof torch / sizeof *torch; i++) {
+        const rnn_cell_impl *row = rnn_cell_impl_of(torch[i].type);
+        ck_assert_ptr_eq(rnn_cell_describe(torch[i].type), &row->desc);
+        ck_assert_str_eq(row->desc.name, torch[i].name);
+        ck_assert_int_eq(rnn_cell_by_name(torch[i].name), torch[i].type);
+        ck_assert_int_eq(row->desc.gates, torch[i].gates);
+        ck_assert_str_eq(row->gate_names, torch[i].gate_names);
+        int words = 0; /* one name per gate */
+        for (const char *p = row->gate_names; *p; p++)
+            words += *p != ' ' && (p == row->gate_names || p[-1] == ' ');
+        ck_assert_int_eq(words, row->desc.gates);
+        ck_assert_int_eq(row->desc.has_cell, torch[i].has_cell);
+        ck_assert_int_eq(row->desc.nonlinearity, torch[i].nonlinearity);
+        ck_assert_int_eq(row->hh_bias_gate, torch[i].hh_bias_gate);
+        ck_assert_int_lt(row->hh_bias_gate, row->desc.gates);
+        ck_assert(row->step != NULL);
+        ck_assert(row->ref_step != NULL);
+    }
+    ck_assert_int_eq(rnn_cell_by_name("transformer"), -1);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
@@ -443,6 +483,7 @@ static Suite *engine_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("engine");
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cell_table_matches_pytorch);
     tcase_add_test(tc, test_random_models_match_reference);
     tcase_add_test(tc, test_parts_not_wanted_may_be_null);
     tcase_add_test(tc, test_negative_length_is_an_error);

@@ -4,9 +4,10 @@
  * the thread's CPU time, which a machine shared with other work inflates much less.
  *
  * Build and run from the repository root, after `make`:
- *   cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude $(pkg-config --cflags jansson openblas) \
+ *   cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude $(pkg-config --cflags jansson) \
  *      -o build/codec_speed tools/codec_speed.c build/librnnserve.a \
- *      $(pkg-config --libs libmicrohttpd jansson openblas) -lm -lpthread
+ *      $(pkg-config --libs libmicrohttpd jansson) -lm -lpthread -ldl
+ *   (as the Makefile links rnnserve: OpenBLAS is not linked, the engine dlopens it if needed)
  *   build/codec_speed [RUNS]      # RUNS timed repetitions of each measure (default 41)
  *   build/codec_speed --memory    # peak RSS growth while decoding a 16 MiB request
  *

@@ -1,6 +1,6 @@
 /* config.h - the rnnserve config file: server settings and model entries.
  *
- * Parses and validates the JSON config (spec/API.md), applies PyTorch's defaults, and rejects
+ * Parses and validates the JSON config (docs/API.md), applies PyTorch's defaults, and rejects
  * unknown keys by name so that a typo cannot silently change a model. It does not read weight
  * files: a model entry carries either a resolved path or the inline tensors, already float32. */
 #ifndef RNNSERVE_CONFIG_H
@@ -11,7 +11,6 @@
 #include <stdint.h>
 
 #include "rnnserve/rnn.h"
-
 
 /* One inline tensor ("weights": {"weight_ih_l0": [[...]]}): ndim 1 or 2, row-major float32. */
 typedef struct {
@@ -53,7 +52,7 @@ typedef struct {
     int max_connections;
     char **cors_origins; /* "*" allows any origin */
     size_t n_cors_origins;
-    bool playground; /* serve the playground page at GET / */
+    bool playground;   /* serve the playground page at GET / */
     char *admin_token; /* enables POST /v1/admin/reload for this bearer token; NULL: off */
     char **api_keys;   /* bearer keys the model endpoints require; NULL: open */
     size_t n_api_keys;
@@ -68,7 +67,7 @@ typedef struct {
     size_t n_models;
 } cfg_config;
 
-/* Server defaults as spec/API.md states them. */
+/* Server defaults as docs/API.md states them. */
 #define CFG_DEFAULT_HOST "0.0.0.0"
 #define CFG_DEFAULT_PORT 8080
 #define CFG_DEFAULT_MAX_BODY_BYTES 16777216u

@@ -15,9 +15,10 @@ typedef enum { RNN_HEAD_NONE, RNN_HEAD_SIGMOID, RNN_HEAD_SOFTMAX } rnn_head_acti
 /* What the floors above the engine may know of a cell type: one row per type in src/cells.c
  * (the engine's own part of the row, its step functions, stays private to the engine). */
 typedef struct {
-    const char *name; /* the config's "type": "rnn", "lstm", "gru" */
-    int gates;        /* G: row blocks of weight_ih/weight_hh (1, 4, 3) */
-    bool has_cell;    /* carries a cell state c beside h (LSTM): c0 in, cell out */
+    const char *name;  /* the config's "type": "rnn", "lstm", "gru" */
+    int gates;         /* G: row blocks of weight_ih/weight_hh (1, 4, 3) */
+    bool has_cell;     /* carries a cell state c beside h (LSTM): c0 in, cell out */
+    bool nonlinearity; /* takes a "nonlinearity" (tanh or relu; RNN): the others' are fixed */
 } rnn_cell_desc;
 
 /* The row for T (a valid rnn_cell_type). Borrowed, static. */
