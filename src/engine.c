@@ -435,6 +435,7 @@ typedef struct eng_stage {
     atomic_size_t cnt[2];     /* work counters; phase p takes items from cnt[p & 1] */
     size_t done[MAX_THREADS]; /* items each thread took (to notice a core that is not there) */
     long long wait_ns;        /* thread 0's time at the barriers */
+    atomic_int stopped;       /* the batch's stop callback asked to stop (set by thread 0) */
     spin_barrier bar;
 } stage;
 
@@ -617,12 +618,18 @@ static void stage_run(void *arg, int tid)
                     rows, rowidx, hp, hn);
             done++;
         }
+        /* Thread 0 asks whether to go on before the barrier, so that every thread reads the
+         * same answer after it and all leave at the same step. */
+        if (tid == 0 && s->b->stop && s->b->stop(s->b->stop_ctx))
+            atomic_store(&s->stopped, 1);
         if (s->nt > 1) {
             long long w0 = tid == 0 ? now_ns() : 0;
             barrier_wait(&s->bar); /* h_{t+1} complete before anyone reads it */
             if (tid == 0)
                 s->wait_ns += now_ns() - w0;
         }
+        if (atomic_load(&s->stopped))
+            return; /* the results are partial; rnn_forward says so */
     }
 
     s->done[tid] = done;
@@ -831,6 +838,11 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
                        .rowidx = (size_t *)piece[P_ROWIDX],
                        .res = res};
             stage_dispatch(&s, maxth);
+            if (atomic_load(&s.stopped)) {
+                fail(err, errlen, "stopped by the caller before the end of the pass");
+                rc = RNN_STOPPED;
+                goto done;
+            }
         }
         X = out;
     }

@@ -374,9 +374,21 @@ static void *worker_main(void *arg)
         s->n_running++;
         pthread_mutex_unlock(&s->mu);
 
-        for (size_t k = 0; k < p.n; k++)
-            p.jobs[k]->wait_ns = now - p.jobs[k]->enq_ns;
-        int rc = run_pass(&p, err, sizeof err);
+        /* Last look before computing: whoever left since the timer's sweep is dropped. */
+        size_t kept = 0;
+        for (size_t k = 0; k < p.n; k++) {
+            sched_job *j = p.jobs[k];
+            j->wait_ns = now - j->enq_ns;
+            if (j->gone && j->gone(j->ctx)) {
+                char msg[160];
+                finish(j, SCHED_CANCELLED, outcome_msg(SCHED_CANCELLED, msg, sizeof msg, j, now),
+                       now);
+            } else {
+                p.jobs[kept++] = j;
+            }
+        }
+        p.n = kept;
+        int rc = p.n ? run_pass(&p, err, sizeof err) : 0;
         int64_t end = now_ns();
         size_t seqs = 0;
         double flops = 0;

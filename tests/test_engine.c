@@ -244,7 +244,10 @@ START_TEST(test_batching_does_not_change_a_sequence)
     const size_t LDH = (size_t)(in->num_layers * in->num_directions * in->hidden_size);
     size_t off = 0;
     for (size_t i = 0; i < b->batch; i++) {
-        rnn_batch one = {1, &b->lengths[i], b->x + off * I, b->h0 ? b->h0 + i * LDH : NULL, NULL};
+        rnn_batch one = {.batch = 1,
+                         .lengths = &b->lengths[i],
+                         .x = b->x + off * I,
+                         .h0 = b->h0 ? b->h0 + i * LDH : NULL};
         size_t no, nh;
         rnn_result_sizes(f.model, &one, &no, &nh, NULL);
         rnn_result r = {calloc(no + 1, sizeof(float)), calloc(nh, sizeof(float)), NULL, NULL};
@@ -320,7 +323,8 @@ START_TEST(test_random_models_match_reference)
                     h0[e] = frand(&seed) * 0.5f;
                     c0[e] = frand(&seed) * 0.5f;
                 }
-                rnn_batch b = {6, lengths, x, h0, ti == 1 ? c0 : NULL};
+                rnn_batch b = {
+                    .batch = 6, .lengths = lengths, .x = x, .h0 = h0, .c0 = ti == 1 ? c0 : NULL};
                 size_t no, nh, nc;
                 rnn_result_sizes(m, &b, &no, &nh, &nc);
                 rnn_result r1 = {malloc(no * 4), malloc(nh * 4), nc ? malloc(nc * 4) : NULL, NULL};
@@ -371,7 +375,7 @@ START_TEST(test_negative_length_is_an_error)
     fixture_load(&f, "rnn_tanh_1layer");
     int32_t lengths[2] = {1, -1};
     float x[3] = {0};
-    rnn_batch b = {2, lengths, x, NULL, NULL};
+    rnn_batch b = {.batch = 2, .lengths = lengths, .x = x};
     rnn_result r = {NULL, NULL, NULL, NULL};
     ck_assert_int_eq(rnn_forward(f.model, &b, &r, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "negative length"));

@@ -380,7 +380,7 @@ static double engine_vs_reference(const rnn_model *m, const int32_t *lengths, si
     float *x = rand_array(N * (size_t)in->input_size);
     float *h0 = with_h0 ? rand_array(B * LDH) : NULL;
     float *c0 = with_h0 && in->type == RNN_CELL_LSTM ? rand_array(B * LDH) : NULL;
-    rnn_batch b = {B, lengths, x, h0, c0};
+    rnn_batch b = {.batch = B, .lengths = lengths, .x = x, .h0 = h0, .c0 = c0};
     size_t no, nh, nc;
     rnn_result_sizes(m, &b, &no, &nh, &nc);
     rnn_result r1 = {.outputs = malloc(no * 4 + 4),

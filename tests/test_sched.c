@@ -479,6 +479,53 @@ START_TEST(test_every_accepted_job_gets_exactly_one_done)
 }
 END_TEST
 
+/* The engine's stop callback: a pass asked to stop at its 5th step boundary says so, and one
+ * never asked runs to the end. */
+static int stop_at_5(void *ctx)
+{
+    return ++*(int *)ctx >= 5;
+}
+
+START_TEST(test_engine_pass_stops_at_a_step_boundary_when_asked)
+{
+    model_t m;
+    model_load(&m, "lstm_2layer_bidir");
+    waiter w;
+    waiter_init(&w);
+    tjob *t = tjob_new(m.model, 3, 40, 1, &w);
+    int calls = 0;
+    t->batch.stop = stop_at_5;
+    t->batch.stop_ctx = &calls;
+    char err[256];
+    ck_assert_int_eq(rnn_forward(m.model, &t->batch, &t->res, err, sizeof err), RNN_STOPPED);
+    ck_assert_int_eq(calls, 5);
+    ck_assert_msg(strstr(err, "stopped"), "err: %s", err);
+    t->batch.stop = NULL;
+    ck_assert_int_eq(rnn_forward(m.model, &t->batch, &t->res, err, sizeof err), 0);
+    tjob_free(t);
+    model_free(&m);
+}
+END_TEST
+
+START_TEST(test_job_of_a_client_gone_before_its_pass_is_never_delivered)
+{
+    model_t m;
+    model_load(&m, "gru_2layer_bidir");
+    waiter w;
+    waiter_init(&w);
+    sched *s = start(1, 1024, 60000);
+    tjob *t = tjob_new(m.model, 4, 40, 0, &w);
+    atomic_store(&t->gone, 1); /* dropped by the sweep, or its pass stops at the first step */
+    submit_ok(s, t);
+    waiter_wait(&w, 1);
+    ck_assert_int_eq(t->outcome, SCHED_CANCELLED);
+    sched_stop(s, 0);
+    ck_assert_int_eq(atomic_load(&t->done_calls), 1);
+    tjob_free(t);
+    model_free(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("sched");
@@ -494,6 +541,8 @@ int main(void)
     tcase_add_test(tc, test_huge_job_is_not_merged_into_a_pass_of_small_ones);
     tcase_add_test(tc, test_stop_computes_queued_jobs_and_abort_ends_them_stopped);
     tcase_add_test(tc, test_every_accepted_job_gets_exactly_one_done);
+    tcase_add_test(tc, test_engine_pass_stops_at_a_step_boundary_when_asked);
+    tcase_add_test(tc, test_job_of_a_client_gone_before_its_pass_is_never_delivered);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

@@ -33,7 +33,7 @@ static void fz_config_forward(const rnn_model *model)
     FZ_CHECK(x != NULL, "out of memory");
     for (size_t k = 0; k < 2 * (size_t)in->input_size; k++)
         x[k] = 0.25f * (float)(k % 5) - 0.5f;
-    rnn_batch b = {2, lengths, x, NULL, NULL};
+    rnn_batch b = {.batch = 2, .lengths = lengths, .x = x};
     size_t n_out, n_hid, n_cell;
     rnn_result_sizes(model, &b, &n_out, &n_hid, &n_cell);
     rnn_result r;
