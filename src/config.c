@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,12 +255,38 @@ static int get_path(ctx *c, const json_t *srv, const char *key, const char *base
     return 0;
 }
 
+/* The scheduler's knobs: each an integer within a range a user could mean. */
+static int parse_sched(ctx *c, const json_t *srv, cfg_server *s)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+        long long min, max;
+    } knobs[] = {
+        {"batch_delay_us", offsetof(cfg_server, batch_delay_us), 0, 1000000},
+        {"max_pass_sequences", offsetof(cfg_server, max_pass_sequences), 1, 1 << 20},
+        {"max_pass_ms", offsetof(cfg_server, max_pass_ms), 1, 3600000},
+        {"max_queue_ms", offsetof(cfg_server, max_queue_ms), 1, 3600000},
+        {"queue_timeout_ms", offsetof(cfg_server, queue_timeout_ms), 1, 3600000},
+    };
+    for (size_t i = 0; i < sizeof knobs / sizeof *knobs; i++) {
+        int *field = (int *)((char *)s + knobs[i].off);
+        long long v = *field;
+        if (get_int(c, srv, "server", knobs[i].key, knobs[i].min, knobs[i].max, &v) < 0)
+            return -1;
+        *field = (int)v;
+    }
+    return 0;
+}
+
 static int parse_server(ctx *c, const json_t *srv, const char *base_dir, cfg_server *s)
 {
     static const char *const keys[] = {
-        "host",        "port",      "threads",         "max_body_bytes", "max_batch",
-        "max_steps",   "timeout_s", "max_connections", "cors_origins",   "playground",
-        "admin_token", "api_keys",  "tls_cert",        "tls_key",        NULL};
+        "host",         "port",         "threads",          "max_body_bytes",
+        "max_batch",    "max_steps",    "timeout_s",        "max_connections",
+        "cors_origins", "playground",   "admin_token",      "api_keys",
+        "tls_cert",     "tls_key",      "batch_delay_us",   "max_pass_sequences",
+        "max_pass_ms",  "max_queue_ms", "queue_timeout_ms", NULL};
     long long v;
     if (!json_is_object(srv))
         return fail(c, "server: expected an object, got %s", json_kind(srv));
@@ -297,6 +324,8 @@ static int parse_server(ctx *c, const json_t *srv, const char *base_dir, cfg_ser
     if (get_int(c, srv, "server", "max_connections", 1, 1000000, &v) < 0)
         return -1;
     s->max_connections = (int)v;
+    if (parse_sched(c, srv, s) < 0)
+        return -1;
     if (get_bool(c, srv, "server", "playground", &s->playground) < 0)
         return -1;
     if (get_str(c, srv, "server", "admin_token", &s->admin_token) < 0)
@@ -582,6 +611,11 @@ static void set_server_defaults(cfg_server *s)
     s->max_steps = CFG_DEFAULT_MAX_STEPS;
     s->timeout_s = CFG_DEFAULT_TIMEOUT_S;
     s->max_connections = CFG_DEFAULT_MAX_CONNECTIONS;
+    s->batch_delay_us = 0;
+    s->max_pass_sequences = CFG_DEFAULT_MAX_PASS_SEQUENCES;
+    s->max_pass_ms = CFG_DEFAULT_MAX_PASS_MS;
+    s->max_queue_ms = CFG_DEFAULT_MAX_QUEUE_MS;
+    s->queue_timeout_ms = CFG_DEFAULT_QUEUE_TIMEOUT_MS;
     s->playground = true;
 }
 

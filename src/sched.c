@@ -3,7 +3,7 @@
  *
  * Order: each job's key is its submit time plus its own estimated compute time, and the queue is
  * kept sorted by key. A free compute thread seeds a pass with the first job and adds the later
- * jobs for the same model while the pass stays within max_pass_sequences and max_pass_flops and
+ * jobs for the same model while the pass stays within max_pass_sequences and max_pass_ns (estimated) and
  * the joining job costs no more than the pass so far (a huge job never delays a pass of small
  * ones by more than their own cost; a small one may ride along with a large one, which it would
  * have waited for anyway). Keys make short jobs overtake long ones that were queued a little
@@ -216,7 +216,7 @@ static void take_pass(sched *s, pass *p, sched_job **buf, size_t cap)
     for (sched_job **q = &s->head; *q && p->n < cap;) {
         sched_job *j = *q;
         if (j->model == seed->model && seqs + j->batch->batch <= s->cfg.max_pass_sequences &&
-            flops + j->flops <= s->cfg.max_pass_flops && j->flops <= flops) {
+            p->est_ns + j->est_ns <= s->cfg.max_pass_ns && j->flops <= flops) {
             seqs += j->batch->batch;
             flops += j->flops;
             p->est_ns += j->est_ns;

@@ -169,6 +169,11 @@ START_TEST(test_minimal_config_gets_pytorch_and_server_defaults)
     ck_assert_int_eq(s->max_steps, CFG_DEFAULT_MAX_STEPS);
     ck_assert_int_eq(s->timeout_s, CFG_DEFAULT_TIMEOUT_S);
     ck_assert_int_eq(s->max_connections, CFG_DEFAULT_MAX_CONNECTIONS);
+    ck_assert_int_eq(s->batch_delay_us, 0);
+    ck_assert_int_eq(s->max_pass_sequences, CFG_DEFAULT_MAX_PASS_SEQUENCES);
+    ck_assert_int_eq(s->max_pass_ms, CFG_DEFAULT_MAX_PASS_MS);
+    ck_assert_int_eq(s->max_queue_ms, CFG_DEFAULT_MAX_QUEUE_MS);
+    ck_assert_int_eq(s->queue_timeout_ms, CFG_DEFAULT_QUEUE_TIMEOUT_MS);
     ck_assert_uint_eq(s->n_cors_origins, 1);
     ck_assert_str_eq(s->cors_origins[0], "*");
     ck_assert(s->playground);
@@ -198,6 +203,8 @@ START_TEST(test_every_server_setting_is_read)
     cfg_config *cfg = NULL;
     const char *srv = "{'host': '127.0.0.1', 'port': 0, 'threads': 3, 'max_body_bytes': 1000, "
                       "'max_batch': 7, 'max_steps': 9, 'timeout_s': 5, 'max_connections': 11, "
+                      "'batch_delay_us': 250, 'max_pass_sequences': 32, 'max_pass_ms': 40, "
+                      "'max_queue_ms': 900, 'queue_timeout_ms': 1500, "
                       "'cors_origins': ['https://a.example', 'https://b.example'], "
                       "'playground': false}";
     ck_assert_msg(load_text(one_model(srv, NULL, NULL), &cfg, err, NULL) == 0, "%s", err);
@@ -210,6 +217,11 @@ START_TEST(test_every_server_setting_is_read)
     ck_assert_int_eq(s->max_steps, 9);
     ck_assert_int_eq(s->timeout_s, 5);
     ck_assert_int_eq(s->max_connections, 11);
+    ck_assert_int_eq(s->batch_delay_us, 250);
+    ck_assert_int_eq(s->max_pass_sequences, 32);
+    ck_assert_int_eq(s->max_pass_ms, 40);
+    ck_assert_int_eq(s->max_queue_ms, 900);
+    ck_assert_int_eq(s->queue_timeout_ms, 1500);
     ck_assert_uint_eq(s->n_cors_origins, 2);
     ck_assert_str_eq(s->cors_origins[0], "https://a.example");
     ck_assert_str_eq(s->cors_origins[1], "https://b.example");
@@ -541,6 +553,7 @@ static const bad_value WRONG_TYPES[] = {
     {"server", "max_steps", "{}", "server.max_steps", "integer"},
     {"server", "timeout_s", "false", "server.timeout_s", "integer"},
     {"server", "max_connections", "1e3", "server.max_connections", "integer"},
+    {"server", "queue_timeout_ms", "'5s'", "server.queue_timeout_ms", "integer"},
     {"server", "cors_origins", "'*'", "server.cors_origins", "array"},
     {"server", "playground", "'off'", "server.playground", "true or false"},
     {"server", "playground", "0", "server.playground", "true or false"},
@@ -561,6 +574,12 @@ static const bad_value OUT_OF_RANGE[] = {
     {"server", "max_steps", "0", "server.max_steps", "out of range"},
     {"server", "timeout_s", "0", "server.timeout_s", "out of range"},
     {"server", "max_connections", "0", "server.max_connections", "out of range"},
+    {"server", "batch_delay_us", "-1", "server.batch_delay_us", "out of range"},
+    {"server", "batch_delay_us", "1000001", "server.batch_delay_us", "out of range"},
+    {"server", "max_pass_sequences", "0", "server.max_pass_sequences", "out of range"},
+    {"server", "max_pass_ms", "0", "server.max_pass_ms", "out of range"},
+    {"server", "max_queue_ms", "0", "server.max_queue_ms", "out of range"},
+    {"server", "queue_timeout_ms", "0", "server.queue_timeout_ms", "out of range"},
 };
 
 static void expect_bad_value(const bad_value *b)

@@ -158,7 +158,7 @@ static sched *start(int threads, size_t max_seqs, double max_queue_ms)
 {
     sched_config c = {.threads = threads,
                       .max_pass_sequences = max_seqs,
-                      .max_pass_flops = 1e12,
+                      .max_pass_ns = 60000000000LL,
                       .batch_delay_ns = 0,
                       .max_queue_ns = (int64_t)(max_queue_ms * 1e6),
                       .queue_timeout_ns = 60000000000LL};

@@ -50,7 +50,13 @@ typedef struct {
     int max_steps;
     int timeout_s;
     int max_connections;
-    char **cors_origins; /* "*" allows any origin */
+    /* the scheduler (docs/ARCHITECTURE.md, "The scheduler") */
+    int batch_delay_us;     /* how long a pass may wait for company */
+    int max_pass_sequences; /* sequences one merged pass may hold */
+    int max_pass_ms;        /* estimated compute one merged pass may hold */
+    int max_queue_ms;       /* estimated compute the queue may hold, per compute thread */
+    int queue_timeout_ms;   /* the deadline of a request that brings none */
+    char **cors_origins;    /* "*" allows any origin */
     size_t n_cors_origins;
     bool playground;   /* serve the playground page at GET / */
     char *admin_token; /* enables POST /v1/admin/reload for this bearer token; NULL: off */
@@ -75,6 +81,10 @@ typedef struct {
 #define CFG_DEFAULT_MAX_STEPS 100000
 #define CFG_DEFAULT_TIMEOUT_S 30
 #define CFG_DEFAULT_MAX_CONNECTIONS 1024
+#define CFG_DEFAULT_MAX_PASS_SEQUENCES 256
+#define CFG_DEFAULT_MAX_PASS_MS 100
+#define CFG_DEFAULT_MAX_QUEUE_MS 2000
+#define CFG_DEFAULT_QUEUE_TIMEOUT_MS 5000
 
 /* Reads and validates the config file at PATH. On success returns 0 and stores a new config in
  * *out (free with cfg_free). On failure returns -1 and writes one message naming the file and

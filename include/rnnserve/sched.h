@@ -53,7 +53,7 @@ struct sched_job {
 typedef struct {
     int threads;               /* compute threads (>= 1) */
     size_t max_pass_sequences; /* sequences one merged pass may hold */
-    double max_pass_flops;     /* estimated FLOPs one merged pass may hold */
+    int64_t max_pass_ns;       /* estimated compute one merged pass may hold */
     int64_t batch_delay_ns;    /* how long a pass may wait for company (0: never waits) */
     int64_t max_queue_ns;      /* estimated compute the queue may hold (admission bound) */
     int64_t queue_timeout_ns;  /* the deadline of a job that brings none */
