@@ -12,9 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rnnserve/codec.h"
+#include "rnnserve/api.h"
 #include "rnnserve/config.h"
-#include "rnnserve/kserve.h"
 #include "rnnserve/server.h"
 #include "testutil.h"
 
@@ -28,11 +27,12 @@ static json_t *load_json(const char *fmt, const char *name)
     return j;
 }
 
-/* A number at PyTorch-layout position of the fixture's expected JSON: outputs[b][t][k] with
+/* A number at PyTorch-layout position of the fixture's expected JSON: outputs[b][t][k] (or
+ * predictions[b][t][k]) with
  * zero padding past each length, or hidden[b][row][u] read as h_n[row][b][u]. */
-static double want_output(json_t *exp, size_t b, size_t t, size_t k)
+static double want_steps(json_t *exp, const char *key, size_t b, size_t t, size_t k)
 {
-    json_t *seq = json_array_get(json_object_get(exp, "outputs"), b);
+    json_t *seq = json_array_get(json_object_get(exp, key), b);
     if (t >= json_array_size(seq))
         return 0.0;
     return json_number_value(json_array_get(json_array_get(seq, t), k));
@@ -95,7 +95,7 @@ START_TEST(test_v2_infer_matches_pytorch_padded_layouts)
 {
     char *manifest = tu_read_file("tests/fixtures/cases/MANIFEST", NULL);
     ck_assert_ptr_nonnull(manifest);
-    size_t cases = 0;
+    size_t cases = 0, heads = 0;
     for (char *name = strtok(manifest, "\n"); name; name = strtok(NULL, "\n")) {
         char path[512], err[512];
         cfg_config *cfg;
@@ -108,15 +108,17 @@ START_TEST(test_v2_infer_matches_pytorch_padded_layouts)
         json_t *exp = load_json("tests/fixtures/cases/%s/expected.json", name);
         char *body = v2_request(req, in), *out;
         size_t len;
-        codec_limits lim = {1024, 100000};
-        int status = kserve_infer(m, body, strlen(body), &lim, &out, &len, NULL);
+        api_limits lim = {1024, 100000};
+        int status = api_forward(api_wire_v2(), m, body, strlen(body), &lim, &out, &len, NULL);
         ck_assert_msg(status == 200, "%s: %d %.*s", name, status, (int)len, out);
         json_t *resp = json_loadb(out, len, 0, NULL);
         ck_assert_ptr_nonnull(resp);
         ck_assert_str_eq(json_string_value(json_object_get(resp, "model_name")), name);
         ck_assert_str_eq(json_string_value(json_object_get(resp, "id")), "fixture");
         json_t *outs = json_object_get(resp, "outputs");
-        ck_assert_uint_eq(json_array_size(outs), in->type == RNN_CELL_LSTM ? 3 : 2);
+        /* by default every output the model has: a head model's predictions too */
+        ck_assert_uint_eq(json_array_size(outs),
+                          (in->type == RNN_CELL_LSTM ? 3 : 2) + (in->head_size > 0));
         const size_t B = json_array_size(json_object_get(req, "inputs"));
         const size_t DH = (size_t)(in->num_directions * in->hidden_size);
         const size_t LD = (size_t)(in->num_layers * in->num_directions);
@@ -134,15 +136,22 @@ START_TEST(test_v2_infer_matches_pytorch_padded_layouts)
                 for (size_t j = 0; j < d1; j++)
                     for (size_t k = 0; k < d2; k++) {
                         double got = json_number_value(json_array_get(data, (i * d1 + j) * d2 + k));
-                        double want = strcmp(tn, "output") == 0 ? want_output(exp, i, j, k)
-                                      : strcmp(tn, "h_n") == 0  ? want_state(exp, "hidden", i, j, k)
-                                                                : want_state(exp, "cell", i, j, k);
+                        double want =
+                            strcmp(tn, "output") == 0 ? want_steps(exp, "outputs", i, j, k)
+                            : strcmp(tn, "predictions") == 0
+                                ? want_steps(exp, "predictions", i, j, k)
+                            : strcmp(tn, "h_n") == 0 ? want_state(exp, "hidden", i, j, k)
+                                                     : want_state(exp, "cell", i, j, k);
                         ck_assert_msg(fabs(got - want) <= 1e-5, "%s %s[%zu][%zu][%zu]: %g vs %g",
                                       name, tn, i, j, k, got, want);
                     }
             if (strcmp(tn, "output") == 0) {
                 ck_assert_uint_eq(d0, B);
                 ck_assert_uint_eq(d2, DH);
+            } else if (strcmp(tn, "predictions") == 0) {
+                ck_assert_uint_eq(d0, B);
+                ck_assert_uint_eq(d2, (size_t)in->head_size);
+                heads++;
             } else {
                 ck_assert_uint_eq(d0, LD);
                 ck_assert_uint_eq(d1, B);
@@ -160,6 +169,7 @@ START_TEST(test_v2_infer_matches_pytorch_padded_layouts)
     }
     free(manifest);
     ck_assert_uint_gt(cases, 20);
+    ck_assert_uint_ge(heads, 3); /* head_linear, head_sigmoid, head_softmax */
 }
 END_TEST
 
@@ -181,8 +191,8 @@ static int infer(const char *body, const char **error)
     rnn_model *m = sine(&cfg);
     char *out;
     size_t len;
-    codec_limits lim = {4, 10};
-    int status = kserve_infer(m, body, strlen(body), &lim, &out, &len, NULL);
+    api_limits lim = {4, 10};
+    int status = api_forward(api_wire_v2(), m, body, strlen(body), &lim, &out, &len, NULL);
     json_t *j = json_loadb(out, len, 0, NULL);
     ck_assert_ptr_nonnull(j);
     snprintf(msg, sizeof msg, "%s",
@@ -257,8 +267,8 @@ START_TEST(test_v2_outputs_parameter_selects_tensors_and_lengths_default_to_max_
                                                                        "\"h_n\"}]}";
     char *out;
     size_t len;
-    codec_limits lim = {4, 10};
-    ck_assert_int_eq(kserve_infer(m, body, strlen(body), &lim, &out, &len, NULL), 200);
+    api_limits lim = {4, 10};
+    ck_assert_int_eq(api_forward(api_wire_v2(), m, body, strlen(body), &lim, &out, &len, NULL), 200);
     json_t *j = json_loadb(out, len, 0, NULL), *outs = json_object_get(j, "outputs");
     ck_assert_uint_eq(json_array_size(outs), 1);
     json_t *hn = json_array_get(outs, 0), *data = json_object_get(hn, "data");
@@ -282,7 +292,7 @@ START_TEST(test_v2_model_metadata_has_variable_dims)
     cfg_config *cfg;
     rnn_model *m = sine(&cfg);
     size_t len;
-    char *s = kserve_model_metadata(rnn_model_info(m), &len);
+    char *s = api_model_metadata(api_wire_v2(), rnn_model_info(m), 0, &len);
     json_t *j = json_loads(s, 0, NULL);
     ck_assert_str_eq(json_string_value(json_object_get(j, "name")), "sine");
     json_t *input = json_array_get(json_object_get(j, "inputs"), 0);

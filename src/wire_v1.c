@@ -1,13 +1,11 @@
-/* codec.c - forward request JSON -> rnn_batch, and rnn_result -> response JSON.
+/* wire_v1.c - rnnserve's own JSON (docs/API.md): forward request -> rnn_batch, rnn_result ->
+ * response, error and metadata bodies; the v1 wire format behind api.h.
  *
  * Decoding reads the body in one strict pass (jsonscan.c, with jansson's verdicts) straight into
  * the batch's arrays and checks every shape against the model, naming the JSON path of the first
  * problem. Encoding reserves the response's longest size once and writes it straight into that
  * buffer, a row of numbers per call of the shortest-round-trip printer: no DOM for the (large)
  * outputs, no bounds check or reallocation per number. */
-#include "rnnserve/codec.h"
-
-#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,8 +17,9 @@
 #include "rnnserve/floatfmt.h"
 #include "rnnserve/jsonnum.h"
 #include "rnnserve/jsonscan.h"
+#include "wire.h"
 
-struct codec_request {
+struct wire_v1_request {
     rnn_batch batch;
     int32_t *lengths;
     float *x, *h0, *c0;
@@ -29,16 +28,6 @@ struct codec_request {
     int precision;
     int padded; /* "layout": "padded": PyTorch's tensors instead of ragged rows */
 };
-
-static int fail(codec_error *e, int status, const char *fmt, ...)
-{
-    va_list ap;
-    e->status = status;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ---------------------------------------------------------------------------------------------
  * Decoding
@@ -52,14 +41,17 @@ static int fail(codec_error *e, int status, const char *fmt, ...)
  * the first error of each kind (the document's order is the checks' order within a kind) and
  * reports the highest-ranked kind at the end. */
 
+/* The response parts, in the order the body lists them (bit 1 << i is PART_NAMES[i]). */
+static const char *const PART_NAMES[4] = {"outputs", "hidden", "cell", "predictions"};
+
 enum { E_ROOT, E_FIELD, E_INPUTS, E_SEQUENCE, E_STEP, E_RETURN, E_PRECISION, E_LAYOUT, E_KINDS };
 
 /* "h0" or "c0": kept apart because its checks need B, known only once "inputs" is read. */
 typedef struct {
     bool seen, null;
     bool shape_set, entry_set;
-    codec_error shape; /* not an array */
-    codec_error entry; /* the first entry that is wrong */
+    wire_error shape; /* not an array */
+    wire_error entry; /* the first entry that is wrong */
     size_t entries;
     float *v; /* (entries, L*D, H) as read */
     size_t n, cap;
@@ -68,10 +60,10 @@ typedef struct {
 typedef struct {
     js_reader js;
     const rnn_info *info;
-    const codec_limits *lim;
+    const api_limits *lim;
     size_t I, H, LD;
     bool has[E_KINDS];
-    codec_error err[E_KINDS];
+    wire_error err[E_KINDS];
     bool inputs_seen, return_seen, precision_seen, layout_seen;
     int padded; /* "layout": "padded" */
     size_t B;
@@ -99,35 +91,14 @@ static const char *path_str(const jpath *p, char *buf, size_t len)
     return buf;
 }
 
-static const char *kind_name(js_kind k)
-{
-    switch (k) {
-    case JS_OBJECT:
-        return "an object";
-    case JS_ARRAY:
-        return "an array";
-    case JS_STRING:
-        return "a string";
-    case JS_NUMBER:
-        return "a number";
-    case JS_BOOL:
-        return "a boolean";
-    case JS_NULL:
-        return "null";
-    case JS_NONE:
-        break;
-    }
-    return "a value"; /* a syntax error, reported instead */
-}
-
-static void verr(codec_error *e, int status, const char *fmt, va_list ap)
+static void verr(wire_error *e, int status, const char *fmt, va_list ap)
 {
     e->status = status;
     vsnprintf(e->message, sizeof e->message, fmt, ap);
 }
 
 /* Fills *E unless *SET says an earlier error of its kind is already there. */
-static void first(codec_error *e, bool *set, int status, const char *fmt, ...)
+static void first(wire_error *e, bool *set, int status, const char *fmt, ...)
 {
     if (*set)
         return;
@@ -161,7 +132,7 @@ static float *room(decoder *d, float **buf, size_t *cap, size_t n, size_t more, 
 
 /* A row at DEPTH that must be an array of exactly N float32 numbers, read into dst (room for
  * N). Its problem, if any, goes to *e unless *set. 0, or -1 on a syntax error. */
-static int read_row(decoder *d, int depth, float *dst, size_t n, const jpath *path, codec_error *e,
+static int read_row(decoder *d, int depth, float *dst, size_t n, const jpath *path, wire_error *e,
                     bool *set)
 {
     char p[96];
@@ -177,7 +148,7 @@ static int read_row(decoder *d, int depth, float *dst, size_t n, const jpath *pa
               path_str(path, p, sizeof p), bad.index, jn_to_double(bad.tok, bad.tok_end));
     else if (bad.index != JS_NO_INDEX)
         first(e, set, 400, "%s[%zu]: expected a number, got %s", path_str(path, p, sizeof p),
-              bad.index, kind_name(bad.kind));
+              bad.index, wire_kind_name(bad.kind));
     return 0;
 }
 
@@ -206,10 +177,10 @@ static int read_step(decoder *d, size_t i, size_t t)
     if (k != JS_ARRAY) {
         if (I == 1)
             FIRST(d, E_STEP, 400, "%s: expected a number or an array of 1 number, got %s",
-                  path_str(&path, p, sizeof p), kind_name(k));
+                  path_str(&path, p, sizeof p), wire_kind_name(k));
         else
             FIRST(d, E_STEP, 400, "%s: expected an array of %zu numbers, got %s",
-                  path_str(&path, p, sizeof p), I, kind_name(k));
+                  path_str(&path, p, sizeof p), I, wire_kind_name(k));
         return js_skip(&d->js, 4);
     }
     if (read_row(d, 4, dst, I, &path, &d->err[E_STEP], &d->has[E_STEP]) < 0)
@@ -228,7 +199,7 @@ static int read_sequence(decoder *d, size_t i)
     d->lengths[i] = 0;
     if (k != JS_ARRAY) {
         FIRST(d, E_SEQUENCE, 400, "inputs[%zu]: expected an array of steps, got %s", i,
-              kind_name(k));
+              wire_kind_name(k));
         return js_skip(js, 3);
     }
     if (js_array_begin(js, 3) < 0)
@@ -258,7 +229,7 @@ static int read_inputs(decoder *d)
     js_reader *js = &d->js;
     const js_kind k = js_peek(js);
     if (k != JS_ARRAY) {
-        FIRST(d, E_INPUTS, 400, "inputs: expected an array of sequences, got %s", kind_name(k));
+        FIRST(d, E_INPUTS, 400, "inputs: expected an array of sequences, got %s", wire_kind_name(k));
         return js_skip(js, 2);
     }
     if (js_array_begin(js, 2) < 0)
@@ -305,12 +276,12 @@ static int read_entry(decoder *d, state_field *st, const char *name, size_t e)
     if (k != JS_ARRAY) {
         first(&st->entry, &st->entry_set, 400,
               "%s[%zu]: expected %zu rows (num_layers*num_directions) of %zu numbers, got %s", name,
-              e, LD, H, kind_name(k));
+              e, LD, H, wire_kind_name(k));
         return js_skip(js, 3);
     }
     if (js_array_begin(js, 3) < 0)
         return -1;
-    codec_error row_err;
+    wire_error row_err;
     bool row_set = false;
     size_t r = 0;
     int rc;
@@ -324,7 +295,7 @@ static int read_entry(decoder *d, state_field *st, const char *name, size_t e)
             k = js_peek(js);
             if (k != JS_ARRAY) {
                 first(&row_err, &row_set, 400, "%s: expected an array of %zu numbers, got %s",
-                      path_str(&path, p, sizeof p), H, kind_name(k));
+                      path_str(&path, p, sizeof p), H, wire_kind_name(k));
                 if (js_skip(js, 4) < 0)
                     return -1;
             } else if (read_row(d, 4, dst, H, &path, &row_err, &row_set) < 0) {
@@ -358,7 +329,7 @@ static int read_state(decoder *d, state_field *st, const char *name)
     }
     if (k != JS_ARRAY) {
         first(&st->shape, &st->shape_set, 400,
-              "%s: expected an array with one entry per sequence, got %s", name, kind_name(k));
+              "%s: expected an array with one entry per sequence, got %s", name, wire_kind_name(k));
         return js_skip(js, 2);
     }
     if (js_array_begin(js, 2) < 0)
@@ -380,15 +351,16 @@ static int read_state(decoder *d, state_field *st, const char *name)
     return rc < 0 ? -1 : 0;
 }
 
-/* "return", at depth 2: any subset of "outputs", "hidden", "cell". */
+/* "return", at depth 2: any subset of the parts the model has (wire_parts_of). */
 static int read_return(decoder *d)
 {
     js_reader *js = &d->js;
     js_kind k = js_peek(js);
     if (k != JS_ARRAY) {
-        FIRST(d, E_RETURN, 400,
-              "return: expected an array of \"outputs\", \"hidden\", \"cell\", got %s",
-              kind_name(k));
+        char list[96];
+        wire_parts_list(d->info, PART_NAMES, list, sizeof list);
+        FIRST(d, E_RETURN, 400, "return: expected an array of %s, got %s", list,
+              wire_kind_name(k));
         return js_skip(js, 2);
     }
     if (js_array_begin(js, 2) < 0)
@@ -400,30 +372,30 @@ static int read_return(decoder *d)
         k = js_peek(js);
         js_str s;
         if (d->has[E_RETURN] || k != JS_STRING) {
-            FIRST(d, E_RETURN, 400, "return[%zu]: expected a string, got %s", i, kind_name(k));
+            FIRST(d, E_RETURN, 400, "return[%zu]: expected a string, got %s", i, wire_kind_name(k));
             if (js_skip(js, 3) < 0)
                 return -1;
         } else if (js_string(js, 3, &s) < 0) {
             return -1;
         } else if (js_str_eq(&s, "outputs")) {
-            parts |= CODEC_OUTPUTS;
+            parts |= WIRE_OUTPUTS;
         } else if (js_str_eq(&s, "hidden")) {
-            parts |= CODEC_HIDDEN;
+            parts |= WIRE_HIDDEN;
         } else if (js_str_eq(&s, "cell") && d->info->type == RNN_CELL_LSTM) {
-            parts |= CODEC_CELL;
+            parts |= WIRE_CELL;
         } else if (js_str_eq(&s, "cell")) {
             FIRST(d, E_RETURN, 400, "return[%zu]: \"cell\" exists for lstm models only", i);
         } else if (js_str_eq(&s, "predictions") && d->info->head_size > 0) {
-            parts |= CODEC_PREDICTIONS;
+            parts |= WIRE_PREDICTIONS;
         } else if (js_str_eq(&s, "predictions")) {
             FIRST(d, E_RETURN, 400, "return[%zu]: \"predictions\" needs a model with a head", i);
         } else {
-            char name[CODEC_MSG_LEN];
+            char name[WIRE_MSG_LEN], list[96];
             js_str_copy(&s, name, sizeof name);
+            wire_parts_list(d->info, PART_NAMES, list, sizeof list);
             FIRST(d, E_RETURN, 400,
-                  "return[%zu]: \"%s\" is not a part of the response (expected \"outputs\", "
-                  "\"hidden\" or \"cell\")",
-                  i, name);
+                  "return[%zu]: \"%s\" is not a part of the response (expected %s)", i, name,
+                  list);
         }
         i++;
     }
@@ -479,7 +451,7 @@ static int read_root(decoder *d)
     const js_kind k = js_peek(js);
     if (k == JS_ARRAY) {
         FIRST(d, E_ROOT, 400, "request body: expected a JSON object with \"inputs\", got %s",
-              kind_name(k));
+              wire_kind_name(k));
         return js_skip(js, 1);
     }
     if (k != JS_OBJECT)
@@ -511,7 +483,7 @@ static int read_root(decoder *d)
             if (!d->has[E_FIELD] && !js_str_eq(&key, "inputs") && !js_str_eq(&key, "h0") &&
                 !js_str_eq(&key, "c0") && !js_str_eq(&key, "return") &&
                 !js_str_eq(&key, "precision") && !js_str_eq(&key, "layout")) {
-                char name[CODEC_MSG_LEN];
+                char name[WIRE_MSG_LEN];
                 js_str_copy(&key, name, sizeof name);
                 FIRST(d, E_FIELD, 400,
                       "%s: unknown field (expected \"inputs\", \"h0\", \"c0\", \"return\", "
@@ -527,14 +499,14 @@ static int read_root(decoder *d)
 }
 
 /* The state field's error, in read_state's order, if it has one; B is the batch size. */
-static bool state_error(const state_field *st, const char *name, size_t B, codec_error *e)
+static bool state_error(const state_field *st, const char *name, size_t B, wire_error *e)
 {
     if (!st->seen || st->null)
         return false;
     if (st->shape_set)
         *e = st->shape;
     else if (st->entries != B)
-        fail(e, 400, "%s: expected %zu entries (one per sequence in inputs), got %zu", name, B,
+        wire_fail(e, 400, "%s: expected %zu entries (one per sequence in inputs), got %zu", name, B,
              st->entries);
     else if (st->entry_set)
         *e = st->entry;
@@ -543,17 +515,17 @@ static bool state_error(const state_field *st, const char *name, size_t B, codec
     return true;
 }
 
-int codec_decode_request(const char *body, size_t len, const rnn_info *info,
-                         const codec_limits *lim, codec_request **out, codec_error *e)
+int wire_v1_decode(const char *body, size_t len, const rnn_info *info,
+                         const api_limits *lim, wire_v1_request **out, wire_error *e)
 {
     decoder *d = NULL;
-    codec_request *r = NULL;
+    wire_v1_request *r = NULL;
     *out = NULL;
 
     /* On the heap: the error slots make it a few kilobytes, and the server's threads are not
      * the place for that. */
     if (!(d = calloc(1, sizeof *d))) {
-        fail(e, 500, "out of memory");
+        wire_fail(e, 500, "out of memory");
         goto fail;
     }
     d->info = info;
@@ -561,8 +533,7 @@ int codec_decode_request(const char *body, size_t len, const rnn_info *info,
     d->I = (size_t)info->input_size;
     d->H = (size_t)info->hidden_size;
     d->LD = (size_t)(info->num_layers * info->num_directions);
-    d->parts = CODEC_OUTPUTS | CODEC_HIDDEN | (info->type == RNN_CELL_LSTM ? CODEC_CELL : 0) |
-               (info->head_size > 0 ? CODEC_PREDICTIONS : 0);
+    d->parts = wire_parts_of(info);
     d->precision = 9;
     js_init(&d->js, body, len);
     if (read_root(d) == 0)
@@ -572,16 +543,16 @@ int codec_decode_request(const char *body, size_t len, const rnn_info *info,
         char where[160];
         js_error_message(&d->js, where, sizeof where);
         if (d->js.oom)
-            fail(e, 500, "out of memory decoding the request");
+            wire_fail(e, 500, "out of memory decoding the request");
         else if (len == 0)
-            fail(e, 400, "empty request body (expected a JSON object with \"inputs\")");
+            wire_fail(e, 400, "empty request body (expected a JSON object with \"inputs\")");
         else
-            fail(e, 400, "malformed JSON at %s", where);
+            wire_fail(e, 400, "malformed JSON at %s", where);
         goto fail;
     }
     for (int k = E_ROOT; k <= E_STEP; k++) {
         if (k == E_INPUTS && !d->inputs_seen && !d->has[E_ROOT] && !d->has[E_FIELD]) {
-            fail(e, 400, "inputs: missing (expected an array of sequences)");
+            wire_fail(e, 400, "inputs: missing (expected an array of sequences)");
             goto fail;
         }
         if (d->has[k]) {
@@ -592,7 +563,7 @@ int codec_decode_request(const char *body, size_t len, const rnn_info *info,
     if (state_error(&d->h0, "h0", d->B, e))
         goto fail;
     if (d->c0.seen && !d->c0.null && info->type != RNN_CELL_LSTM) {
-        fail(e, 400, "c0: only lstm models have a cell state (this model is %s)",
+        wire_fail(e, 400, "c0: only lstm models have a cell state (this model is %s)",
              rnn_cell_describe(info->type)->name);
         goto fail;
     }
@@ -606,11 +577,11 @@ int codec_decode_request(const char *body, size_t len, const rnn_info *info,
     }
 
     if (!(r = calloc(1, sizeof *r))) {
-        fail(e, 500, "out of memory");
+        wire_fail(e, 500, "out of memory");
         goto fail;
     }
     if (!d->x && !(d->x = malloc(d->I * sizeof(float)))) { /* no steps: still a valid pointer */
-        fail(e, 500, "out of memory");
+        wire_fail(e, 500, "out of memory");
         goto fail;
     }
     r->lengths = d->lengths;
@@ -634,6 +605,14 @@ int codec_decode_request(const char *body, size_t len, const rnn_info *info,
     r->batch.x = r->x;
     r->batch.h0 = r->h0;
     r->batch.c0 = r->c0;
+    if (r->padded) {
+        const size_t width =
+            (r->parts & WIRE_OUTPUTS ? (size_t)(info->num_directions * info->hidden_size) : 0) +
+            (r->parts & WIRE_PREDICTIONS ? (size_t)info->head_size : 0);
+        if (wire_padding_check(&r->batch, width, "\"layout\": \"ragged\" avoids the padding",
+                               e) < 0)
+            goto fail;
+    }
     *out = r;
     r = NULL;
 
@@ -646,11 +625,11 @@ fail:
         free(d->c0.v);
         free(d);
     }
-    codec_request_free(r);
+    wire_v1_free(r);
     return *out ? 0 : -1;
 }
 
-void codec_request_free(codec_request *r)
+void wire_v1_free(wire_v1_request *r)
 {
     if (!r)
         return;
@@ -661,22 +640,22 @@ void codec_request_free(codec_request *r)
     free(r);
 }
 
-const rnn_batch *codec_request_batch(const codec_request *r)
+const rnn_batch *wire_v1_batch(const wire_v1_request *r)
 {
     return &r->batch;
 }
 
-unsigned codec_request_parts(const codec_request *r)
+unsigned wire_v1_parts(const wire_v1_request *r)
 {
     return r->parts;
 }
 
-int codec_request_precision(const codec_request *r)
+int wire_v1_precision(const wire_v1_request *r)
 {
     return r->precision;
 }
 
-size_t codec_request_steps(const codec_request *r)
+size_t wire_v1_steps(const wire_v1_request *r)
 {
     return r->steps;
 }
@@ -684,89 +663,14 @@ size_t codec_request_steps(const codec_request *r)
 /* ---------------------------------------------------------------------------------------------
  * Encoding */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} wbuf;
-
-static int wb_reserve(wbuf *w, size_t more)
+/* Width of a row of part P (1 << p): a step's D*H or O for outputs and predictions (per_step
+ * set), a layer's H for hidden and cell. */
+static size_t part_width(const rnn_info *info, int p, bool *per_step)
 {
-    if (w->oom)
-        return -1;
-    if (w->len + more <= w->cap)
-        return 0;
-    size_t cap = w->cap ? w->cap : 4096;
-    while (cap < w->len + more)
-        cap *= 2;
-    char *nb = realloc(w->buf, cap);
-    if (!nb) {
-        w->oom = 1;
-        return -1;
-    }
-    w->buf = nb;
-    w->cap = cap;
-    return 0;
-}
-
-static void wb_puts(wbuf *w, const char *s)
-{
-    size_t n = strlen(s);
-    if (wb_reserve(w, n) == 0) {
-        memcpy(w->buf + w->len, s, n);
-        w->len += n;
-    }
-}
-
-/* Length of the UTF-8 sequence at P (NUL-terminated), or 0 when P does not start a valid one
- * (a stray continuation byte, an overlong form, a surrogate, past U+10FFFF, or cut short). */
-static size_t utf8_len(const unsigned char *p)
-{
-    size_t n;
-    unsigned long cp, min;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        n = 2, cp = p[0] & 0x1fu, min = 0x80;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        n = 3, cp = p[0] & 0x0fu, min = 0x800;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        n = 4, cp = p[0] & 0x07u, min = 0x10000;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3fu);
-    }
-    return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : n;
-}
-
-/* A JSON string with the escapes RFC 8259 requires. Error messages quote what the client sent
- * (a URL's %FF, a method), so bytes that are not UTF-8 become U+FFFD: the body stays JSON. */
-static void wb_json_string(wbuf *w, const char *s)
-{
-    if (wb_reserve(w, strlen(s) * 6 + 2) < 0)
-        return;
-    char *o = w->buf + w->len;
-    *o++ = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        size_t n;
-        if (*p == '"' || *p == '\\') {
-            *o++ = '\\';
-            *o++ = (char)*p;
-        } else if (*p < 0x20) {
-            o += sprintf(o, "\\u%04x", *p);
-        } else if (*p < 0x80) {
-            *o++ = (char)*p;
-        } else if ((n = utf8_len(p)) > 0) {
-            memcpy(o, p, n);
-            o += n;
-            p += n - 1;
-        } else {
-            o += sprintf(o, "\\ufffd");
-        }
-    }
-    *o++ = '"';
-    w->len = (size_t)(o - w->buf);
+    *per_step = p == 0 || p == 3;
+    return p == 0   ? (size_t)(info->num_directions * info->hidden_size)
+           : p == 3 ? (size_t)info->head_size
+                    : (size_t)info->hidden_size;
 }
 
 /* Room for the numbers of ROWS rows of N floats, "[[a,b],[c,d]]," at their longest. */
@@ -775,13 +679,38 @@ static size_t rows_bound(size_t rows, size_t n)
     return 3 + rows * (n * FF_ROW_LEN + 3);
 }
 
+/* The longest response REQ can get (every number at its longest), model name excluded: what the
+ * encoders reserve at once, so that their loops write without a bounds check or a reallocation
+ * (pages past what is written are never touched: the slack costs address space, not memory). */
+static size_t response_bound(const rnn_info *info, const wire_v1_request *req)
+{
+    const rnn_batch *b = &req->batch;
+    const size_t LD = (size_t)(info->num_layers * info->num_directions), T = wire_max_len(b);
+    size_t need = FF_ROW_SLACK + 64;
+    for (int p = 0; p < 4; p++) {
+        if (!(req->parts & (1u << p)))
+            continue;
+        bool per_step;
+        const size_t n = part_width(info, p, &per_step);
+        need += strlen(PART_NAMES[p]) + 6;
+        if (!per_step)
+            need += req->padded ? LD * rows_bound(b->batch, n) : b->batch * rows_bound(LD, n);
+        else if (req->padded)
+            need += b->batch * rows_bound(T, n);
+        else
+            for (size_t i = 0; i < b->batch; i++)
+                need += rows_bound((size_t)b->lengths[i], n);
+    }
+    return need;
+}
+
 /* Rows of N floats: [[a,b],[c,d]], into room the caller reserved (rows_bound, plus
  * FF_ROW_SLACK once at the end). Fails (422) at the first non-finite value, naming it as
  * NAME[seq][row][col]. */
-static int put_rows(wbuf *w, const float *v, size_t rows, size_t n, int prec, const char *name,
-                    size_t seq, codec_error *e)
+static int put_rows(buf *w, const float *v, size_t rows, size_t n, int prec, const char *name,
+                    size_t seq, wire_error *e)
 {
-    char *o = w->buf + w->len;
+    char *o = w->data + w->len;
     *o++ = '[';
     for (size_t r = 0; r < rows; r++) {
         size_t bad;
@@ -789,13 +718,13 @@ static int put_rows(wbuf *w, const float *v, size_t rows, size_t n, int prec, co
         const size_t k = ff_format_row(v + r * n, n, prec, o, &bad);
         if (k == FF_NOT_FINITE) {
             const float f = v[r * n + bad];
-            return fail(e, 422,
-                        "%s[%zu][%zu][%zu]: the forward pass produced %s, which JSON cannot "
-                        "carry (the model diverged for this input)",
-                        name, seq, r, bad,
-                        isnan(f) ? "NaN"
-                        : f > 0  ? "+inf"
-                                 : "-inf");
+            return wire_fail(e, 422,
+                             "%s[%zu][%zu][%zu]: the forward pass produced %s, which JSON cannot "
+                             "carry (the model diverged for this input)",
+                             name, seq, r, bad,
+                             isnan(f) ? "NaN"
+                             : f > 0  ? "+inf"
+                                      : "-inf");
         }
         o += k;
         *o++ = ']';
@@ -803,292 +732,214 @@ static int put_rows(wbuf *w, const float *v, size_t rows, size_t n, int prec, co
     }
     o -= rows > 0; /* the last row's comma */
     *o++ = ']';
-    w->len = (size_t)(o - w->buf);
+    w->len = (size_t)(o - w->data);
     return 0;
 }
 
-/* "layout": "padded": the tensors exactly as PyTorch prints them,
- *   outputs, predictions  [B][T_max][width]  zero rows past each sequence's length
- *                         (pad_packed_sequence's padding)
- *   hidden, cell          [L*D][B][H]        h_n and c_n
- * Same numbers as the ragged layout, rearranged. */
-static int encode_padded(const char *model_name, const rnn_info *info, const codec_request *req,
-                         const rnn_result *res, char **out, size_t *len, codec_error *e)
+/* One per-step part: ragged, a row per step of each sequence; padded ("layout": "padded"),
+ * [B][T_max][width] with zero rows past each sequence's length (pad_packed_sequence's). */
+static int put_steps(buf *w, const wire_v1_request *req, const float *data, size_t n,
+                     const char *name, wire_error *e)
 {
     const rnn_batch *b = &req->batch;
-    const size_t B = b->batch, H = (size_t)info->hidden_size, O = (size_t)info->head_size;
-    const size_t DH = (size_t)(info->num_directions * info->hidden_size);
-    const size_t LD = (size_t)(info->num_layers * info->num_directions);
-    size_t T = 0;
-    for (size_t i = 0; i < B; i++)
-        T = (size_t)b->lengths[i] > T ? (size_t)b->lengths[i] : T;
-    struct {
-        unsigned bit;
-        const char *name;
-        const float *data;
-        size_t width; /* 0: a state, [L*D][B][H] */
-    } parts[] = {{CODEC_OUTPUTS, "outputs", res->outputs, DH},
-                 {CODEC_HIDDEN, "hidden", res->hidden, 0},
-                 {CODEC_CELL, "cell", res->cell, 0},
-                 {CODEC_PREDICTIONS, "predictions", res->predictions, O}};
-    wbuf w = {0};
-    float *tmp = NULL;
-    size_t need = FF_ROW_SLACK + 64 + strlen(model_name) * 6;
-    for (size_t p = 0; p < 4; p++)
-        need += 16 + (parts[p].width ? B * rows_bound(T, parts[p].width) : LD * rows_bound(B, H));
-    if (wb_reserve(&w, need) < 0 || !(tmp = malloc((B * H + 1) * sizeof(float)))) {
-        fail(e, 500, "out of memory encoding the response");
-        goto fail;
-    }
-    wb_puts(&w, "{\"model\":");
-    wb_json_string(&w, model_name);
-    for (size_t p = 0; p < 4; p++) {
-        if (!(req->parts & parts[p].bit) || !parts[p].data)
+    const size_t T = req->padded ? wire_max_len(b) : 0;
+    size_t row = 0;
+    for (size_t i = 0; i < b->batch; i++) {
+        const size_t Ti = (size_t)b->lengths[i];
+        if (i)
+            buf_putc(w, ',');
+        if (put_rows(w, data + row * n, Ti, n, req->precision, name, i, e) < 0)
+            return -1;
+        row += Ti;
+        if (Ti >= T)
             continue;
-        wb_puts(&w, ",\"");
-        wb_puts(&w, parts[p].name);
-        wb_puts(&w, "\":[");
-        if (parts[p].width) {
-            const size_t n = parts[p].width;
-            size_t row = 0;
-            for (size_t i = 0; i < B; i++) {
-                const size_t Ti = (size_t)b->lengths[i];
-                if (i)
-                    wb_puts(&w, ",");
-                if (put_rows(&w, parts[p].data + row * n, Ti, n, req->precision, parts[p].name, i,
-                             e) < 0)
-                    goto fail;
-                row += Ti;
-                /* the zero rows past T_i go inside this sequence's brackets */
-                w.len--;
-                for (size_t t = Ti; t < T; t++) {
-                    wb_puts(&w, t ? ",[" : "[");
-                    for (size_t k = 0; k < n; k++)
-                        wb_puts(&w, k ? ",0" : "0");
-                    wb_puts(&w, "]");
-                }
-                wb_puts(&w, "]");
-            }
-        } else {
-            for (size_t r = 0; r < LD; r++) {
-                for (size_t i = 0; i < B; i++)
-                    memcpy(tmp + i * H, parts[p].data + (i * LD + r) * H, H * sizeof(float));
-                if (r)
-                    wb_puts(&w, ",");
-                if (put_rows(&w, tmp, B, H, req->precision, parts[p].name, r, e) < 0)
-                    goto fail;
-            }
+        w->len--; /* the zero rows past T_i go inside this sequence's brackets */
+        for (size_t t = Ti; t < T; t++) {
+            buf_puts(w, t ? ",[" : "[");
+            for (size_t k = 0; k < n; k++)
+                buf_puts(w, k ? ",0" : "0");
+            buf_putc(w, ']');
         }
-        wb_puts(&w, "]");
+        buf_putc(w, ']');
     }
-    wb_puts(&w, "}");
-    if (w.oom) {
-        fail(e, 500, "out of memory encoding the response");
-        goto fail;
-    }
-    free(tmp);
-    *out = w.buf;
-    *len = w.len;
     return 0;
-fail:
-    free(tmp);
-    free(w.buf);
-    return -1;
 }
 
-int codec_encode_response(const char *model_name, const rnn_info *info, const codec_request *req,
-                          const rnn_result *res, char **out, size_t *len, codec_error *e)
+/* One state part: ragged, per sequence its L*D rows (the engine's own layout); padded, PyTorch's
+ * h_n/c_n [L*D][B][H], through TMP (room for B*L*D*H). */
+static int put_states(buf *w, const wire_v1_request *req, const rnn_info *info, const float *data,
+                      float *tmp, const char *name, wire_error *e)
 {
-    if (req->padded)
-        return encode_padded(model_name, info, req, res, out, len, e);
     const rnn_batch *b = &req->batch;
-    const size_t DH = (size_t)(info->num_directions * info->hidden_size);
     const size_t LD = (size_t)(info->num_layers * info->num_directions);
     const size_t H = (size_t)info->hidden_size;
-    wbuf w = {0};
-    *out = NULL;
-
-    wb_puts(&w, "{\"model\":");
-    wb_json_string(&w, model_name);
-    struct {
-        unsigned bit;
-        const char *name;
-        const float *data;
-    } parts[] = {{CODEC_OUTPUTS, "outputs", res->outputs},
-                 {CODEC_HIDDEN, "hidden", res->hidden},
-                 {CODEC_CELL, "cell", res->cell},
-                 {CODEC_PREDICTIONS, "predictions", res->predictions}};
-    const size_t O = (size_t)info->head_size;
-    /* One reservation for everything still to come, at the numbers' longest: the loops below
-     * then write without a bounds check or a reallocation. Pages past what is written are
-     * never touched, so the slack costs address space, not memory. */
-    size_t need = FF_ROW_SLACK + 1;
-    for (size_t p = 0; p < 4; p++) {
-        if (!(req->parts & parts[p].bit) || !parts[p].data)
-            continue;
-        need += strlen(parts[p].name) + 6;
-        for (size_t i = 0; i < b->batch; i++)
-            need += parts[p].bit == CODEC_OUTPUTS       ? rows_bound((size_t)b->lengths[i], DH)
-                    : parts[p].bit == CODEC_PREDICTIONS ? rows_bound((size_t)b->lengths[i], O)
-                                                        : rows_bound(LD, H);
+    const size_t outer = req->padded ? LD : b->batch, inner = req->padded ? b->batch : LD;
+    if (req->padded) {
+        wire_states_to_layers(data, b->batch, LD, H, tmp);
+        data = tmp;
     }
-    if (wb_reserve(&w, need) < 0) {
-        fail(e, 500, "out of memory encoding the response");
-        goto fail;
+    for (size_t r = 0; r < outer; r++) {
+        if (r)
+            buf_putc(w, ',');
+        if (put_rows(w, data + r * inner * H, inner, H, req->precision, name, r, e) < 0)
+            return -1;
     }
-    for (size_t p = 0; p < 4; p++) {
-        if (!(req->parts & parts[p].bit) || !parts[p].data)
-            continue;
-        wb_puts(&w, ",\"");
-        wb_puts(&w, parts[p].name);
-        wb_puts(&w, "\":[");
-        size_t row = 0;
-        for (size_t i = 0; i < b->batch; i++) {
-            if (i)
-                wb_puts(&w, ",");
-            /* outputs and predictions: a row per step; hidden and cell: a row per layer */
-            int per_step = parts[p].bit == CODEC_OUTPUTS || parts[p].bit == CODEC_PREDICTIONS;
-            size_t rows = per_step ? (size_t)b->lengths[i] : LD;
-            size_t n = parts[p].bit == CODEC_OUTPUTS       ? DH
-                       : parts[p].bit == CODEC_PREDICTIONS ? O
-                                                           : H;
-            if (put_rows(&w, parts[p].data + row * n, rows, n, req->precision, parts[p].name, i,
-                         e) < 0)
-                goto fail;
-            row += rows;
-        }
-        wb_puts(&w, "]");
-    }
-    wb_puts(&w, "}");
-    if (w.oom) {
-        fail(e, 500, "out of memory encoding the response");
-        goto fail;
-    }
-    *out = w.buf;
-    *len = w.len;
     return 0;
-fail:
-    free(w.buf);
-    return -1;
 }
 
-char *codec_encode_error(int status, const char *message, size_t *len)
+/* Appends REQ's response to W. */
+static int encode(const char *model_name, const rnn_info *info, const wire_v1_request *req,
+                  const rnn_result *res, buf *w, wire_error *e)
 {
-    wbuf w = {0};
-    char num[32];
-    snprintf(num, sizeof num, "%d", status);
-    wb_puts(&w, "{\"error\":{\"status\":");
-    wb_puts(&w, num);
-    wb_puts(&w, ",\"message\":");
-    wb_json_string(&w, message);
-    wb_puts(&w, "}}");
-    if (wb_reserve(&w, 1) < 0) {
-        free(w.buf);
-        return NULL;
+    const float *data[4] = {res->outputs, res->hidden, res->cell, res->predictions};
+    const size_t B = req->batch.batch, LD = (size_t)(info->num_layers * info->num_directions);
+    float *tmp = NULL;
+    int rc = -1;
+    if (req->padded && (req->parts & (WIRE_HIDDEN | WIRE_CELL)) &&
+        !(tmp = malloc((B * LD * (size_t)info->hidden_size + 1) * sizeof *tmp)))
+        goto oom;
+    buf_puts(w, "{\"model\":");
+    buf_json_string(w, model_name);
+    if (buf_reserve(w, response_bound(info, req)) < 0)
+        goto oom;
+    for (int p = 0; p < 4; p++) {
+        if (!(req->parts & (1u << p)) || !data[p])
+            continue;
+        bool per_step;
+        const size_t n = part_width(info, p, &per_step);
+        buf_puts(w, ",\"");
+        buf_puts(w, PART_NAMES[p]);
+        buf_puts(w, "\":[");
+        if (per_step ? put_steps(w, req, data[p], n, PART_NAMES[p], e) < 0
+                     : put_states(w, req, info, data[p], tmp, PART_NAMES[p], e) < 0)
+            goto done;
+        buf_putc(w, ']');
     }
-    w.buf[w.len] = '\0';
-    if (len)
-        *len = w.len;
-    return w.buf;
-}
-
-static json_t *model_json(const rnn_info *in, int is_default)
-{
-    return json_pack("{s:s, s:s, s:i, s:i, s:i, s:o, s:b, s:b, s:I, s:b}", "name", in->name, "type",
-                     rnn_cell_describe(in->type)->name, "input_size", in->input_size, "hidden_size",
-                     in->hidden_size, "num_layers", in->num_layers, "nonlinearity",
-                     in->type == RNN_CELL_RNN ? json_string(rnn_nonlinearity_name(in->nonlinearity))
-                                         : json_null(),
-                     "bias", in->bias, "bidirectional", in->num_directions == 2, "parameters",
-                     (json_int_t)in->parameters, "default", is_default);
-}
-
-/* Dumps and frees V; NULL when out of memory. */
-static char *dump(json_t *v, size_t *len)
-{
-    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(v);
-    if (s && len)
-        *len = strlen(s);
-    return s;
-}
-
-char *codec_encode_model(const rnn_info *info, int is_default, size_t *len)
-{
-    return dump(model_json(info, is_default), len);
-}
-
-char *codec_encode_models(const rnn_info *const *infos, size_t n, size_t *len)
-{
-    json_t *list = json_array();
-    for (size_t i = 0; list && i < n; i++)
-        if (json_array_append_new(list, model_json(infos[i], i == 0)) < 0) {
-            json_decref(list);
-            return NULL;
-        }
-    return dump(list ? json_pack("{s:o}", "models", list) : NULL, len);
-}
-
-int codec_forward(const rnn_model *model, const char *body, size_t len, const codec_limits *lim,
-                  char **out, size_t *outlen, codec_stats *stats)
-{
-    const rnn_info *info = rnn_model_info(model);
-    codec_request *req = NULL;
-    codec_error e = {500, ""};
-    rnn_result res = {0};
-    char msg[256];
-    int status = 200;
-    *out = NULL;
-    *outlen = 0;
-    if (stats)
-        stats->sequences = stats->steps = 0;
-
-    if (codec_decode_request(body, len, info, lim, &req, &e) < 0)
-        goto fail;
-    const rnn_batch *b = codec_request_batch(req);
-    if (stats) {
-        stats->sequences = b->batch;
-        stats->steps = req->steps;
-    }
-    size_t n_out, n_hid, n_cell;
-    rnn_result_sizes(model, b, &n_out, &n_hid, &n_cell);
-    /* Unwanted parts stay NULL: the engine then keeps them in scratch only. The head reads the
-     * outputs, so they are kept whenever predictions are wanted. */
-    const size_t O = (size_t)info->head_size;
-    if (req->parts & (CODEC_OUTPUTS | CODEC_PREDICTIONS))
-        res.outputs = malloc((n_out ? n_out : 1) * sizeof(float));
-    if ((req->parts & CODEC_PREDICTIONS) &&
-        !(res.predictions = malloc((req->steps * O + 1) * sizeof(float)))) {
-        fail(&e, 503, "out of memory for the predictions of %zu steps", req->steps);
-        goto fail;
-    }
-    if (req->parts & CODEC_HIDDEN)
-        res.hidden = malloc((n_hid ? n_hid : 1) * sizeof(float));
-    if (req->parts & CODEC_CELL)
-        res.cell = malloc((n_cell ? n_cell : 1) * sizeof(float));
-    if (((req->parts & (CODEC_OUTPUTS | CODEC_PREDICTIONS)) && !res.outputs) ||
-        ((req->parts & CODEC_HIDDEN) && !res.hidden) || ((req->parts & CODEC_CELL) && !res.cell)) {
-        fail(&e, 503, "out of memory for the results of %zu steps", req->steps);
-        goto fail;
-    }
-    if (rnn_forward(model, b, &res, msg, sizeof msg) < 0) {
-        fail(&e, 503, "forward pass failed: %s", msg);
-        goto fail;
-    }
-    if (res.predictions)
-        rnn_head_forward(model, res.outputs, req->steps, res.predictions);
-    if (codec_encode_response(info->name, info, req, &res, out, outlen, &e) < 0)
-        goto fail;
+    buf_putc(w, '}');
+    if (w->oom)
+        goto oom;
+    rc = 0;
     goto done;
-
-fail:
-    status = e.status;
-    *out = codec_encode_error(e.status, e.message, outlen);
+oom:
+    wire_fail(e, 500, "out of memory encoding the response");
 done:
-    codec_request_free(req);
-    free(res.outputs);
-    free(res.hidden);
-    free(res.cell);
-    free(res.predictions);
-    return status;
+    free(tmp);
+    return rc;
+}
+
+int wire_v1_encode(const char *model_name, const rnn_info *info, const wire_v1_request *req,
+                   const rnn_result *res, char **out, size_t *len, wire_error *e)
+{
+    buf w = BUF_INIT;
+    *out = NULL;
+    if (encode(model_name, info, req, res, &w, e) < 0) {
+        buf_free(&w);
+        return -1;
+    }
+    *out = buf_take(&w, len);
+    return 0;
+}
+
+static char *v1_error(int status, const char *message, size_t *len)
+{
+    buf w = BUF_INIT;
+    buf_printf(&w, "{\"error\":{\"status\":%d,\"message\":", status);
+    buf_json_string(&w, message);
+    buf_puts(&w, "}}");
+    return buf_take(&w, len);
+}
+
+/* One model's metadata object: its shape, its head ("head": {"out_features", "activation"}, or
+ * null) and the response parts it has ("outputs"). */
+static void put_model(buf *w, const rnn_info *in, int is_default)
+{
+    buf_puts(w, "{\"name\":");
+    buf_json_string(w, in->name);
+    buf_puts(w, ",\"type\":");
+    buf_json_string(w, rnn_cell_describe(in->type)->name);
+    buf_printf(w, ",\"input_size\":%d,\"hidden_size\":%d,\"num_layers\":%d,\"nonlinearity\":",
+               in->input_size, in->hidden_size, in->num_layers);
+    if (in->type == RNN_CELL_RNN)
+        buf_json_string(w, rnn_nonlinearity_name(in->nonlinearity));
+    else
+        buf_puts(w, "null");
+    buf_printf(w, ",\"bias\":%s,\"bidirectional\":%s,\"parameters\":%zu", in->bias ? "true" : "false",
+               in->num_directions == 2 ? "true" : "false", in->parameters);
+    if (in->head_size > 0) {
+        buf_printf(w, ",\"head\":{\"out_features\":%d,\"activation\":", in->head_size);
+        buf_json_string(w, rnn_head_activation_name(in->head_activation));
+        buf_putc(w, '}');
+    } else {
+        buf_puts(w, ",\"head\":null");
+    }
+    buf_puts(w, ",\"outputs\":[");
+    const unsigned have = wire_parts_of(in);
+    for (int p = 0, k = 0; p < 4; p++)
+        if (have & (1u << p)) {
+            buf_puts(w, k++ ? ",\"" : "\"");
+            buf_puts(w, PART_NAMES[p]);
+            buf_putc(w, '"');
+        }
+    buf_printf(w, "],\"default\":%s}", is_default ? "true" : "false");
+}
+
+static char *v1_metadata(const rnn_info *info, int is_default, size_t *len)
+{
+    buf w = BUF_INIT;
+    put_model(&w, info, is_default);
+    return buf_take(&w, len);
+}
+
+char *api_models_list(const rnn_info *const *infos, size_t n, size_t *len)
+{
+    buf w = BUF_INIT;
+    buf_puts(&w, "{\"models\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_putc(&w, ',');
+        put_model(&w, infos[i], i == 0);
+    }
+    buf_puts(&w, "]}");
+    return buf_take(&w, len);
+}
+
+/* ---- behind api.h */
+
+static int v1_decode(const char *body, size_t len, const rnn_info *info, const api_limits *lim,
+                     void **req, wire_decoded *d, wire_error *e)
+{
+    wire_v1_request *r;
+    if (wire_v1_decode(body, len, info, lim, &r, e) < 0) {
+        *req = NULL;
+        return -1;
+    }
+    *req = r;
+    d->batch = &r->batch;
+    d->parts = r->parts;
+    d->steps = r->steps;
+    return 0;
+}
+
+static void v1_free(void *req)
+{
+    wire_v1_free(req);
+}
+
+static size_t v1_response_bytes(const void *req, const rnn_info *info)
+{
+    return response_bound(info, req) + strlen(info->name) * 6 + 16;
+}
+
+static int v1_encode(const void *req, const rnn_info *info, const rnn_result *res, buf *out,
+                     wire_error *e)
+{
+    return encode(info->name, info, req, res, out, e);
+}
+
+static const api_wire V1 = {"v1",      v1_decode, v1_free,    v1_response_bytes,
+                            v1_encode, v1_error,  v1_metadata};
+
+const api_wire *api_wire_v1(void)
+{
+    return &V1;
 }
