@@ -3,6 +3,9 @@
  * messages. One copy each, for v1 and v2 alike. */
 #include "wire.h"
 
+#include "rnnserve/jsonnum.h"
+
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +60,16 @@ void wire_states_from_layers(const float *src, size_t B, size_t LD, size_t H, fl
     for (size_t i = 0; i < B; i++)
         for (size_t r = 0; r < LD; r++)
             memcpy(dst + (i * LD + r) * H, src + (r * B + i) * H, H * sizeof *dst);
+}
+
+const char *wire_number_text(const char *tok, const char *end, char *buf, size_t cap)
+{
+    const double v = jn_to_double(tok, end);
+    if (isinf(v))
+        snprintf(buf, cap, "%.*s", (int)(end - tok), tok);
+    else
+        snprintf(buf, cap, "%g", v);
+    return buf;
 }
 
 const char *wire_kind_name(js_kind k)

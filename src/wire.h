@@ -97,6 +97,10 @@ void wire_states_to_layers(const float *src, size_t B, size_t LD, size_t H, floa
 /* The reverse: [L*D][B][H] into the engine's (B, L*D, H). */
 void wire_states_from_layers(const float *src, size_t B, size_t LD, size_t H, float *dst);
 
+/* The number [TOK, END) for a message: %g of its value, or its own text (cut to CAP) when it is
+ * beyond a double (1e400). Returns BUF. */
+const char *wire_number_text(const char *tok, const char *end, char *buf, size_t cap);
+
 /* "a number", "an array", ... for messages. */
 const char *wire_kind_name(js_kind k);
 

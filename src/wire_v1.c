@@ -135,7 +135,7 @@ static float *room(decoder *d, float **buf, size_t *cap, size_t n, size_t more, 
 static int read_row(decoder *d, int depth, float *dst, size_t n, const jpath *path, wire_error *e,
                     bool *set)
 {
-    char p[96];
+    char p[96], num[48];
     size_t count;
     js_bad bad;
     if (js_f32_array(&d->js, depth, dst, n, &count, &bad) < 0)
@@ -144,8 +144,9 @@ static int read_row(decoder *d, int depth, float *dst, size_t n, const jpath *pa
         first(e, set, 400, "%s: expected %zu number%s, got %zu", path_str(path, p, sizeof p), n,
               n == 1 ? "" : "s", count);
     else if (bad.index != JS_NO_INDEX && bad.kind == JS_NUMBER)
-        first(e, set, 400, "%s[%zu]: %g is not representable as float32",
-              path_str(path, p, sizeof p), bad.index, jn_to_double(bad.tok, bad.tok_end));
+        first(e, set, 400, "%s[%zu]: %s is not representable as float32",
+              path_str(path, p, sizeof p), bad.index,
+              wire_number_text(bad.tok, bad.tok_end, num, sizeof num));
     else if (bad.index != JS_NO_INDEX)
         first(e, set, 400, "%s[%zu]: expected a number, got %s", path_str(path, p, sizeof p),
               bad.index, wire_kind_name(bad.kind));
@@ -168,9 +169,10 @@ static int read_step(decoder *d, size_t i, size_t t)
         const int st = js_number(&d->js, 4, dst, &a, &b);
         if (st < 0)
             return -1;
-        if (st == JN_RANGE)
-            FIRST(d, E_STEP, 400, "%s: %g is not representable as float32",
-                  path_str(&path, p, sizeof p), jn_to_double(a, b));
+        char num[48];
+        if (st == JN_RANGE || st == JN_OVERFLOW)
+            FIRST(d, E_STEP, 400, "%s: %s is not representable as float32",
+                  path_str(&path, p, sizeof p), wire_number_text(a, b, num, sizeof num));
         d->nx += 1;
         return 0;
     }
@@ -536,6 +538,7 @@ int wire_v1_decode(const char *body, size_t len, const rnn_info *info,
     d->parts = wire_parts_of(info);
     d->precision = 9;
     js_init(&d->js, body, len);
+    d->js.big_numbers = true; /* 1e400 is named where it is, as 1e39 is (issue 15, item 14) */
     if (read_root(d) == 0)
         js_end(&d->js);
 

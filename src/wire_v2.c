@@ -40,7 +40,7 @@ typedef struct {
     bool data_seen, data_array;
     size_t bad_at;       /* first element that is not a number (or nested too deep) */
     size_t range_at;     /* first number past float32 */
-    double range_v;      /* its value */
+    const char *range_tok, *range_end; /* its text, in the body */
     size_t nonint_at;    /* first number that is not an integer */
     double nonint_v;     /* its value */
 } tensor;
@@ -116,11 +116,10 @@ static int read_number(decoder *d, tensor *t, int depth)
         t->v = nv;
         t->cap = c;
     }
-    if (st == JN_RANGE) {
-        const double v = jn_to_double(a, b);
+    if (st == JN_RANGE || st == JN_OVERFLOW) {
         if (t->range_at == JS_NO_INDEX)
-            t->range_at = t->n, t->range_v = v;
-        f = v < 0 ? -INFINITY : INFINITY;
+            t->range_at = t->n, t->range_tok = a, t->range_end = b;
+        f = *a == '-' ? -INFINITY : INFINITY;
     }
     if (t->nonint_at == JS_NO_INDEX) {
         /* only a fraction or an exponent can make a number other than an integer */
@@ -426,6 +425,7 @@ static int check_data(const tensor *t, const char *name, int integers, size_t co
     if (!t->data_array)
         return wire_fail(e, 400, "inputs[%s].data: expected an array of numbers", name);
     const size_t num_at = integers ? t->nonint_at : t->range_at;
+    char num[48];
     if (t->bad_at != JS_NO_INDEX && (num_at == JS_NO_INDEX || t->bad_at <= num_at))
         return wire_fail(e, 400, "inputs[%s].data: expected numbers (a flat or nested array)",
                          name);
@@ -433,8 +433,9 @@ static int check_data(const tensor *t, const char *name, int integers, size_t co
         return wire_fail(e, 400, "inputs[%s].data[%zu]: expected an integer, got %g", name, num_at,
                          t->nonint_v);
     if (num_at != JS_NO_INDEX)
-        return wire_fail(e, 400, "inputs[%s].data[%zu]: %g is not representable as float32",
-                         name, num_at, t->range_v);
+        return wire_fail(e, 400, "inputs[%s].data[%zu]: %s is not representable as float32",
+                         name, num_at,
+                         wire_number_text(t->range_tok, t->range_end, num, sizeof num));
     if (t->n != count)
         return wire_fail(e, 400, "inputs[%s].data: %zu values, but shape says %zu", name, t->n,
                          count);
@@ -582,6 +583,7 @@ static int v2_decode(const char *body, size_t len, const rnn_info *info, const a
     d->info = info;
     d->parts = wire_parts_of(info);
     js_init(&d->js, body, len);
+    d->js.big_numbers = true; /* 1e400 is named where it is, as 1e39 is (issue 15, item 14) */
     if (read_root(d) == 0)
         js_end(&d->js);
     if (!js_ok(&d->js)) {
