@@ -20,6 +20,24 @@ int wire_fail(wire_error *e, int status, const char *fmt, ...)
     return -1;
 }
 
+int wire_scan(js_reader *js, const char *body, size_t len, int (*read_root)(void *ctx), void *ctx,
+              wire_error *e)
+{
+    js_init(js, body, len);
+    js->big_numbers = true;
+    if (read_root(ctx) == 0)
+        js_end(js);
+    if (js_ok(js))
+        return 0;
+    char where[160];
+    js_error_message(js, where, sizeof where);
+    if (js->oom)
+        return wire_fail(e, 500, "out of memory decoding the request");
+    if (len == 0)
+        return wire_fail(e, 400, "empty request body (expected a JSON object with \"inputs\")");
+    return wire_fail(e, 400, "malformed JSON at %s", where);
+}
+
 size_t wire_max_len(const rnn_batch *b)
 {
     size_t T = 0;
@@ -111,7 +129,7 @@ void wire_parts_list(const rnn_info *info, const char *const names[4], char *out
             continue;
         const size_t used = strlen(out);
         snprintf(out + used, cap - used, "%s\"%s\"",
-                 k == 0         ? ""
+                 k == 0       ? ""
                  : k + 1 == n ? " or "
                               : ", ",
                  names[i]);

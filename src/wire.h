@@ -80,6 +80,13 @@ int wire_v1_encode(const char *model_name, const rnn_info *info, const wire_v1_r
 
 /* ---- shared by the formats (wire.c) */
 
+/* Reads BODY in one strict pass (jsonscan.h) with READ_ROOT(CTX), which walks the top-level
+ * value with JS, then checks that nothing follows. A number past a double is read as a value out
+ * of range, so that it is named where it is, as 1e39 is (issue 15, item 14). 0, or -1 with E: an
+ * empty body, malformed JSON (line and column), out of memory (500). The caller releases JS. */
+int wire_scan(js_reader *js, const char *body, size_t len, int (*read_root)(void *ctx), void *ctx,
+              wire_error *e);
+
 /* The longest of B's lengths. */
 size_t wire_max_len(const rnn_batch *b);
 

@@ -231,7 +231,8 @@ static int read_inputs(decoder *d)
     js_reader *js = &d->js;
     const js_kind k = js_peek(js);
     if (k != JS_ARRAY) {
-        FIRST(d, E_INPUTS, 400, "inputs: expected an array of sequences, got %s", wire_kind_name(k));
+        FIRST(d, E_INPUTS, 400, "inputs: expected an array of sequences, got %s",
+              wire_kind_name(k));
         return js_skip(js, 2);
     }
     if (js_array_begin(js, 2) < 0)
@@ -361,8 +362,7 @@ static int read_return(decoder *d)
     if (k != JS_ARRAY) {
         char list[96];
         wire_parts_list(d->info, PART_NAMES, list, sizeof list);
-        FIRST(d, E_RETURN, 400, "return: expected an array of %s, got %s", list,
-              wire_kind_name(k));
+        FIRST(d, E_RETURN, 400, "return: expected an array of %s, got %s", list, wire_kind_name(k));
         return js_skip(js, 2);
     }
     if (js_array_begin(js, 2) < 0)
@@ -396,8 +396,7 @@ static int read_return(decoder *d)
             js_str_copy(&s, name, sizeof name);
             wire_parts_list(d->info, PART_NAMES, list, sizeof list);
             FIRST(d, E_RETURN, 400,
-                  "return[%zu]: \"%s\" is not a part of the response (expected %s)", i, name,
-                  list);
+                  "return[%zu]: \"%s\" is not a part of the response (expected %s)", i, name, list);
         }
         i++;
     }
@@ -447,8 +446,9 @@ static int read_layout(decoder *d)
 }
 
 /* The body, at depth 1. A repeated known field is skipped here; the reader fails it. */
-static int read_root(decoder *d)
+static int read_root(void *p)
 {
+    decoder *d = p;
     js_reader *js = &d->js;
     const js_kind k = js_peek(js);
     if (k == JS_ARRAY) {
@@ -509,7 +509,7 @@ static bool state_error(const state_field *st, const char *name, size_t B, wire_
         *e = st->shape;
     else if (st->entries != B)
         wire_fail(e, 400, "%s: expected %zu entries (one per sequence in inputs), got %zu", name, B,
-             st->entries);
+                  st->entries);
     else if (st->entry_set)
         *e = st->entry;
     else
@@ -517,8 +517,8 @@ static bool state_error(const state_field *st, const char *name, size_t B, wire_
     return true;
 }
 
-int wire_v1_decode(const char *body, size_t len, const rnn_info *info,
-                         const api_limits *lim, wire_v1_request **out, wire_error *e)
+int wire_v1_decode(const char *body, size_t len, const rnn_info *info, const api_limits *lim,
+                   wire_v1_request **out, wire_error *e)
 {
     decoder *d = NULL;
     wire_v1_request *r = NULL;
@@ -537,22 +537,8 @@ int wire_v1_decode(const char *body, size_t len, const rnn_info *info,
     d->LD = (size_t)(info->num_layers * info->num_directions);
     d->parts = wire_parts_of(info);
     d->precision = 9;
-    js_init(&d->js, body, len);
-    d->js.big_numbers = true; /* 1e400 is named where it is, as 1e39 is (issue 15, item 14) */
-    if (read_root(d) == 0)
-        js_end(&d->js);
-
-    if (!js_ok(&d->js)) {
-        char where[160];
-        js_error_message(&d->js, where, sizeof where);
-        if (d->js.oom)
-            wire_fail(e, 500, "out of memory decoding the request");
-        else if (len == 0)
-            wire_fail(e, 400, "empty request body (expected a JSON object with \"inputs\")");
-        else
-            wire_fail(e, 400, "malformed JSON at %s", where);
+    if (wire_scan(&d->js, body, len, read_root, d, e) < 0)
         goto fail;
-    }
     for (int k = E_ROOT; k <= E_STEP; k++) {
         if (k == E_INPUTS && !d->inputs_seen && !d->has[E_ROOT] && !d->has[E_FIELD]) {
             wire_fail(e, 400, "inputs: missing (expected an array of sequences)");
@@ -567,7 +553,7 @@ int wire_v1_decode(const char *body, size_t len, const rnn_info *info,
         goto fail;
     if (d->c0.seen && !d->c0.null && info->type != RNN_CELL_LSTM) {
         wire_fail(e, 400, "c0: only lstm models have a cell state (this model is %s)",
-             rnn_cell_describe(info->type)->name);
+                  rnn_cell_describe(info->type)->name);
         goto fail;
     }
     if (state_error(&d->c0, "c0", d->B, e))
@@ -612,8 +598,8 @@ int wire_v1_decode(const char *body, size_t len, const rnn_info *info,
         const size_t width =
             (r->parts & WIRE_OUTPUTS ? (size_t)(info->num_directions * info->hidden_size) : 0) +
             (r->parts & WIRE_PREDICTIONS ? (size_t)info->head_size : 0);
-        if (wire_padding_check(&r->batch, width, "\"layout\": \"ragged\" avoids the padding",
-                               e) < 0)
+        if (wire_padding_check(&r->batch, width, "\"layout\": \"ragged\" avoids the padding", e) <
+            0)
             goto fail;
     }
     *out = r;
@@ -866,8 +852,9 @@ static void put_model(buf *w, const rnn_info *in, int is_default)
         buf_json_string(w, rnn_nonlinearity_name(in->nonlinearity));
     else
         buf_puts(w, "null");
-    buf_printf(w, ",\"bias\":%s,\"bidirectional\":%s,\"parameters\":%zu", in->bias ? "true" : "false",
-               in->num_directions == 2 ? "true" : "false", in->parameters);
+    buf_printf(w, ",\"bias\":%s,\"bidirectional\":%s,\"parameters\":%zu",
+               in->bias ? "true" : "false", in->num_directions == 2 ? "true" : "false",
+               in->parameters);
     if (in->head_size > 0) {
         buf_printf(w, ",\"head\":{\"out_features\":%d,\"activation\":", in->head_size);
         buf_json_string(w, rnn_head_activation_name(in->head_activation));

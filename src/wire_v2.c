@@ -38,11 +38,11 @@ typedef struct {
     float *v; /* the data's numbers, row-major, as many as there are (cap grows with them) */
     size_t n, cap;
     bool data_seen, data_array;
-    size_t bad_at;       /* first element that is not a number (or nested too deep) */
-    size_t range_at;     /* first number past float32 */
+    size_t bad_at;                     /* first element that is not a number (or nested too deep) */
+    size_t range_at;                   /* first number past float32 */
     const char *range_tok, *range_end; /* its text, in the body */
-    size_t nonint_at;    /* first number that is not an integer */
-    double nonint_v;     /* its value */
+    size_t nonint_at;                  /* first number that is not an integer */
+    double nonint_v;                   /* its value */
 } tensor;
 
 typedef struct {
@@ -201,10 +201,8 @@ static int read_tensor(decoder *d, size_t i)
               "inputs[%zu]: expected a tensor object with a \"name\"", i);
         return js_skip(js, 3);
     }
-    tensor t = {.rank = -1,
-                .bad_at = JS_NO_INDEX,
-                .range_at = JS_NO_INDEX,
-                .nonint_at = JS_NO_INDEX};
+    tensor t = {
+        .rank = -1, .bad_at = JS_NO_INDEX, .range_at = JS_NO_INDEX, .nonint_at = JS_NO_INDEX};
     char name[WIRE_MSG_LEN / 4] = "";
     bool has_name = false, seen_name = false, seen_dt = false, seen_shape = false;
     js_object o;
@@ -352,8 +350,9 @@ static int read_outputs(decoder *d)
 }
 
 /* The body, at depth 1. */
-static int read_root(decoder *d)
+static int read_root(void *p)
 {
+    decoder *d = p;
     js_reader *js = &d->js;
     const js_kind k = js_peek(js);
     if (k == JS_ARRAY) {
@@ -397,10 +396,11 @@ static int read_root(decoder *d)
 static int check_datatype(const tensor *t, const char *name, const char *const allowed[2],
                           wire_error *e)
 {
-    if (t->has_datatype && (strcmp(t->datatype, allowed[0]) == 0 || strcmp(t->datatype, allowed[1]) == 0))
+    if (t->has_datatype &&
+        (strcmp(t->datatype, allowed[0]) == 0 || strcmp(t->datatype, allowed[1]) == 0))
         return 0;
-    return wire_fail(e, 400, "inputs[%s].datatype: \"%s\" is not accepted (expected %s or %s)", name,
-                     t->has_datatype ? t->datatype : "(missing)", allowed[0], allowed[1]);
+    return wire_fail(e, 400, "inputs[%s].datatype: \"%s\" is not accepted (expected %s or %s)",
+                     name, t->has_datatype ? t->datatype : "(missing)", allowed[0], allowed[1]);
 }
 
 /* T's shape as RANK non-negative integers into dims. */
@@ -411,16 +411,15 @@ static int check_shape(const tensor *t, const char *name, int rank, size_t *dims
     for (int k = 0; k < rank; k++) {
         const double v = t->dims[k];
         if (!(v >= 0) || v != floor(v) || v > 1e9)
-            return wire_fail(e, 400, "inputs[%s].shape[%d]: expected a non-negative integer",
-                             name, k);
+            return wire_fail(e, 400, "inputs[%s].shape[%d]: expected a non-negative integer", name,
+                             k);
         dims[k] = (size_t)v;
     }
     return 0;
 }
 
 /* T's data: exactly COUNT numbers, integers when INTEGERS, else float32s. */
-static int check_data(const tensor *t, const char *name, int integers, size_t count,
-                      wire_error *e)
+static int check_data(const tensor *t, const char *name, int integers, size_t count, wire_error *e)
 {
     if (!t->data_array)
         return wire_fail(e, 400, "inputs[%s].data: expected an array of numbers", name);
@@ -433,9 +432,8 @@ static int check_data(const tensor *t, const char *name, int integers, size_t co
         return wire_fail(e, 400, "inputs[%s].data[%zu]: expected an integer, got %g", name, num_at,
                          t->nonint_v);
     if (num_at != JS_NO_INDEX)
-        return wire_fail(e, 400, "inputs[%s].data[%zu]: %s is not representable as float32",
-                         name, num_at,
-                         wire_number_text(t->range_tok, t->range_end, num, sizeof num));
+        return wire_fail(e, 400, "inputs[%s].data[%zu]: %s is not representable as float32", name,
+                         num_at, wire_number_text(t->range_tok, t->range_end, num, sizeof num));
     if (t->n != count)
         return wire_fail(e, 400, "inputs[%s].data: %zu values, but shape says %zu", name, t->n,
                          count);
@@ -571,10 +569,6 @@ static int v2_decode(const char *body, size_t len, const rnn_info *info, const a
     request *r = NULL;
     int rc = -1;
     *req = NULL;
-    if (len == 0) {
-        wire_fail(e, 400, "empty request body (expected a JSON object with \"inputs\")");
-        goto done;
-    }
     /* On the heap: the error slots make it a few kilobytes. */
     if (!(d = calloc(1, sizeof *d)) || !(r = calloc(1, sizeof *r))) {
         wire_fail(e, 500, "out of memory");
@@ -582,19 +576,8 @@ static int v2_decode(const char *body, size_t len, const rnn_info *info, const a
     }
     d->info = info;
     d->parts = wire_parts_of(info);
-    js_init(&d->js, body, len);
-    d->js.big_numbers = true; /* 1e400 is named where it is, as 1e39 is (issue 15, item 14) */
-    if (read_root(d) == 0)
-        js_end(&d->js);
-    if (!js_ok(&d->js)) {
-        char where[160];
-        js_error_message(&d->js, where, sizeof where);
-        if (d->js.oom)
-            wire_fail(e, 500, "out of memory decoding the request");
-        else
-            wire_fail(e, 400, "malformed JSON at %s", where);
+    if (wire_scan(&d->js, body, len, read_root, d, e) < 0)
         goto done;
-    }
     if (build(d, lim, r, e) < 0)
         goto done;
     r->id = d->id;
@@ -674,8 +657,8 @@ static char *put_values(char *o, const float *v, size_t n, bool comma, size_t *b
 
 /* One tensor {"name", "datatype", "shape", "data"}, into room v2_response_bytes reserved. TMP
  * has room for a state. */
-static int put_tensor(buf *w, const request *r, const rnn_info *in, const out_tensor *t,
-                      float *tmp, bool comma, wire_error *e)
+static int put_tensor(buf *w, const request *r, const rnn_info *in, const out_tensor *t, float *tmp,
+                      bool comma, wire_error *e)
 {
     const size_t LD = (size_t)(in->num_layers * in->num_directions), H = (size_t)in->hidden_size;
     if (t->width)

@@ -63,7 +63,7 @@ static rnn_info info_of(rnn_cell_type type, int I, int H, int L, int D)
                    .num_directions = D,
                    .gates = type == RNN_CELL_LSTM  ? 4
                             : type == RNN_CELL_GRU ? 3
-                                              : 1,
+                                                   : 1,
                    .bias = true};
     return in;
 }
@@ -108,8 +108,7 @@ static void expect_raw(const char *body, size_t len, const rnn_info *in, int sta
 }
 
 /* TEXT is JSON with ' for ". */
-static void expect_lim(const char *text, const rnn_info *in, const api_limits *lim, int status,
-                       ...)
+static void expect_lim(const char *text, const rnn_info *in, const api_limits *lim, int status, ...)
 {
     char *body = dq(text);
     va_list ap;
@@ -287,8 +286,8 @@ START_TEST(test_integers_and_exponents_decode_as_float32)
 {
     rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     wire_v1_request *r = decode_ok("{'inputs': [[0, -0, 7, -12, 1e-3, 2.5E+2, -4e-1, 1E2, -0.0,"
-                                 " 12345678901234567890, 1e-40]]}",
-                                 &in);
+                                   " 12345678901234567890, 1e-40]]}",
+                                   &in);
     const rnn_batch *b = wire_v1_batch(r);
     const float want[] = {
         0, -0.0f, 7, -12, 1e-3f, 250, -0.4f, 100, -0.0f, 1.2345678901234567890e19f, 1e-40f};
@@ -306,10 +305,10 @@ START_TEST(test_float32_extremes_are_accepted)
     /* FLT_MAX exactly, and its shortest decimal form, which lies above it but rounds to it */
     rnn_info in = info_of(RNN_CELL_RNN, 1, 1, 1, 1);
     wire_v1_request *r = decode_ok("{'inputs': [[340282346638528859811704183484516925440,"
-                                 " 3.4028235e38, -3.40282347e+38, 1.17549435e-38, 1e-45,"
-                                 " 340282356779733661637539395458142568447,"
-                                 " 3.4028235677973366e38]]}",
-                                 &in);
+                                   " 3.4028235e38, -3.40282347e+38, 1.17549435e-38, 1e-45,"
+                                   " 340282356779733661637539395458142568447,"
+                                   " 3.4028235677973366e38]]}",
+                                   &in);
     const rnn_batch *b = wire_v1_batch(r);
     ck_assert(b->x[0] == FLT_MAX);
     ck_assert(b->x[1] == FLT_MAX);
@@ -330,11 +329,11 @@ START_TEST(test_h0_and_c0_rows_follow_pytorch_layout)
     /* L=2, D=2: four rows per sequence, h_n order (l0 fwd, l0 bwd, l1 fwd, l1 bwd) */
     rnn_info in = info_of(RNN_CELL_LSTM, 1, 2, 2, 2);
     wire_v1_request *r = decode_ok("{'inputs': [[1], [2, 3]],"
-                                 " 'h0': [[[0, 1], [2, 3], [4, 5], [6, 7]],"
-                                 "        [[8, 9], [10, 11], [12, 13], [14, 15]]],"
-                                 " 'c0': [[[-0, -1], [-2, -3], [-4, -5], [-6, -7]],"
-                                 "        [[-8, -9], [-10, -11], [-12, -13], [-14, -15]]]}",
-                                 &in);
+                                   " 'h0': [[[0, 1], [2, 3], [4, 5], [6, 7]],"
+                                   "        [[8, 9], [10, 11], [12, 13], [14, 15]]],"
+                                   " 'c0': [[[-0, -1], [-2, -3], [-4, -5], [-6, -7]],"
+                                   "        [[-8, -9], [-10, -11], [-12, -13], [-14, -15]]]}",
+                                   &in);
     const rnn_batch *b = wire_v1_batch(r);
     ck_assert_ptr_nonnull(b->h0);
     ck_assert_ptr_nonnull(b->c0);
@@ -763,8 +762,7 @@ START_TEST(test_lstm_response_has_cell_and_others_do_not)
         char *out = NULL;
         size_t len = 0;
         wire_error e = {0, ""};
-        ck_assert_msg(wire_v1_encode("m", &in, r, &res, &out, &len, &e) == 0, "%s",
-                      e.message);
+        ck_assert_msg(wire_v1_encode("m", &in, r, &res, &out, &len, &e) == 0, "%s", e.message);
         json_t *v = parse(out, len);
         int lstm = types[k] == RNN_CELL_LSTM;
         ck_assert_uint_eq(json_object_size(v), lstm ? 4 : 3);
@@ -817,8 +815,7 @@ START_TEST(test_precision_rounds_printed_values)
         char *out = NULL;
         size_t len = 0;
         wire_error e = {0, ""};
-        ck_assert_msg(wire_v1_encode("m", &in, r, &res, &out, &len, &e) == 0, "%s",
-                      e.message);
+        ck_assert_msg(wire_v1_encode("m", &in, r, &res, &out, &len, &e) == 0, "%s", e.message);
         json_t *v = parse(out, len);
         json_t *o = json_object_get(v, "outputs");
         for (size_t k = 0; k < 6; k++) {
@@ -1114,7 +1111,8 @@ START_TEST(test_forward_answers_errors_with_status_and_error_body)
     size_t rlen = 0;
     api_limits lim = {1, 2};
     const char *body = "{\"inputs\": [[1], [2]]}";
-    ck_assert_int_eq(api_forward(api_wire_v1(), m, body, strlen(body), &lim, &resp, &rlen, NULL), 413);
+    ck_assert_int_eq(api_forward(api_wire_v1(), m, body, strlen(body), &lim, &resp, &rlen, NULL),
+                     413);
     json_t *v = parse(resp, rlen);
     ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(v, "error"), "status")),
                      413);
@@ -1150,9 +1148,10 @@ END_TEST
  * both must say so; the position wording is the reader's own), and when accepted the same batch,
  * bit for bit. Three known differences are counted, not failed: jansson's NUL quirk (see
  * test_jsonscan.c), a number past a double (1e400: jansson's "real number overflow", which the
- * new decoder reports at its JSON path, as it does 1e39), and numbers where a double rounds differently than float32 does (none are
- * generated: the reference reads numbers through a double, then to float; that double rounding is
- * what test_jsonnum checks the new reader against strtof for). */
+ * new decoder reports at its JSON path, as it does 1e39), and numbers where a double rounds
+ * differently than float32 does (none are generated: the reference reads numbers through a double,
+ * then to float; that double rounding is what test_jsonnum checks the new reader against strtof
+ * for). */
 
 typedef struct {
     rnn_batch batch;
@@ -1302,10 +1301,9 @@ static int ref_read_parts(const json_t *v, const rnn_info *info, unsigned *parts
         else if (strcmp(name, "cell") == 0)
             return ref_fail(e, 400, "return[%zu]: \"cell\" exists for lstm models only", i);
         else
-            return ref_fail(
-                e, 400,
-                "return[%zu]: \"%s\" is not a part of the response (expected %s)", i, name,
-                ref_parts_list(info));
+            return ref_fail(e, 400,
+                            "return[%zu]: \"%s\" is not a part of the response (expected %s)", i,
+                            name, ref_parts_list(info));
     }
     return 0;
 }
@@ -1723,8 +1721,8 @@ static char *tame_overflows(const char *body, size_t len, bool *changed)
     for (size_t i = 0; i < len; i++) {
         const char c = body[i], before = i ? body[i - 1] : ' ';
         if (!(c == '-' || (c >= '0' && c <= '9')) || (before >= '0' && before <= '9') ||
-            (before >= 'a' && before <= 'z') || (before >= 'A' && before <= 'Z') ||
-            before == '.' || before == '+' || before == '-')
+            (before >= 'a' && before <= 'z') || (before >= 'A' && before <= 'Z') || before == '.' ||
+            before == '+' || before == '-')
             continue;
         const char *next;
         float f;
@@ -1827,7 +1825,8 @@ static void compare_decoders(const char *body, size_t len, const rnn_info *in,
 
 START_TEST(test_decoder_agrees_with_the_jansson_decoder_it_replaced)
 {
-    const rnn_info models[] = {info_of(RNN_CELL_RNN, 3, 2, 1, 1), info_of(RNN_CELL_LSTM, 1, 2, 2, 2),
+    const rnn_info models[] = {info_of(RNN_CELL_RNN, 3, 2, 1, 1),
+                               info_of(RNN_CELL_LSTM, 1, 2, 2, 2),
                                info_of(RNN_CELL_GRU, 2, 3, 1, 1)};
     const api_limits lim = {4, 6};
     enum { CAP = 8192 };

@@ -147,8 +147,8 @@ START_TEST(test_every_fixture_matches_pytorch)
         char err[256];
         fixture_load(&f, names[i]);
         rnn_result r = result_new(&f);
-        ck_assert_msg(rnn_forward(f.model, wire_v1_batch(f.req), &r, err, sizeof err) == 0,
-                      "%s", err);
+        ck_assert_msg(rnn_forward(f.model, wire_v1_batch(f.req), &r, err, sizeof err) == 0, "%s",
+                      err);
         double d = fmax(tu_max_abs_diff(r.outputs, f.exp_out, f.n_out),
                         tu_max_abs_diff(r.hidden, f.exp_hid, f.n_hid));
         if (r.cell)

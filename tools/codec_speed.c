@@ -244,7 +244,7 @@ static void time_encode(const char *label, const text *body, const rnn_model *m,
         fprintf(stderr, "codec_speed: forward failed\n");
         exit(1);
     }
-    /* codec_encode_response reads the precision from the request: decode one that asks. */
+    /* wire_v1_encode reads the precision from the request: decode one that asks. */
     wire_v1_request *preq = req;
     text pbody = {0};
     if (precision != 9) {

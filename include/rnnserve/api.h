@@ -29,8 +29,9 @@ typedef struct {
 } api_stats;
 
 /* The whole path for one request in wire format W: decode BODY, run MODEL (and its head),
- * encode (api_decode, api_compute_and_finish, api_call_free). Returns the HTTP status (200 or an error); *out (malloc'ed, the caller frees) holds
- * the response or W's error body either way, NULL only when out of memory. STATS may be NULL. */
+ * encode (api_decode, api_compute_and_finish, api_call_free). Returns the HTTP status (200 or an
+ * error); *out (malloc'ed, the caller frees) holds the response or W's error body either way, NULL
+ * only when out of memory. STATS may be NULL. */
 int api_forward(const api_wire *w, const rnn_model *model, const char *body, size_t len,
                 const api_limits *lim, char **out, size_t *outlen, api_stats *stats);
 

@@ -49,16 +49,16 @@ static void fz_codec_decode(const char *body, size_t len, const rnn_info *info)
                  "lengths[%zu] = %d", i, (int)b->lengths[i]);
         steps += (size_t)b->lengths[i];
     }
-    FZ_CHECK(steps == wire_v1_steps(req), "%zu steps, request says %zu", steps,
-             wire_v1_steps(req));
+    FZ_CHECK(steps == wire_v1_steps(req), "%zu steps, request says %zu", steps, wire_v1_steps(req));
     for (size_t k = 0; k < steps * (size_t)info->input_size; k++)
         FZ_CHECK(isfinite(b->x[k]), "x[%zu] is not finite", k);
-    FZ_CHECK(!b->c0 || info->type == RNN_CELL_LSTM, "c0 on a %s model", rnn_cell_describe(info->type)->name);
+    FZ_CHECK(!b->c0 || info->type == RNN_CELL_LSTM, "c0 on a %s model",
+             rnn_cell_describe(info->type)->name);
     int prec = wire_v1_precision(req);
     FZ_CHECK(prec >= 1 && prec <= 9, "precision %d", prec);
     unsigned parts = wire_v1_parts(req);
-    FZ_CHECK((parts & ~7u) == 0 && (!(parts & WIRE_CELL) || info->type == RNN_CELL_LSTM), "parts %#x",
-             parts);
+    FZ_CHECK((parts & ~7u) == 0 && (!(parts & WIRE_CELL) || info->type == RNN_CELL_LSTM),
+             "parts %#x", parts);
     wire_v1_free(req);
 }
 
