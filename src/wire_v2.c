@@ -22,7 +22,7 @@
 #include "wire.h"
 
 /* Nesting of a tensor's "data" past which it is refused (flat or nested row-major arrays). */
-#define MAX_NEST 8
+#define MAX_NEST 9
 #define MAX_RANK 8
 
 enum { T_INPUT, T_LENGTHS, T_H0, T_C0, T_SLOTS };

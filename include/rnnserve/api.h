@@ -59,7 +59,10 @@ rnn_result *api_call_result(api_call *c);
 /* Estimated FLOPs of its forward pass (and head): what the pass over its own steps costs. */
 double api_call_flops(const api_call *c);
 
-/* An upper bound of its encoded response size in bytes (padding included). */
+/* An upper bound of its encoded response size in bytes (padding included). What padding can
+ * cost is bounded at decode: a padded per-step part (v1's "layout": "padded"; v2's output and
+ * predictions, always padded) holding more than max(4 x its unpadded values, 1 Mi values) is a
+ * 413 there, so this stays within a few times what the request's own steps produce. */
 size_t api_call_response_bytes(const api_call *c);
 
 /* After rnn_forward filled api_call_result (by anyone: alone or merged with other calls), runs
@@ -85,8 +88,11 @@ const char *api_wire_content_type(const api_wire *w);
  * memory. */
 char *api_error_body(const api_wire *w, int status, const char *message, size_t *len);
 
-/* One model's metadata in W (GET /v1/models/{name} or GET /v2/models/{name}); IS_DEFAULT says
- * whether it is the model /forward serves. Same ownership as api_error_body. */
+/* One model's metadata in W (GET /v1/models/{name} or GET /v2/models/{name}): its shape, its
+ * output head ("head": {"out_features", "activation"}; v1 null, v2 absent without one) and the
+ * outputs it has (v1 "outputs": the parts "return" may name; v2 the output tensors, predictions
+ * [-1, -1, O] for a head model, c_n for an lstm). IS_DEFAULT says whether it is the model
+ * /forward serves. Same ownership as api_error_body. */
 char *api_model_metadata(const api_wire *w, const rnn_info *info, int is_default, size_t *len);
 
 /* GET /v1/models: {"models": [metadata, ...]} for N models, the first being the default. Same
