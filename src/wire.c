@@ -38,6 +38,18 @@ int wire_scan(js_reader *js, const char *body, size_t len, int (*read_root)(void
     return wire_fail(e, 400, "malformed JSON at %s", where);
 }
 
+void wire_first(wire_error *e, bool *set, int status, const char *fmt, ...)
+{
+    if (*set)
+        return;
+    va_list ap;
+    e->status = status;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    *set = true;
+}
+
 size_t wire_max_len(const rnn_batch *b)
 {
     size_t T = 0;

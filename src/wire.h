@@ -7,6 +7,7 @@
 #ifndef RNNSERVE_WIRE_H
 #define RNNSERVE_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rnnserve/api.h"
@@ -26,6 +27,11 @@ typedef struct {
 /* Fills E and returns -1. */
 int wire_fail(wire_error *e, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* wire_fail unless *SET says an earlier error of its kind is already there (then E is kept);
+ * sets *SET. For decoders that find several problems in one pass and report the first. */
+void wire_first(wire_error *e, bool *set, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Parts of the response a request asks for. */
 enum { WIRE_OUTPUTS = 1, WIRE_HIDDEN = 2, WIRE_CELL = 4, WIRE_PREDICTIONS = 8 };

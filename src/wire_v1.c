@@ -91,25 +91,8 @@ static const char *path_str(const jpath *p, char *buf, size_t len)
     return buf;
 }
 
-static void verr(wire_error *e, int status, const char *fmt, va_list ap)
-{
-    e->status = status;
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-}
-
-/* Fills *E unless *SET says an earlier error of its kind is already there. */
-static void first(wire_error *e, bool *set, int status, const char *fmt, ...)
-{
-    if (*set)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    verr(e, status, fmt, ap);
-    va_end(ap);
-    *set = true;
-}
-
-#define FIRST(d, kind, status, ...) first(&(d)->err[kind], &(d)->has[kind], status, __VA_ARGS__)
+#define FIRST(d, kind, status, ...)                                                                \
+    wire_first(&(d)->err[kind], &(d)->has[kind], status, __VA_ARGS__)
 
 /* Room for MORE floats after the N in *buf; NULL (and the reader failed) when out of memory. */
 static float *room(decoder *d, float **buf, size_t *cap, size_t n, size_t more, size_t guess)
@@ -141,15 +124,15 @@ static int read_row(decoder *d, int depth, float *dst, size_t n, const jpath *pa
     if (js_f32_array(&d->js, depth, dst, n, &count, &bad) < 0)
         return -1;
     if (count != n)
-        first(e, set, 400, "%s: expected %zu number%s, got %zu", path_str(path, p, sizeof p), n,
-              n == 1 ? "" : "s", count);
+        wire_first(e, set, 400, "%s: expected %zu number%s, got %zu", path_str(path, p, sizeof p),
+                   n, n == 1 ? "" : "s", count);
     else if (bad.index != JS_NO_INDEX && bad.kind == JS_NUMBER)
-        first(e, set, 400, "%s[%zu]: %s is not representable as float32",
-              path_str(path, p, sizeof p), bad.index,
-              wire_number_text(bad.tok, bad.tok_end, num, sizeof num));
+        wire_first(e, set, 400, "%s[%zu]: %s is not representable as float32",
+                   path_str(path, p, sizeof p), bad.index,
+                   wire_number_text(bad.tok, bad.tok_end, num, sizeof num));
     else if (bad.index != JS_NO_INDEX)
-        first(e, set, 400, "%s[%zu]: expected a number, got %s", path_str(path, p, sizeof p),
-              bad.index, wire_kind_name(bad.kind));
+        wire_first(e, set, 400, "%s[%zu]: expected a number, got %s", path_str(path, p, sizeof p),
+                   bad.index, wire_kind_name(bad.kind));
     return 0;
 }
 
@@ -277,9 +260,9 @@ static int read_entry(decoder *d, state_field *st, const char *name, size_t e)
     const size_t LD = d->LD, H = d->H;
     js_kind k = js_peek(js);
     if (k != JS_ARRAY) {
-        first(&st->entry, &st->entry_set, 400,
-              "%s[%zu]: expected %zu rows (num_layers*num_directions) of %zu numbers, got %s", name,
-              e, LD, H, wire_kind_name(k));
+        wire_first(&st->entry, &st->entry_set, 400,
+                   "%s[%zu]: expected %zu rows (num_layers*num_directions) of %zu numbers, got %s",
+                   name, e, LD, H, wire_kind_name(k));
         return js_skip(js, 3);
     }
     if (js_array_begin(js, 3) < 0)
@@ -297,8 +280,8 @@ static int read_entry(decoder *d, state_field *st, const char *name, size_t e)
                 return -1;
             k = js_peek(js);
             if (k != JS_ARRAY) {
-                first(&row_err, &row_set, 400, "%s: expected an array of %zu numbers, got %s",
-                      path_str(&path, p, sizeof p), H, wire_kind_name(k));
+                wire_first(&row_err, &row_set, 400, "%s: expected an array of %zu numbers, got %s",
+                           path_str(&path, p, sizeof p), H, wire_kind_name(k));
                 if (js_skip(js, 4) < 0)
                     return -1;
             } else if (read_row(d, 4, dst, H, &path, &row_err, &row_set) < 0) {
@@ -313,8 +296,9 @@ static int read_entry(decoder *d, state_field *st, const char *name, size_t e)
     if (rc < 0)
         return -1;
     if (r != LD)
-        first(&st->entry, &st->entry_set, 400,
-              "%s[%zu]: expected %zu rows (num_layers*num_directions), got %zu", name, e, LD, r);
+        wire_first(&st->entry, &st->entry_set, 400,
+                   "%s[%zu]: expected %zu rows (num_layers*num_directions), got %zu", name, e, LD,
+                   r);
     else if (row_set && !st->entry_set)
         st->entry = row_err, st->entry_set = true;
     return 0;
@@ -331,8 +315,9 @@ static int read_state(decoder *d, state_field *st, const char *name)
         return js_skip(js, 2);
     }
     if (k != JS_ARRAY) {
-        first(&st->shape, &st->shape_set, 400,
-              "%s: expected an array with one entry per sequence, got %s", name, wire_kind_name(k));
+        wire_first(&st->shape, &st->shape_set, 400,
+                   "%s: expected an array with one entry per sequence, got %s", name,
+                   wire_kind_name(k));
         return js_skip(js, 2);
     }
     if (js_array_begin(js, 2) < 0)

@@ -83,20 +83,6 @@ static void request_free(void *p)
 /* The names of the response tensors, by WIRE bit. */
 static const char *const OUT_NAMES[4] = {"output", "h_n", "c_n", "predictions"};
 
-static void first(wire_error *e, bool *set, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void first(wire_error *e, bool *set, const char *fmt, ...)
-{
-    if (*set)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    e->status = 400;
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    *set = true;
-}
-
 /* Appends one number of a tensor's data (the cursor is on it). */
 static int read_number(decoder *d, tensor *t, int depth)
 {
@@ -197,8 +183,8 @@ static int read_tensor(decoder *d, size_t i)
     js_reader *js = &d->js;
     const bool lstm = rnn_cell_describe(d->info->type)->has_cell;
     if (js_peek(js) != JS_OBJECT) {
-        first(&d->tensor_err, &d->tensor_set,
-              "inputs[%zu]: expected a tensor object with a \"name\"", i);
+        wire_first(&d->tensor_err, &d->tensor_set, 400,
+                   "inputs[%zu]: expected a tensor object with a \"name\"", i);
         return js_skip(js, 3);
     }
     tensor t = {
@@ -253,14 +239,15 @@ static int read_tensor(decoder *d, size_t i)
         if (strcmp(name, SLOT_NAMES[k]) == 0)
             slot = k;
     if (!has_name)
-        first(&d->tensor_err, &d->tensor_set,
-              "inputs[%zu]: expected a tensor object with a \"name\"", i);
+        wire_first(&d->tensor_err, &d->tensor_set, 400,
+                   "inputs[%zu]: expected a tensor object with a \"name\"", i);
     else if (slot < 0 || (slot == T_C0 && !lstm))
-        first(&d->tensor_err, &d->tensor_set,
-              "inputs[%zu]: unknown input \"%s\" (this model takes input, lengths, h0%s)", i, name,
-              lstm ? ", c0" : "");
+        wire_first(&d->tensor_err, &d->tensor_set, 400,
+                   "inputs[%zu]: unknown input \"%s\" (this model takes input, lengths, h0%s)", i,
+                   name, lstm ? ", c0" : "");
     else if (d->t[slot].present)
-        first(&d->tensor_err, &d->tensor_set, "inputs[%zu]: input \"%s\" given twice", i, name);
+        wire_first(&d->tensor_err, &d->tensor_set, 400, "inputs[%zu]: input \"%s\" given twice", i,
+                   name);
     if (d->tensor_set || slot < 0 || d->t[slot].present) {
         free(t.v);
         return 0;
@@ -300,7 +287,8 @@ static int read_outputs(decoder *d)
     d->outputs_seen = true;
     d->parts = 0;
     if (js_peek(js) != JS_ARRAY) {
-        first(&d->outputs_err, &d->outputs_set, "outputs: expected an array of {\"name\": ...}");
+        wire_first(&d->outputs_err, &d->outputs_set, 400,
+                   "outputs: expected an array of {\"name\": ...}");
         return js_skip(js, 2);
     }
     if (js_array_begin(js, 2) < 0)
@@ -341,8 +329,8 @@ static int read_outputs(decoder *d)
         } else {
             char list[96];
             wire_parts_list(d->info, OUT_NAMES, list, sizeof list);
-            first(&d->outputs_err, &d->outputs_set,
-                  "outputs[%zu]: unknown output \"%s\" (this model has %s)", i, name, list);
+            wire_first(&d->outputs_err, &d->outputs_set, 400,
+                       "outputs[%zu]: unknown output \"%s\" (this model has %s)", i, name, list);
         }
         i++;
     }
