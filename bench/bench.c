@@ -41,7 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rnnserve/codec.h"
+#include "rnnserve/api.h"
+#include "../src/wire.h"
 #include "rnnserve/config.h"
 #include "rnnserve/engine.h"
 #include "rnnserve/model.h"
@@ -915,28 +916,28 @@ static void section_codec(void)
         return;
     }
     const rnn_info *info = rnn_model_info(s->model);
-    codec_limits lim = {1024, 100000};
-    codec_request *req = NULL;
-    codec_error e;
+    api_limits lim = {1024, 100000};
+    wire_v1_request *req = NULL;
+    wire_error e;
     double samples[2048];
     size_t n = 0;
     double budget = quick ? 0.3 : 1.0, start = now();
     while (n < 3 || (now() - start < budget && n < 2048)) {
         double t = now();
-        if (codec_decode_request(s->request, s->request_len, info, &lim, &req, &e) < 0) {
+        if (wire_v1_decode(s->request, s->request_len, info, &lim, &req, &e) < 0) {
             say("codec: decode failed: %s", e.message);
             json_object_set_new(o, "skipped", json_string(e.message));
             return;
         }
         samples[n++] = now() - t;
-        codec_request_free(req);
+        wire_v1_free(req);
     }
     codec_dec_ms = median(samples, n) * 1e3;
     codec_req_bytes = s->request_len;
     codec_dec_mbs = (double)s->request_len / (codec_dec_ms / 1e3) / 1e6;
 
-    codec_decode_request(s->request, s->request_len, info, &lim, &req, &e);
-    const rnn_batch *b = codec_request_batch(req);
+    wire_v1_decode(s->request, s->request_len, info, &lim, &req, &e);
+    const rnn_batch *b = wire_v1_batch(req);
     size_t no, nh;
     rnn_result_sizes(s->model, b, &no, &nh, NULL);
     rnn_result r = {.outputs = malloc(no * 4), .hidden = malloc(nh * 4)};
@@ -948,7 +949,7 @@ static void section_codec(void)
         char *out = NULL;
         size_t len = 0;
         double t = now();
-        if (codec_encode_response(info->name, info, req, &r, &out, &len, &e) < 0) {
+        if (wire_v1_encode(info->name, info, req, &r, &out, &len, &e) < 0) {
             say("codec: encode failed: %s", e.message);
             break;
         }
@@ -958,7 +959,7 @@ static void section_codec(void)
     }
     free(r.outputs);
     free(r.hidden);
-    codec_request_free(req);
+    wire_v1_free(req);
     if (n) {
         codec_enc_ms = median(samples, n) * 1e3;
         codec_enc_mbs = (double)codec_resp_bytes / (codec_enc_ms / 1e3) / 1e6;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rnnserve/codec.h"
+#include "rnnserve/api.h"
 #include "rnnserve/config.h"
 #include "rnnserve/model.h"
 
@@ -69,7 +69,7 @@ static char *read_all(FILE *in, size_t *len)
 static int report(FILE *out, FILE *err, int status, const char *msg)
 {
     size_t len;
-    char *body = codec_encode_error(status, msg, &len);
+    char *body = api_error_body(api_wire_v1(), status, msg, &len);
     if (body) {
         fwrite(body, 1, len, out);
         fputc('\n', out);
@@ -106,8 +106,8 @@ int cli_forward(const char *config_path, const char *model, FILE *in, FILE *out,
         report(out, err, 400, "cannot read the request from standard input");
         goto fail;
     }
-    codec_limits lim = {(size_t)cfg->server.max_batch, (size_t)cfg->server.max_steps};
-    int status = codec_forward(m, body, len, &lim, &resp, &rlen, NULL);
+    api_limits lim = {(size_t)cfg->server.max_batch, (size_t)cfg->server.max_steps};
+    int status = api_forward(api_wire_v1(), m, body, len, &lim, &resp, &rlen, NULL);
     if (!resp) {
         report(out, err, 500, "out of memory");
         goto fail;

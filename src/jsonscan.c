@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rnnserve/utf8.h"
+
 /* Keys an object may have before a new key is no longer compared with each earlier one on the
  * spot; past it the object's keys are sorted once, when it closes. */
 #define LINEAR_KEYS 8
@@ -158,37 +160,6 @@ static int hex4(const char *p)
     return v;
 }
 
-/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0: jansson's utf8_check_*. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    const unsigned c = p[0];
-    size_t n;
-    uint32_t v;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        v = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        v = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        v = c & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (p[i] & 0x3f);
-    }
-    if (v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff) || (n == 3 && v < 0x800) ||
-        (n == 4 && v < 0x10000))
-        return 0;
-    return n;
-}
-
 /* Validates the string whose opening quote is at r->p; fills *out and moves past the closing
  * quote. 0, or -1. */
 static int scan_string(js_reader *r, js_str *out)
@@ -235,7 +206,7 @@ static int scan_string(js_reader *r, js_str *out)
         }
         if (c < 0x20)
             return js_fail(r, p, "control character 0x%x in a string", c);
-        const size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)end);
+        const size_t n = utf8_seq_len((const unsigned char *)p, (const unsigned char *)end);
         if (!n)
             return js_fail(r, p, "unable to decode byte 0x%x", c);
         p += n;
@@ -374,7 +345,7 @@ int js_number(js_reader *r, int depth, float *out, const char **tok, const char 
     const jn_status st = jn_parse_f32(start, r->end, &next, out);
     if (st == JN_SYNTAX)
         return fail_near(r, start, "invalid token");
-    if (st == JN_OVERFLOW)
+    if (st == JN_OVERFLOW && !r->big_numbers)
         return fail_near(r, start, "real number overflow");
     *tok = start;
     *tok_end = next;
@@ -554,7 +525,7 @@ int js_skip(js_reader *r, int depth)
     if (c == ']' || c == '}' || c == ',' || c == ':')
         return fail_near(r, r->p, "unexpected token");
     if ((unsigned char)c >= 0x80 &&
-        !utf8_len((const unsigned char *)r->p, (const unsigned char *)r->end))
+        !utf8_seq_len((const unsigned char *)r->p, (const unsigned char *)r->end))
         return js_fail(r, r->p, "unable to decode byte 0x%x", (unsigned char)c);
     return fail_near(r, r->p, "invalid token");
 }
@@ -589,7 +560,7 @@ int js_f32_array(js_reader *r, int depth, float *dst, size_t cap, size_t *count,
             if (st == JN_OK) {
                 if (n < cap)
                     dst[n] = f;
-            } else if (st == JN_RANGE) {
+            } else if (st == JN_RANGE || (st == JN_OVERFLOW && r->big_numbers)) {
                 if (bad->index == JS_NO_INDEX)
                     *bad = (js_bad){n, JS_NUMBER, p, next};
             } else {

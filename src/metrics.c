@@ -14,13 +14,14 @@
 #include "rnnserve/metrics.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "rnnserve/buf.h"
 
 /* Upper bounds of rnnserve_request_duration_seconds, in seconds, with their `le` label text;
  * the +Inf bucket follows them. */
@@ -312,44 +313,9 @@ long metrics_inflight(const metrics *m)
 /* ---------------------------------------------------------------------------------------------
  * rendering */
 
-/* A growing output buffer; FAILED sticks after the first allocation failure. */
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int failed;
-} outbuf;
-
-static void out_printf(outbuf *o, const char *fmt, ...)
+static void family(buf *o, const char *name, const char *type, const char *help)
 {
-    if (o->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->failed = 1;
-            return;
-        }
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = o->cap * 2 > o->len + (size_t)n + 1 ? o->cap * 2 : o->len + (size_t)n + 1;
-        char *nb = realloc(o->buf, cap);
-        if (!nb) {
-            o->failed = 1;
-            return;
-        }
-        o->buf = nb;
-        o->cap = cap;
-    }
-}
-
-static void family(outbuf *o, const char *name, const char *type, const char *help)
-{
-    out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Formats NS nanoseconds as decimal seconds, exactly and without trailing zeros ("0.0015"). */
@@ -371,7 +337,7 @@ static uint64_t load(const _Atomic uint64_t *a)
     return atomic_load_explicit((_Atomic uint64_t *)a, memory_order_relaxed);
 }
 
-static void render_requests(outbuf *o, const metrics *m)
+static void render_requests(buf *o, const metrics *m)
 {
     family(o, "rnnserve_requests_total", "counter",
            "Requests answered, by route and HTTP status code.");
@@ -380,7 +346,7 @@ static void render_requests(outbuf *o, const metrics *m)
         for (size_t i = 0; i < N_STATUSES; i++) {
             uint64_t n = load(&rm->status[i]);
             if (n)
-                out_printf(o, "rnnserve_requests_total{route=\"%s\",code=\"%d\"} %" PRIu64 "\n",
+                buf_printf(o, "rnnserve_requests_total{route=\"%s\",code=\"%d\"} %" PRIu64 "\n",
                            rm->label, STATUSES[i], n);
         }
         for (size_t i = 0; i < OTHER_SLOTS; i++) {
@@ -388,17 +354,17 @@ static void render_requests(outbuf *o, const metrics *m)
                 atomic_load_explicit((_Atomic int *)&rm->other_code[i], memory_order_relaxed);
             uint64_t n = load(&rm->other_count[i]);
             if (code && n)
-                out_printf(o, "rnnserve_requests_total{route=\"%s\",code=\"%d\"} %" PRIu64 "\n",
+                buf_printf(o, "rnnserve_requests_total{route=\"%s\",code=\"%d\"} %" PRIu64 "\n",
                            rm->label, code, n);
         }
         uint64_t n = load(&rm->other_overflow);
         if (n)
-            out_printf(o, "rnnserve_requests_total{route=\"%s\",code=\"other\"} %" PRIu64 "\n",
+            buf_printf(o, "rnnserve_requests_total{route=\"%s\",code=\"other\"} %" PRIu64 "\n",
                        rm->label, n);
     }
 }
 
-static void render_durations(outbuf *o, const metrics *m)
+static void render_durations(buf *o, const metrics *m)
 {
     const char *name = "rnnserve_request_duration_seconds";
     family(o, name, "histogram", "Time to answer a request, by route.");
@@ -407,45 +373,37 @@ static void render_durations(outbuf *o, const metrics *m)
         uint64_t cumulative = 0;
         for (size_t b = 0; b < N_BUCKETS; b++) {
             cumulative += load(&rm->bucket[b]);
-            out_printf(o, "%s_bucket{route=\"%s\",le=\"%s\"} %" PRIu64 "\n", name, rm->label,
+            buf_printf(o, "%s_bucket{route=\"%s\",le=\"%s\"} %" PRIu64 "\n", name, rm->label,
                        b < N_BOUNDS ? BOUNDS[b].text : "+Inf", cumulative);
         }
         char sum[32];
-        out_printf(o, "%s_sum{route=\"%s\"} %s\n", name, rm->label,
+        buf_printf(o, "%s_sum{route=\"%s\"} %s\n", name, rm->label,
                    seconds_text(sum, load(&rm->sum_ns)));
-        out_printf(o, "%s_count{route=\"%s\"} %" PRIu64 "\n", name, rm->label, cumulative);
+        buf_printf(o, "%s_count{route=\"%s\"} %" PRIu64 "\n", name, rm->label, cumulative);
     }
 }
 
 /* Renders every family (see metrics.h). */
 char *metrics_render(const metrics *m, size_t *len)
 {
-    outbuf o = {malloc(4096), 0, 4096, 0};
-    if (!o.buf)
-        return NULL;
+    buf o = BUF_INIT;
     render_requests(&o, m);
     render_durations(&o, m);
 
     family(&o, "rnnserve_sequences_total", "counter", "Sequences run through a model.");
-    out_printf(&o, "rnnserve_sequences_total %" PRIu64 "\n", load(&m->sequences));
+    buf_printf(&o, "rnnserve_sequences_total %" PRIu64 "\n", load(&m->sequences));
     family(&o, "rnnserve_steps_total", "counter",
            "RNN time steps computed, summed over sequences.");
-    out_printf(&o, "rnnserve_steps_total %" PRIu64 "\n", load(&m->steps));
+    buf_printf(&o, "rnnserve_steps_total %" PRIu64 "\n", load(&m->steps));
     family(&o, "rnnserve_in_flight_requests", "gauge", "Requests being processed now.");
-    out_printf(&o, "rnnserve_in_flight_requests %ld\n", metrics_inflight(m));
+    buf_printf(&o, "rnnserve_in_flight_requests %ld\n", metrics_inflight(m));
     family(&o, "rnnserve_build_info", "gauge", "Version of rnnserve and its libraries; always 1.");
-    out_printf(&o, m->build[0] ? "rnnserve_build_info{%s} 1\n" : "rnnserve_build_info%s 1\n",
+    buf_printf(&o, m->build[0] ? "rnnserve_build_info{%s} 1\n" : "rnnserve_build_info%s 1\n",
                m->build);
     family(&o, "rnnserve_start_time_seconds", "gauge",
            "Time the server started, in seconds since the Unix epoch.");
     char start[32];
-    out_printf(&o, "rnnserve_start_time_seconds %s\n", seconds_text(start, m->start_ns));
+    buf_printf(&o, "rnnserve_start_time_seconds %s\n", seconds_text(start, m->start_ns));
 
-    if (o.failed) {
-        free(o.buf);
-        return NULL;
-    }
-    if (len)
-        *len = o.len;
-    return o.buf;
+    return buf_take(&o, len); /* NULL when any append failed */
 }

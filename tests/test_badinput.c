@@ -575,8 +575,9 @@ START_TEST(test_numbers_that_overflow_float32_are_400_naming_them)
          "{\"inputs\": [[[1,2,3]]], \"h0\": "
          "[[[0,0,0,0],[0,0,0,3.4028236e38],[0,0,0,0],[0,0,0,0]]]}",
          400, "h0[0][1][3]", "not representable as float32"},
-        {"1e400 (beyond double)", "/forward", "{\"inputs\": [[1e400]]}", 400, "malformed JSON",
-         "overflow"},
+        /* well-formed JSON: named at its path as 1e39 is (issue 15, item 14) */
+        {"1e400 (beyond double)", "/forward", "{\"inputs\": [[1e400]]}", 400, "inputs[0][0]",
+         "1e400 is not representable as float32"},
     };
     run_cases(cases, sizeof cases / sizeof *cases);
     /* The edges that are fine: FLT_MAX itself, underflow to zero, a long integer. */

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "../src/cells_impl.h"
-#include "rnnserve/codec.h"
+#include "../src/wire.h"
 #include "rnnserve/config.h"
 #include "rnnserve/engine.h"
 #include "testutil.h"
@@ -25,7 +25,7 @@ typedef struct {
     char name[128];
     cfg_config *cfg;
     rnn_model *model;
-    codec_request *req;
+    wire_v1_request *req;
     float *exp_out, *exp_hid, *exp_cell;
     size_t n_out, n_hid, n_cell;
 } fixture;
@@ -66,9 +66,9 @@ static void fixture_load(fixture *f, const char *name)
     snprintf(path, sizeof path, "tests/fixtures/cases/%s/request.json", name);
     char *body = tu_read_file(path, &len);
     ck_assert_ptr_nonnull(body);
-    codec_limits lim = {1024, 100000};
-    codec_error e;
-    ck_assert_msg(codec_decode_request(body, len, rnn_model_info(f->model), &lim, &f->req, &e) == 0,
+    api_limits lim = {1024, 100000};
+    wire_error e;
+    ck_assert_msg(wire_v1_decode(body, len, rnn_model_info(f->model), &lim, &f->req, &e) == 0,
                   "%s: %s", name, e.message);
     free(body);
 
@@ -85,7 +85,7 @@ static void fixture_load(fixture *f, const char *name)
 
 static void fixture_free(fixture *f)
 {
-    codec_request_free(f->req);
+    wire_v1_free(f->req);
     rnn_model_free(f->model);
     cfg_free(f->cfg);
     free(f->exp_out);
@@ -98,7 +98,7 @@ static rnn_result result_new(const fixture *f)
 {
     size_t no, nh, nc;
     rnn_result r;
-    rnn_result_sizes(f->model, codec_request_batch(f->req), &no, &nh, &nc);
+    rnn_result_sizes(f->model, wire_v1_batch(f->req), &no, &nh, &nc);
     ck_assert_uint_eq(no, f->n_out);
     ck_assert_uint_eq(nh, f->n_hid);
     ck_assert_uint_eq(nc, f->n_cell);
@@ -148,8 +148,8 @@ START_TEST(test_every_fixture_matches_pytorch)
         char err[256];
         fixture_load(&f, names[i]);
         rnn_result r = result_new(&f);
-        ck_assert_msg(rnn_forward(f.model, codec_request_batch(f.req), &r, err, sizeof err) == 0,
-                      "%s", err);
+        ck_assert_msg(rnn_forward(f.model, wire_v1_batch(f.req), &r, err, sizeof err) == 0, "%s",
+                      err);
         double d = fmax(tu_max_abs_diff(r.outputs, f.exp_out, f.n_out),
                         tu_max_abs_diff(r.hidden, f.exp_hid, f.n_hid));
         if (r.cell)
@@ -176,7 +176,7 @@ START_TEST(test_reference_matches_pytorch_and_engine)
         char err[256];
         fixture_load(&f, names[i]);
         rnn_result r = result_new(&f), q = result_new(&f);
-        const rnn_batch *b = codec_request_batch(f.req);
+        const rnn_batch *b = wire_v1_batch(f.req);
         ck_assert(rnn_forward_reference(f.model, b, &r, err, sizeof err) == 0);
         ck_assert(rnn_forward(f.model, b, &q, err, sizeof err) == 0);
         ck_assert_msg(tu_max_abs_diff(r.outputs, f.exp_out, f.n_out) <= TOL, "%s", names[i]);
@@ -201,7 +201,7 @@ START_TEST(test_ragged_final_state_is_at_own_length)
         char err[256];
         fixture_load(&f, names[c]);
         const rnn_info *in = rnn_model_info(f.model);
-        const rnn_batch *b = codec_request_batch(f.req);
+        const rnn_batch *b = wire_v1_batch(f.req);
         rnn_result r = result_new(&f);
         ck_assert(rnn_forward(f.model, b, &r, err, sizeof err) == 0);
         const size_t H = (size_t)in->hidden_size, D = (size_t)in->num_directions;
@@ -237,7 +237,7 @@ START_TEST(test_batching_does_not_change_a_sequence)
     char err[256];
     fixture_load(&f, "ragged_mixed");
     const rnn_info *in = rnn_model_info(f.model);
-    const rnn_batch *b = codec_request_batch(f.req);
+    const rnn_batch *b = wire_v1_batch(f.req);
     rnn_result all = result_new(&f);
     ck_assert(rnn_forward(f.model, b, &all, err, sizeof err) == 0);
     const size_t I = (size_t)in->input_size, DH = (size_t)(in->num_directions * in->hidden_size);
@@ -358,7 +358,7 @@ START_TEST(test_parts_not_wanted_may_be_null)
     fixture_load(&f, "lstm_2layer_bidir");
     rnn_result full = result_new(&f);
     rnn_result only_hidden = {NULL, calloc(f.n_hid, sizeof(float)), NULL, NULL};
-    const rnn_batch *b = codec_request_batch(f.req);
+    const rnn_batch *b = wire_v1_batch(f.req);
     ck_assert(rnn_forward(f.model, b, &full, err, sizeof err) == 0);
     ck_assert(rnn_forward(f.model, b, &only_hidden, err, sizeof err) == 0);
     ck_assert_mem_eq(full.hidden, only_hidden.hidden, f.n_hid * sizeof(float));
@@ -393,7 +393,7 @@ typedef struct {
 static void *hammer(void *p)
 {
     thread_arg *a = p;
-    const rnn_batch *b = codec_request_batch(a->f->req);
+    const rnn_batch *b = wire_v1_batch(a->f->req);
     char err[256];
     a->ok = 1;
     for (int it = 0; it < 25 && a->ok; it++) {
@@ -419,7 +419,7 @@ START_TEST(test_threads_share_one_model)
         char err[256];
         fixture_load(&f, cases[c]);
         rnn_result want = result_new(&f);
-        ck_assert(rnn_forward(f.model, codec_request_batch(f.req), &want, err, sizeof err) == 0);
+        ck_assert(rnn_forward(f.model, wire_v1_batch(f.req), &want, err, sizeof err) == 0);
         pthread_t th[4];
         thread_arg args[4];
         for (int i = 0; i < 4; i++) {

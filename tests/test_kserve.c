@@ -12,9 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rnnserve/codec.h"
+#include "rnnserve/api.h"
 #include "rnnserve/config.h"
-#include "rnnserve/kserve.h"
 #include "rnnserve/server.h"
 #include "testutil.h"
 
@@ -28,11 +27,12 @@ static json_t *load_json(const char *fmt, const char *name)
     return j;
 }
 
-/* A number at PyTorch-layout position of the fixture's expected JSON: outputs[b][t][k] with
+/* A number at PyTorch-layout position of the fixture's expected JSON: outputs[b][t][k] (or
+ * predictions[b][t][k]) with
  * zero padding past each length, or hidden[b][row][u] read as h_n[row][b][u]. */
-static double want_output(json_t *exp, size_t b, size_t t, size_t k)
+static double want_steps(json_t *exp, const char *key, size_t b, size_t t, size_t k)
 {
-    json_t *seq = json_array_get(json_object_get(exp, "outputs"), b);
+    json_t *seq = json_array_get(json_object_get(exp, key), b);
     if (t >= json_array_size(seq))
         return 0.0;
     return json_number_value(json_array_get(json_array_get(seq, t), k));
@@ -95,7 +95,7 @@ START_TEST(test_v2_infer_matches_pytorch_padded_layouts)
 {
     char *manifest = tu_read_file("tests/fixtures/cases/MANIFEST", NULL);
     ck_assert_ptr_nonnull(manifest);
-    size_t cases = 0;
+    size_t cases = 0, heads = 0;
     for (char *name = strtok(manifest, "\n"); name; name = strtok(NULL, "\n")) {
         char path[512], err[512];
         cfg_config *cfg;
@@ -108,15 +108,17 @@ START_TEST(test_v2_infer_matches_pytorch_padded_layouts)
         json_t *exp = load_json("tests/fixtures/cases/%s/expected.json", name);
         char *body = v2_request(req, in), *out;
         size_t len;
-        codec_limits lim = {1024, 100000};
-        int status = kserve_infer(m, body, strlen(body), &lim, &out, &len, NULL);
+        api_limits lim = {1024, 100000};
+        int status = api_forward(api_wire_v2(), m, body, strlen(body), &lim, &out, &len, NULL);
         ck_assert_msg(status == 200, "%s: %d %.*s", name, status, (int)len, out);
         json_t *resp = json_loadb(out, len, 0, NULL);
         ck_assert_ptr_nonnull(resp);
         ck_assert_str_eq(json_string_value(json_object_get(resp, "model_name")), name);
         ck_assert_str_eq(json_string_value(json_object_get(resp, "id")), "fixture");
         json_t *outs = json_object_get(resp, "outputs");
-        ck_assert_uint_eq(json_array_size(outs), in->type == RNN_CELL_LSTM ? 3 : 2);
+        /* by default every output the model has: a head model's predictions too */
+        ck_assert_uint_eq(json_array_size(outs),
+                          (in->type == RNN_CELL_LSTM ? 3 : 2) + (in->head_size > 0));
         const size_t B = json_array_size(json_object_get(req, "inputs"));
         const size_t DH = (size_t)(in->num_directions * in->hidden_size);
         const size_t LD = (size_t)(in->num_layers * in->num_directions);
@@ -134,15 +136,22 @@ START_TEST(test_v2_infer_matches_pytorch_padded_layouts)
                 for (size_t j = 0; j < d1; j++)
                     for (size_t k = 0; k < d2; k++) {
                         double got = json_number_value(json_array_get(data, (i * d1 + j) * d2 + k));
-                        double want = strcmp(tn, "output") == 0 ? want_output(exp, i, j, k)
-                                      : strcmp(tn, "h_n") == 0  ? want_state(exp, "hidden", i, j, k)
-                                                                : want_state(exp, "cell", i, j, k);
+                        double want = strcmp(tn, "output") == 0
+                                          ? want_steps(exp, "outputs", i, j, k)
+                                      : strcmp(tn, "predictions") == 0
+                                          ? want_steps(exp, "predictions", i, j, k)
+                                      : strcmp(tn, "h_n") == 0 ? want_state(exp, "hidden", i, j, k)
+                                                               : want_state(exp, "cell", i, j, k);
                         ck_assert_msg(fabs(got - want) <= 1e-5, "%s %s[%zu][%zu][%zu]: %g vs %g",
                                       name, tn, i, j, k, got, want);
                     }
             if (strcmp(tn, "output") == 0) {
                 ck_assert_uint_eq(d0, B);
                 ck_assert_uint_eq(d2, DH);
+            } else if (strcmp(tn, "predictions") == 0) {
+                ck_assert_uint_eq(d0, B);
+                ck_assert_uint_eq(d2, (size_t)in->head_size);
+                heads++;
             } else {
                 ck_assert_uint_eq(d0, LD);
                 ck_assert_uint_eq(d1, B);
@@ -160,6 +169,7 @@ START_TEST(test_v2_infer_matches_pytorch_padded_layouts)
     }
     free(manifest);
     ck_assert_uint_gt(cases, 20);
+    ck_assert_uint_ge(heads, 3); /* head_linear, head_sigmoid, head_softmax */
 }
 END_TEST
 
@@ -181,8 +191,8 @@ static int infer(const char *body, const char **error)
     rnn_model *m = sine(&cfg);
     char *out;
     size_t len;
-    codec_limits lim = {4, 10};
-    int status = kserve_infer(m, body, strlen(body), &lim, &out, &len, NULL);
+    api_limits lim = {4, 10};
+    int status = api_forward(api_wire_v2(), m, body, strlen(body), &lim, &out, &len, NULL);
     json_t *j = json_loadb(out, len, 0, NULL);
     ck_assert_ptr_nonnull(j);
     snprintf(msg, sizeof msg, "%s",
@@ -257,8 +267,9 @@ START_TEST(test_v2_outputs_parameter_selects_tensors_and_lengths_default_to_max_
                                                                        "\"h_n\"}]}";
     char *out;
     size_t len;
-    codec_limits lim = {4, 10};
-    ck_assert_int_eq(kserve_infer(m, body, strlen(body), &lim, &out, &len, NULL), 200);
+    api_limits lim = {4, 10};
+    ck_assert_int_eq(api_forward(api_wire_v2(), m, body, strlen(body), &lim, &out, &len, NULL),
+                     200);
     json_t *j = json_loadb(out, len, 0, NULL), *outs = json_object_get(j, "outputs");
     ck_assert_uint_eq(json_array_size(outs), 1);
     json_t *hn = json_array_get(outs, 0), *data = json_object_get(hn, "data");
@@ -282,7 +293,7 @@ START_TEST(test_v2_model_metadata_has_variable_dims)
     cfg_config *cfg;
     rnn_model *m = sine(&cfg);
     size_t len;
-    char *s = kserve_model_metadata(rnn_model_info(m), &len);
+    char *s = api_model_metadata(api_wire_v2(), rnn_model_info(m), 0, &len);
     json_t *j = json_loads(s, 0, NULL);
     ck_assert_str_eq(json_string_value(json_object_get(j, "name")), "sine");
     json_t *input = json_array_get(json_object_get(j, "inputs"), 0);
@@ -377,6 +388,106 @@ START_TEST(test_v2_routes_over_http)
 }
 END_TEST
 
+/* A head model over HTTP: v2 answers its predictions (named, or by default) with the numbers v1
+ * gives, padded as output is; both metadata routes describe the head and its outputs. */
+START_TEST(test_v2_predictions_over_http_equal_v1s)
+{
+    cfg_config *cfg;
+    srv *s;
+    char err[512];
+    ck_assert(
+        cfg_load_file("tests/fixtures/cases/head_sigmoid/config.json", &cfg, err, sizeof err) == 0);
+    free(cfg->server.host);
+    cfg->server.host = strdup("127.0.0.1");
+    cfg->server.port = 0;
+    ck_assert_msg(srv_start(cfg, &s, err, sizeof err) == 0, "%s", err);
+    const int port = srv_port(s);
+
+    sink m1 = {0}, m2 = {0};
+    ck_assert_int_eq(http(port, "GET", "/v1/models/head_sigmoid", NULL, &m1), 200);
+    ck_assert_int_eq(http(port, "GET", "/v2/models/head_sigmoid", NULL, &m2), 200);
+    json_t *j1 = json_loads(m1.data, 0, NULL), *j2 = json_loads(m2.data, 0, NULL);
+    ck_assert_ptr_nonnull(j1);
+    ck_assert_ptr_nonnull(j2);
+    json_t *h1 = json_object_get(j1, "head"), *h2 = json_object_get(j2, "head");
+    const json_int_t O = json_integer_value(json_object_get(h1, "out_features"));
+    ck_assert_int_gt(O, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(h1, "activation")), "sigmoid");
+    ck_assert_int_eq(json_integer_value(json_object_get(h2, "out_features")), O);
+    ck_assert_str_eq(json_string_value(json_object_get(h2, "activation")), "sigmoid");
+    json_t *parts = json_object_get(j1, "outputs"); /* a gru: no cell */
+    ck_assert_uint_eq(json_array_size(parts), 3);
+    ck_assert_str_eq(json_string_value(json_array_get(parts, 0)), "outputs");
+    ck_assert_str_eq(json_string_value(json_array_get(parts, 1)), "hidden");
+    ck_assert_str_eq(json_string_value(json_array_get(parts, 2)), "predictions");
+    json_t *outs = json_object_get(j2, "outputs");
+    ck_assert_uint_eq(json_array_size(outs), 3); /* output, h_n, predictions */
+    json_t *pred = json_array_get(outs, 2), *shape = json_object_get(pred, "shape");
+    ck_assert_str_eq(json_string_value(json_object_get(pred, "name")), "predictions");
+    ck_assert_int_eq(json_integer_value(json_array_get(shape, 0)), -1);
+    ck_assert_int_eq(json_integer_value(json_array_get(shape, 1)), -1);
+    ck_assert_int_eq(json_integer_value(json_array_get(shape, 2)), O);
+    json_decref(j1);
+    json_decref(j2);
+    free(m1.data);
+    free(m2.data);
+
+    const char *v1 = "{\"inputs\": [[[0.1, -0.2, 0.3], [0.4, 0.5, -0.6]], [[-0.7, 0.8, 0.9]]], "
+                     "\"return\": [\"predictions\"]}";
+    const char *v2[2] = {
+        "{\"inputs\":[" INPUT(
+            "[2,2,3]",
+            "[0.1,-0.2,0.3,0.4,0.5,-0.6,-0.7,0.8,0.9,0,0,0]") ","
+                                                              "{\"name\":\"lengths\",\"datatype\":"
+                                                              "\"INT64\",\"shape\":[2],\"data\":[2,"
+                                                              "1]}],"
+                                                              "\"outputs\":[{\"name\":"
+                                                              "\"predictions\"}]}",
+        "{\"inputs\":[" INPUT(
+            "[2,2,3]",
+            "[0.1,-0.2,0.3,0.4,0.5,-0.6,-0.7,0.8,0.9,0,0,0]") ","
+                                                              "{\"name\":\"lengths\",\"datatype\":"
+                                                              "\"INT64\",\"shape\":[2],\"data\":[2,"
+                                                              "1]}]}"};
+    sink r1 = {0};
+    ck_assert_int_eq(http(port, "POST", "/forward", v1, &r1), 200);
+    json_t *v1resp = json_loads(r1.data, 0, NULL), *want = json_object_get(v1resp, "predictions");
+    ck_assert_uint_eq(json_array_size(want), 2);
+    for (int k = 0; k < 2; k++) {
+        sink r2 = {0};
+        ck_assert_int_eq(http(port, "POST", "/v2/models/head_sigmoid/infer", v2[k], &r2), 200);
+        json_t *resp = json_loads(r2.data, 0, NULL);
+        json_t *tensors = json_object_get(resp, "outputs"), *got = NULL;
+        ck_assert_uint_eq(json_array_size(tensors), k == 0 ? 1 : 3);
+        for (size_t i = 0; i < json_array_size(tensors); i++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(tensors, i), "name")),
+                       "predictions") == 0)
+                got = json_array_get(tensors, i);
+        ck_assert_ptr_nonnull(got);
+        json_t *gs = json_object_get(got, "shape"), *data = json_object_get(got, "data");
+        ck_assert_int_eq(json_integer_value(json_array_get(gs, 0)), 2);
+        ck_assert_int_eq(json_integer_value(json_array_get(gs, 1)), 2);
+        ck_assert_int_eq(json_integer_value(json_array_get(gs, 2)), O);
+        for (size_t b = 0; b < 2; b++)
+            for (size_t t = 0; t < 2; t++)
+                for (size_t o = 0; o < (size_t)O; o++) {
+                    json_t *row = json_array_get(json_array_get(want, b), t);
+                    const double w = row ? json_number_value(json_array_get(row, o)) : 0.0;
+                    const double g =
+                        json_number_value(json_array_get(data, (b * 2 + t) * (size_t)O + o));
+                    ck_assert_msg(g == w, "predictions[%zu][%zu][%zu]: v2 %.9g, v1 %.9g", b, t, o,
+                                  g, w);
+                }
+        json_decref(resp);
+        free(r2.data);
+    }
+    json_decref(v1resp);
+    free(r1.data);
+    srv_stop(s);
+    cfg_free(cfg);
+}
+END_TEST
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -391,6 +502,7 @@ int main(void)
     tc = tcase_create("http");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_v2_routes_over_http);
+    tcase_add_test(tc, test_v2_predictions_over_http_equal_v1s);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -17,7 +17,8 @@
  * %.9g (what `make bench` sends), and 17 significant digits (what Python's json.dumps writes for
  * tensor.tolist(), ~20 bytes). The response is the real forward pass's output, encoded at full
  * and at 4-digit precision. */
-#include "rnnserve/codec.h"
+#include "rnnserve/api.h"
+#include "../src/wire.h"
 #include "rnnserve/config.h"
 #include "rnnserve/engine.h"
 #include "rnnserve/floatfmt.h"
@@ -201,18 +202,18 @@ static void report(const char *what, const char *label, size_t bytes, double *t,
 
 static void time_decode(const char *label, const text *body, const rnn_info *info, int runs)
 {
-    const codec_limits lim = {1024, 100000};
+    const api_limits lim = {1024, 100000};
     double *t = malloc((size_t)runs * sizeof *t), *c = malloc((size_t)runs * sizeof *c);
     for (int r = -3; r < runs; r++) { /* three warm-up runs */
-        codec_request *req = NULL;
-        codec_error e;
+        wire_v1_request *req = NULL;
+        wire_error e;
         const stamp t0 = now();
-        if (codec_decode_request(body->buf, body->len, info, &lim, &req, &e) < 0) {
+        if (wire_v1_decode(body->buf, body->len, info, &lim, &req, &e) < 0) {
             fprintf(stderr, "codec_speed: decode failed: %s\n", e.message);
             exit(1);
         }
         const stamp t1 = now();
-        codec_request_free(req);
+        wire_v1_free(req);
         if (r >= 0) {
             t[r] = t1.wall - t0.wall;
             c[r] = t1.cpu - t0.cpu;
@@ -227,14 +228,14 @@ static void time_encode(const char *label, const text *body, const rnn_model *m,
                         int runs)
 {
     const rnn_info *info = rnn_model_info(m);
-    const codec_limits lim = {1024, 100000};
-    codec_request *req = NULL;
-    codec_error e;
-    if (codec_decode_request(body->buf, body->len, info, &lim, &req, &e) < 0) {
+    const api_limits lim = {1024, 100000};
+    wire_v1_request *req = NULL;
+    wire_error e;
+    if (wire_v1_decode(body->buf, body->len, info, &lim, &req, &e) < 0) {
         fprintf(stderr, "codec_speed: decode failed: %s\n", e.message);
         exit(1);
     }
-    const rnn_batch *b = codec_request_batch(req);
+    const rnn_batch *b = wire_v1_batch(req);
     size_t n_out, n_hid, n_cell;
     rnn_result_sizes(m, b, &n_out, &n_hid, &n_cell);
     rnn_result res = {.outputs = malloc(n_out * sizeof(float)),
@@ -244,15 +245,15 @@ static void time_encode(const char *label, const text *body, const rnn_model *m,
         fprintf(stderr, "codec_speed: forward failed\n");
         exit(1);
     }
-    /* codec_encode_response reads the precision from the request: decode one that asks. */
-    codec_request *preq = req;
+    /* wire_v1_encode reads the precision from the request: decode one that asks. */
+    wire_v1_request *preq = req;
     text pbody = {0};
     if (precision != 9) {
         char tail[64];
         put(&pbody, body->buf, body->len - 1); /* drop the closing brace */
         snprintf(tail, sizeof tail, ", \"precision\": %d}", precision);
         puts_(&pbody, tail);
-        if (codec_decode_request(pbody.buf, pbody.len, info, &lim, &preq, &e) < 0) {
+        if (wire_v1_decode(pbody.buf, pbody.len, info, &lim, &preq, &e) < 0) {
             fprintf(stderr, "codec_speed: decode failed: %s\n", e.message);
             exit(1);
         }
@@ -262,7 +263,7 @@ static void time_encode(const char *label, const text *body, const rnn_model *m,
     for (int r = -3; r < runs; r++) {
         char *out = NULL;
         const stamp t0 = now();
-        if (codec_encode_response(info->name, info, preq, &res, &out, &len, &e) < 0) {
+        if (wire_v1_encode(info->name, info, preq, &res, &out, &len, &e) < 0) {
             fprintf(stderr, "codec_speed: encode failed: %s\n", e.message);
             exit(1);
         }
@@ -279,8 +280,8 @@ static void time_encode(const char *label, const text *body, const rnn_model *m,
     free(res.outputs);
     free(res.hidden);
     if (preq != req)
-        codec_request_free(preq);
-    codec_request_free(req);
+        wire_v1_free(preq);
+    wire_v1_free(req);
     free(pbody.buf);
 }
 
@@ -290,7 +291,7 @@ static int memory(const rnn_info *info)
 {
     text body = {0};
     uint64_t s = 0x2545f4914f6cdd1dull;
-    const codec_limits lim = {1024, 100000};
+    const api_limits lim = {1024, 100000};
     puts_(&body, "{\"inputs\": [");
     size_t numbers = 0;
     for (int i = 0; body.len < (16u << 20) - 512 * 1024; i++) {
@@ -310,9 +311,9 @@ static int memory(const rnn_info *info)
     puts_(&body, "]}");
     struct rusage before, after;
     getrusage(RUSAGE_SELF, &before);
-    codec_request *req = NULL;
-    codec_error e;
-    if (codec_decode_request(body.buf, body.len, info, &lim, &req, &e) < 0) {
+    wire_v1_request *req = NULL;
+    wire_error e;
+    if (wire_v1_decode(body.buf, body.len, info, &lim, &req, &e) < 0) {
         fprintf(stderr, "codec_speed: decode failed: %s\n", e.message);
         return 1;
     }
@@ -321,7 +322,7 @@ static int memory(const rnn_info *info)
            "%.1f MB\n",
            (double)body.len / 1048576.0, numbers, numbers * sizeof(float),
            (double)(after.ru_maxrss - before.ru_maxrss) / 1000.0);
-    codec_request_free(req);
+    wire_v1_free(req);
     free(body.buf);
     return 0;
 }

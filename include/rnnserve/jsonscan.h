@@ -42,6 +42,10 @@ typedef struct {
     const char *err_at;          /* NULL until the first error */
     char err[112];               /* what that error was ("invalid token near 'tru'") */
     bool oom;                    /* the error was running out of memory */
+    bool big_numbers;            /* set by the caller after js_init: a number beyond a double is
+                                    a value out of range (js_number's JN_OVERFLOW, a bad element
+                                    of js_f32_array), not jansson's "real number overflow", so
+                                    that its message can name where it is */
     js_str *keys;                /* the keys of every open object, innermost last */
     size_t nkeys, cap;
 } js_reader;
@@ -52,7 +56,8 @@ typedef struct {
 } js_object;
 
 /* The first element of a js_f32_array that was not a float32: its index, and what it was
- * (JS_NUMBER: a number out of float32's range, whose text is [tok, tok_end)). */
+ * (JS_NUMBER: a number out of float32's range, or with big_numbers beyond a double's, whose text
+ * is [tok, tok_end)). */
 typedef struct {
     size_t index; /* JS_NO_INDEX when every element was a float32 */
     js_kind kind;
@@ -114,7 +119,7 @@ int js_string(js_reader *r, int depth, js_str *out);
 
 /* Reads a number at DEPTH (js_peek said JS_NUMBER): JN_OK with *out set, or JN_RANGE (a number,
  * but not a float32), with its text in [*tok, *tok_end) either way; -1 on a syntax error or a
- * number beyond a double. */
+ * number beyond a double (JN_OVERFLOW instead when the reader's big_numbers is set). */
 int js_number(js_reader *r, int depth, float *out, const char **tok, const char **tok_end);
 
 /* The hot path: reads an array at DEPTH (js_peek said JS_ARRAY) that should hold only numbers.

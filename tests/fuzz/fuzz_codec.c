@@ -8,12 +8,12 @@
 #include <math.h>
 
 #include "fuzz.h"
-#include "rnnserve/codec.h"
+#include "rnnserve/api.h"
+#include "../../src/wire.h"
 #include "rnnserve/engine.h"
-#include "rnnserve/kserve.h"
 
 /* Small limits keep one execution cheap; the limit checks themselves are exercised all the same. */
-static const codec_limits FZ_CODEC_LIMITS = {16, 64};
+static const api_limits FZ_CODEC_LIMITS = {16, 64};
 
 static const rnn_model *fz_codec_models[3];
 
@@ -31,17 +31,17 @@ static void fz_codec_init(void)
 /* Decoding alone: the batch handed to the engine must be what the limits and the model allow. */
 static void fz_codec_decode(const char *body, size_t len, const rnn_info *info)
 {
-    codec_request *req = NULL;
-    codec_error e;
+    wire_v1_request *req = NULL;
+    wire_error e;
     memset(&e, 0, sizeof e);
-    if (codec_decode_request(body, len, info, &FZ_CODEC_LIMITS, &req, &e) < 0) {
+    if (wire_v1_decode(body, len, info, &FZ_CODEC_LIMITS, &req, &e) < 0) {
         FZ_CHECK(req == NULL, "a failed decode returned a request");
         FZ_CHECK(e.status == 400 || e.status == 413, "decode error status %d: %s", e.status,
                  e.message);
         FZ_CHECK(memchr(e.message, '\0', sizeof e.message) && e.message[0], "empty message");
         return;
     }
-    const rnn_batch *b = codec_request_batch(req);
+    const rnn_batch *b = wire_v1_batch(req);
     FZ_CHECK(b->batch >= 1 && b->batch <= FZ_CODEC_LIMITS.max_batch, "batch %zu", b->batch);
     size_t steps = 0;
     for (size_t i = 0; i < b->batch; i++) {
@@ -49,17 +49,17 @@ static void fz_codec_decode(const char *body, size_t len, const rnn_info *info)
                  "lengths[%zu] = %d", i, (int)b->lengths[i]);
         steps += (size_t)b->lengths[i];
     }
-    FZ_CHECK(steps == codec_request_steps(req), "%zu steps, request says %zu", steps,
-             codec_request_steps(req));
+    FZ_CHECK(steps == wire_v1_steps(req), "%zu steps, request says %zu", steps, wire_v1_steps(req));
     for (size_t k = 0; k < steps * (size_t)info->input_size; k++)
         FZ_CHECK(isfinite(b->x[k]), "x[%zu] is not finite", k);
-    FZ_CHECK(!b->c0 || info->type == RNN_CELL_LSTM, "c0 on a %s model", rnn_cell_describe(info->type)->name);
-    int prec = codec_request_precision(req);
+    FZ_CHECK(!b->c0 || info->type == RNN_CELL_LSTM, "c0 on a %s model",
+             rnn_cell_describe(info->type)->name);
+    int prec = wire_v1_precision(req);
     FZ_CHECK(prec >= 1 && prec <= 9, "precision %d", prec);
-    unsigned parts = codec_request_parts(req);
-    FZ_CHECK((parts & ~7u) == 0 && (!(parts & CODEC_CELL) || info->type == RNN_CELL_LSTM), "parts %#x",
-             parts);
-    codec_request_free(req);
+    unsigned parts = wire_v1_parts(req);
+    FZ_CHECK((parts & ~7u) == 0 && (!(parts & WIRE_CELL) || info->type == RNN_CELL_LSTM),
+             "parts %#x", parts);
+    wire_v1_free(req);
 }
 
 /* The whole path: whatever the body, the answer is JSON with a documented status. */
@@ -67,8 +67,8 @@ static void fz_codec_forward(const char *body, size_t len, const rnn_model *m)
 {
     char *out = NULL;
     size_t outlen = 0;
-    codec_stats st;
-    int status = codec_forward(m, body, len, &FZ_CODEC_LIMITS, &out, &outlen, &st);
+    api_stats st;
+    int status = api_forward(api_wire_v1(), m, body, len, &FZ_CODEC_LIMITS, &out, &outlen, &st);
     FZ_CHECK(status == 200 || status == 400 || status == 413 || status == 422, "status %d", status);
     FZ_CHECK(out != NULL, "no body for status %d", status);
     json_error_t jerr;
@@ -104,7 +104,7 @@ static void fz_codec_kserve(const char *body, size_t len, const rnn_model *m)
 {
     char *out = NULL;
     size_t outlen = 0;
-    int status = kserve_infer(m, body, len, &FZ_CODEC_LIMITS, &out, &outlen, NULL);
+    int status = api_forward(api_wire_v2(), m, body, len, &FZ_CODEC_LIMITS, &out, &outlen, NULL);
     FZ_CHECK(status == 200 || status == 400 || status == 413 || status == 422, "v2 status %d",
              status);
     FZ_CHECK(out != NULL, "no v2 body for status %d", status);

@@ -1,0 +1,128 @@
+/* wire.h - what a wire format implements for the one forward path (forward.c), and the few
+ * helpers the formats share (wire.c). Private to the api layer: the HTTP layer sees api.h only.
+ *
+ * A format decodes a body into its own request (which owns the engine's batch and knows what to
+ * answer with), bounds and encodes the response, and writes its error and metadata bodies; the
+ * forward path owns everything between: the result buffers, the forward pass and the head. */
+#ifndef RNNSERVE_WIRE_H
+#define RNNSERVE_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "rnnserve/api.h"
+#include "rnnserve/buf.h"
+#include "rnnserve/engine.h"
+#include "rnnserve/jsonscan.h"
+
+#define WIRE_MSG_LEN 512
+
+/* An error for the client: its HTTP status (400, 413, 422; 500/503 when out of memory) and a
+ * message naming where (a JSON path). */
+typedef struct {
+    int status;
+    char message[WIRE_MSG_LEN];
+} wire_error;
+
+/* Fills E and returns -1. */
+int wire_fail(wire_error *e, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* wire_fail unless *SET says an earlier error of its kind is already there (then E is kept);
+ * sets *SET. For decoders that find several problems in one pass and report the first. */
+void wire_first(wire_error *e, bool *set, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Parts of the response a request asks for. */
+enum { WIRE_OUTPUTS = 1, WIRE_HIDDEN = 2, WIRE_CELL = 4, WIRE_PREDICTIONS = 8 };
+
+/* What a decoded request tells the forward path. */
+typedef struct {
+    const rnn_batch *batch; /* borrowed from the format's request */
+    unsigned parts;         /* WIRE_* bits the forward pass must produce */
+    size_t steps;           /* sum of the batch's lengths */
+} wire_decoded;
+
+struct api_wire {
+    const char *name; /* "v1", "v2" */
+    /* Decodes BODY for a model described by INFO: 0 with a new request in *req (free it with
+     * free_req) and *d filled, or -1 with E (and *req NULL). */
+    int (*decode)(const char *body, size_t len, const rnn_info *info, const api_limits *lim,
+                  void **req, wire_decoded *d, wire_error *e);
+    void (*free_req)(void *req);
+    /* An upper bound of what encode appends for REQ (every value at its longest). */
+    size_t (*response_bytes)(const void *req, const rnn_info *info);
+    /* Appends the response for REQ and RES (laid out as engine.h says) to OUT: 0, or -1 with E
+     * (422 for a value JSON cannot carry, 500 out of memory). */
+    int (*encode)(const void *req, const rnn_info *info, const rnn_result *res, buf *out,
+                  wire_error *e);
+    /* The format's error body: malloc'ed, NUL-terminated, *len excludes the NUL; NULL when out
+     * of memory. */
+    char *(*encode_error)(int status, const char *message, size_t *len);
+    /* One model's metadata; same ownership as encode_error. */
+    char *(*metadata)(const rnn_info *info, int is_default, size_t *len);
+};
+
+/* ---- rnnserve's v1 JSON (wire_v1.c), open to the tests and tools that time or probe its
+ * decoder and encoder on their own. */
+
+typedef struct wire_v1_request wire_v1_request;
+
+/* Decodes a forward request body: 0 with a new request in *out (free with wire_v1_free), or -1
+ * with *out NULL and E filled (400 malformed or mis-shaped, 413 over a limit). */
+int wire_v1_decode(const char *body, size_t len, const rnn_info *info, const api_limits *lim,
+                   wire_v1_request **out, wire_error *e);
+void wire_v1_free(wire_v1_request *r);
+/* The decoded batch; borrowed, valid as long as the request. */
+const rnn_batch *wire_v1_batch(const wire_v1_request *r);
+/* WIRE_* bits of the parts to return; significant digits (1..9) to print; total steps. */
+unsigned wire_v1_parts(const wire_v1_request *r);
+int wire_v1_precision(const wire_v1_request *r);
+size_t wire_v1_steps(const wire_v1_request *r);
+/* The response for REQ and RES as a new malloc'ed buffer (*out, not NUL-terminated, *len bytes):
+ * 0, or -1 with E (422 a non-finite value, 500 out of memory). */
+int wire_v1_encode(const char *model_name, const rnn_info *info, const wire_v1_request *req,
+                   const rnn_result *res, char **out, size_t *len, wire_error *e);
+
+/* ---- shared by the formats (wire.c) */
+
+/* Reads BODY in one strict pass (jsonscan.h) with READ_ROOT(CTX), which walks the top-level
+ * value with JS, then checks that nothing follows. A number past a double is read as a value out
+ * of range, so that it is named where it is, as 1e39 is (issue 15, item 14). 0, or -1 with E: an
+ * empty body, malformed JSON (line and column), out of memory (500). The caller releases JS. */
+int wire_scan(js_reader *js, const char *body, size_t len, int (*read_root)(void *ctx), void *ctx,
+              wire_error *e);
+
+/* The longest of B's lengths. */
+size_t wire_max_len(const rnn_batch *b);
+
+/* A padded layout's bound (issue 15, item 1): a per-step part of WIDTH values padded to the
+ * longest sequence may hold at most max(4 x its unpadded values, WIRE_PAD_FLOOR) values, so that
+ * a response costs about what the request's own steps produce. 0 when B's padding of WIDTH is
+ * within it, else -1 with a 413 in E naming the padded size, the limit and what avoids it
+ * (AVOID, e.g. "\"layout\": \"ragged\" avoids the padding"). */
+#define WIRE_PAD_FLOOR ((size_t)1 << 20)
+int wire_padding_check(const rnn_batch *b, size_t width, const char *avoid, wire_error *e);
+
+/* The engine's states (B, L*D, H) as PyTorch's h_n/c_n [L*D][B][H], into DST (room for
+ * B*LD*H). */
+void wire_states_to_layers(const float *src, size_t B, size_t LD, size_t H, float *dst);
+/* The reverse: [L*D][B][H] into the engine's (B, L*D, H). */
+void wire_states_from_layers(const float *src, size_t B, size_t LD, size_t H, float *dst);
+
+/* The number [TOK, END) for a message: %g of its value, or its own text (cut to CAP) when it is
+ * beyond a double (1e400). Returns BUF. */
+const char *wire_number_text(const char *tok, const char *end, char *buf, size_t cap);
+
+/* "a number", "an array", ... for messages. */
+const char *wire_kind_name(js_kind k);
+
+/* The response parts MODEL can return, quoted and listed for a message in its format's words:
+ * NAMES[i] is the name of WIRE bit 1 << i (NULL: the format has none such), e.g.
+ * "\"outputs\", \"hidden\" or \"predictions\"". */
+void wire_parts_list(const rnn_info *info, const char *const names[4], char *out, size_t cap);
+
+/* The WIRE_* bits that exist for INFO's model. */
+unsigned wire_parts_of(const rnn_info *info);
+
+#endif
