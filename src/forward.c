@@ -33,6 +33,11 @@ char *api_model_metadata(const api_wire *w, const rnn_info *info, int is_default
     return w->metadata(info, is_default, len);
 }
 
+int64_t api_call_timeout_us(const api_call *c)
+{
+    return c->d.timeout_us;
+}
+
 void api_call_free(api_call *c)
 {
     if (!c)

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rnnserve/api.h"
 #include "rnnserve/buf.h"
@@ -41,6 +42,7 @@ typedef struct {
     const rnn_batch *batch; /* borrowed from the format's request */
     unsigned parts;         /* WIRE_* bits the forward pass must produce */
     size_t steps;           /* sum of the batch's lengths */
+    int64_t timeout_us;     /* the request's own deadline from its arrival; 0: none given */
 } wire_decoded;
 
 struct api_wire {

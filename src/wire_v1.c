@@ -26,7 +26,8 @@ struct wire_v1_request {
     size_t steps;
     unsigned parts;
     int precision;
-    int padded; /* "layout": "padded": PyTorch's tensors instead of ragged rows */
+    int padded;         /* "layout": "padded": PyTorch's tensors instead of ragged rows */
+    int64_t timeout_us; /* "timeout_ms": how long it may wait for compute; 0: the server's */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -44,7 +45,18 @@ struct wire_v1_request {
 /* The response parts, in the order the body lists them (bit 1 << i is PART_NAMES[i]). */
 static const char *const PART_NAMES[4] = {"outputs", "hidden", "cell", "predictions"};
 
-enum { E_ROOT, E_FIELD, E_INPUTS, E_SEQUENCE, E_STEP, E_RETURN, E_PRECISION, E_LAYOUT, E_KINDS };
+enum {
+    E_ROOT,
+    E_FIELD,
+    E_INPUTS,
+    E_SEQUENCE,
+    E_STEP,
+    E_RETURN,
+    E_PRECISION,
+    E_LAYOUT,
+    E_TIMEOUT,
+    E_KINDS
+};
 
 /* "h0" or "c0": kept apart because its checks need B, known only once "inputs" is read. */
 typedef struct {
@@ -64,8 +76,9 @@ typedef struct {
     size_t I, H, LD;
     bool has[E_KINDS];
     wire_error err[E_KINDS];
-    bool inputs_seen, return_seen, precision_seen, layout_seen;
-    int padded; /* "layout": "padded" */
+    bool inputs_seen, return_seen, precision_seen, layout_seen, timeout_seen;
+    int padded;         /* "layout": "padded" */
+    int64_t timeout_us; /* "timeout_ms", 0 when absent */
     size_t B;
     int32_t *lengths; /* (min(B, max_batch)) */
     size_t lcap;
@@ -430,6 +443,29 @@ static int read_layout(decoder *d)
     return 0;
 }
 
+/* "timeout_ms", at depth 2: how long the request may wait for compute, a number of milliseconds
+ * above 0 and at most an hour (fractions allowed: 0.5 is 500 us). */
+static int read_timeout(decoder *d)
+{
+    js_reader *js = &d->js;
+    float f;
+    const char *a, *b;
+    if (js_peek(js) == JS_NUMBER) {
+        if (js_number(js, 2, &f, &a, &b) < 0)
+            return -1;
+        const double v = jn_to_double(a, b);
+        if (v > 0 && v <= 3600000) {
+            d->timeout_us = (int64_t)ceil(v * 1000);
+            return 0;
+        }
+    } else if (js_skip(js, 2) < 0) {
+        return -1;
+    }
+    FIRST(d, E_TIMEOUT, 400,
+          "timeout_ms: expected a number of milliseconds above 0 and at most 3600000");
+    return 0;
+}
+
 /* The body, at depth 1. A repeated known field is skipped here; the reader fails it. */
 static int read_root(void *p)
 {
@@ -466,15 +502,19 @@ static int read_root(void *p)
         } else if (js_str_eq(&key, "layout") && !d->layout_seen) {
             d->layout_seen = true;
             r = read_layout(d);
+        } else if (js_str_eq(&key, "timeout_ms") && !d->timeout_seen) {
+            d->timeout_seen = true;
+            r = read_timeout(d);
         } else {
             if (!d->has[E_FIELD] && !js_str_eq(&key, "inputs") && !js_str_eq(&key, "h0") &&
                 !js_str_eq(&key, "c0") && !js_str_eq(&key, "return") &&
-                !js_str_eq(&key, "precision") && !js_str_eq(&key, "layout")) {
+                !js_str_eq(&key, "precision") && !js_str_eq(&key, "layout") &&
+                !js_str_eq(&key, "timeout_ms")) {
                 char name[WIRE_MSG_LEN];
                 js_str_copy(&key, name, sizeof name);
                 FIRST(d, E_FIELD, 400,
                       "%s: unknown field (expected \"inputs\", \"h0\", \"c0\", \"return\", "
-                      "\"precision\", \"layout\")",
+                      "\"precision\", \"layout\", \"timeout_ms\")",
                       name);
             }
             r = js_skip(js, 2);
@@ -574,6 +614,7 @@ int wire_v1_decode(const char *body, size_t len, const rnn_info *info, const api
     r->parts = d->parts;
     r->precision = d->precision;
     r->padded = d->padded;
+    r->timeout_us = d->timeout_us;
     r->batch.batch = d->B;
     r->batch.lengths = r->lengths;
     r->batch.x = r->x;
@@ -892,6 +933,7 @@ static int v1_decode(const char *body, size_t len, const rnn_info *info, const a
     d->batch = &r->batch;
     d->parts = r->parts;
     d->steps = r->steps;
+    d->timeout_us = r->timeout_us;
     return 0;
 }
 

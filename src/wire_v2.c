@@ -49,6 +49,8 @@ typedef struct {
     js_reader js;
     const rnn_info *info;
     bool root_bad, id_bad, inputs_seen, inputs_bad, outputs_seen;
+    bool params_seen, params_bad, timeout_bad;
+    int64_t timeout_us; /* parameters.timeout: microseconds, as Triton's clients send it */
     size_t ninputs;
     wire_error tensor_err, outputs_err; /* the first problem of each kind, in document order */
     bool tensor_set, outputs_set;
@@ -64,6 +66,7 @@ struct wire_v2_request {
     size_t B, T, steps;
     unsigned parts;
     char *id;
+    int64_t timeout_us;
 };
 typedef struct wire_v2_request request;
 
@@ -337,6 +340,40 @@ static int read_outputs(decoder *d)
     return rc;
 }
 
+/* The request's "parameters", at depth 2: "timeout" (microseconds the request may wait for
+ * compute; 0 is none) is read, and whatever else the protocol's clients send is skipped. */
+static int read_parameters(decoder *d)
+{
+    js_reader *js = &d->js;
+    if (js_peek(js) != JS_OBJECT) {
+        d->params_bad = true;
+        return js_skip(js, 2);
+    }
+    js_object o;
+    js_str key;
+    int rc;
+    if (js_object_begin(js, 2, &o) < 0)
+        return -1;
+    while ((rc = js_object_next(js, &o, &key)) > 0) {
+        if (!js_str_eq(&key, "timeout") || js_peek(js) != JS_NUMBER) {
+            d->timeout_bad |= js_str_eq(&key, "timeout");
+            if (js_skip(js, 3) < 0)
+                return -1;
+            continue;
+        }
+        float f;
+        const char *a, *b;
+        if (js_number(js, 3, &f, &a, &b) < 0)
+            return -1;
+        const double v = jn_to_double(a, b);
+        if (v >= 0 && v <= 3.6e9 && v == floor(v))
+            d->timeout_us = (int64_t)v;
+        else
+            d->timeout_bad = true;
+    }
+    return rc;
+}
+
 /* The body, at depth 1. */
 static int read_root(void *p)
 {
@@ -371,8 +408,11 @@ static int read_root(void *p)
             r = read_inputs(d);
         } else if (js_str_eq(&key, "outputs") && !d->outputs_seen) {
             r = read_outputs(d);
+        } else if (js_str_eq(&key, "parameters") && !d->params_seen) {
+            d->params_seen = true;
+            r = read_parameters(d);
         } else {
-            r = js_skip(js, 2); /* "parameters", and what the protocol may add; repeats fail */
+            r = js_skip(js, 2); /* what the protocol may add; repeats fail */
         }
         if (r < 0)
             return -1;
@@ -461,6 +501,12 @@ static int build(decoder *d, const api_limits *lim, request *r, wire_error *e)
         return wire_fail(e, 400, "request body: expected a JSON object with \"inputs\"");
     if (d->id_bad)
         return wire_fail(e, 400, "id: expected a string");
+    if (d->params_bad)
+        return wire_fail(e, 400, "parameters: expected an object");
+    if (d->timeout_bad)
+        return wire_fail(e, 400,
+                         "parameters.timeout: expected an integer number of microseconds from 0 "
+                         "to 3600000000");
     if (!d->inputs_seen || d->inputs_bad)
         return wire_fail(e, 400, "inputs: expected a non-empty array of tensors");
     if (d->tensor_set) {
@@ -570,9 +616,11 @@ static int v2_decode(const char *body, size_t len, const rnn_info *info, const a
         goto done;
     r->id = d->id;
     d->id = NULL;
+    r->timeout_us = d->timeout_us;
     out->batch = &r->batch;
     out->parts = r->parts;
     out->steps = r->steps;
+    out->timeout_us = r->timeout_us;
     *req = r;
     r = NULL;
     rc = 0;

@@ -351,6 +351,64 @@ START_TEST(test_return_messages_list_the_parts_the_model_has)
 }
 END_TEST
 
+/* The request's own deadline reaches the call (the scheduler reads it): "timeout_ms" on v1,
+ * parameters.timeout in microseconds on v2, as Triton's clients send it; bad values are 400s
+ * naming the field. */
+static int64_t timeout_of(const api_wire *w, const rnn_model *m, const char *body, int *status,
+                          char *msg, size_t msglen)
+{
+    api_call *c = NULL;
+    char *err = NULL;
+    size_t elen = 0;
+    *status = api_decode(w, m, body, strlen(body), &LIM, &c, &err, &elen);
+    msg[0] = '\0';
+    if (err)
+        snprintf(msg, msglen, "%s", message_of(err, elen));
+    free(err);
+    int64_t t = c ? api_call_timeout_us(c) : -1;
+    api_call_free(c);
+    return t;
+}
+
+START_TEST(test_request_deadline_reaches_the_call)
+{
+    loaded l = load(SINE);
+    int st;
+    char msg[1024];
+    ck_assert_int_eq(timeout_of(api_wire_v1(), l.m, "{\"inputs\": [[1, 2]]}", &st, msg, sizeof msg),
+                     0);
+    ck_assert_int_eq(st, 200);
+    ck_assert_int_eq(timeout_of(api_wire_v1(), l.m, "{\"inputs\": [[1, 2]], \"timeout_ms\": 250}",
+                                &st, msg, sizeof msg),
+                     250000);
+    ck_assert_int_eq(timeout_of(api_wire_v1(), l.m, "{\"timeout_ms\": 0.5, \"inputs\": [[1]]}", &st,
+                                msg, sizeof msg),
+                     500);
+    const char *bad[] = {"0", "-3", "\"5\"", "3600001", "null"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"inputs\": [[1]], \"timeout_ms\": %s}", bad[i]);
+        timeout_of(api_wire_v1(), l.m, body, &st, msg, sizeof msg);
+        ck_assert_msg(st == 400 && strstr(msg, "timeout_ms"), "%s: %d %s", body, st, msg);
+    }
+    const char *v2 = "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", \"shape\": "
+                     "[1, 2, 1], \"data\": [1, 2]}], \"parameters\": {\"binary_data_output\": "
+                     "false, \"timeout\": 1500000}}";
+    ck_assert_int_eq(timeout_of(api_wire_v2(), l.m, v2, &st, msg, sizeof msg), 1500000);
+    ck_assert_int_eq(st, 200);
+    const char *v2bad = "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", "
+                        "\"shape\": [1, 1, 1], \"data\": [1]}], \"parameters\": {\"timeout\": "
+                        "-1}}";
+    timeout_of(api_wire_v2(), l.m, v2bad, &st, msg, sizeof msg);
+    ck_assert_msg(st == 400 && strstr(msg, "parameters.timeout"), "%d %s", st, msg);
+    const char *v2bad2 = "{\"inputs\": [{\"name\": \"input\", \"datatype\": \"FP32\", "
+                         "\"shape\": [1, 1, 1], \"data\": [1]}], \"parameters\": [1]}";
+    timeout_of(api_wire_v2(), l.m, v2bad2, &st, msg, sizeof msg);
+    ck_assert_msg(st == 400 && strstr(msg, "parameters"), "%d %s", st, msg);
+    unload(&l);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("forward");
@@ -364,6 +422,7 @@ int main(void)
     tcase_add_test(tc, test_v2_rounds_as_v1_and_names_an_empty_body);
     tcase_add_test(tc, test_number_past_a_double_is_named_by_path);
     tcase_add_test(tc, test_return_messages_list_the_parts_the_model_has);
+    tcase_add_test(tc, test_request_deadline_reaches_the_call);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -64,6 +64,9 @@ double api_call_flops(const api_call *c);
  * predictions, always padded) holding more than max(4 x its unpadded values, 1 Mi values) is a
  * 413 there, so this stays within a few times what the request's own steps produce. */
 size_t api_call_response_bytes(const api_call *c);
+/* How long the request may wait for compute, in microseconds from its arrival, as it asked
+ * ("timeout_ms" on v1, parameters.timeout on v2); 0 when it did not ask. */
+int64_t api_call_timeout_us(const api_call *c);
 
 /* After rnn_forward filled api_call_result (by anyone: alone or merged with other calls), runs
  * the head when asked and encodes. Returns the status; *out (malloc'ed, the caller frees) holds
