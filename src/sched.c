@@ -3,11 +3,11 @@
  *
  * Order: each job's key is its submit time plus its own estimated compute time, and the queue is
  * kept sorted by key. A free compute thread seeds a pass with the first job and adds the later
- * jobs for the same model while the pass stays within max_pass_sequences and max_pass_ns (estimated) and
- * the joining job costs no more than the pass so far (a huge job never delays a pass of small
- * ones by more than their own cost; a small one may ride along with a large one, which it would
- * have waited for anyway). Keys make short jobs overtake long ones that were queued a little
- * earlier, but never a long one that has waited longer than the short one's own cost.
+ * jobs for the same model while the pass stays within max_pass_sequences and max_pass_ns
+ * (estimated) and the joining job costs no more than the pass so far (a huge job never delays a
+ * pass of small ones by more than their own cost; a small one may ride along with a large one,
+ * which it would have waited for anyway). Keys make short jobs overtake long ones that were queued
+ * a little earlier, but never a long one that has waited longer than the short one's own cost.
  *
  * Estimates: FLOPs (the decoder knows them) over the throughput measured on the last passes
  * (an exponential average of FLOPs per nanosecond per thread, seeded at a conservative guess). */
@@ -57,6 +57,7 @@ struct sched {
     int n_workers;
     pthread_t timer;
     int timer_running;
+    int stopped; /* sched_stop has returned */
 };
 
 static int64_t now_ns(void)
@@ -512,7 +513,7 @@ int sched_start(const sched_config *cfg, sched **out, char *err, size_t errlen)
     *out = s;
     return 0;
 fail:
-    sched_stop(s, 1);
+    sched_free(s);
     return -1;
 }
 
@@ -591,7 +592,7 @@ void sched_abort(sched *s)
 
 void sched_stop(sched *s, int abort)
 {
-    if (!s)
+    if (!s || s->stopped)
         return;
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
@@ -603,6 +604,7 @@ void sched_stop(sched *s, int abort)
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < s->n_workers; i++)
         pthread_join(s->workers[i], NULL);
+    s->n_workers = 0;
     /* The workers are gone: the timer thread ends what is left (an abort) and leaves. */
     pthread_mutex_lock(&s->mu);
     if (s->head)
@@ -611,6 +613,15 @@ void sched_stop(sched *s, int abort)
     pthread_mutex_unlock(&s->mu);
     if (s->timer_running)
         pthread_join(s->timer, NULL);
+    s->timer_running = 0;
+    s->stopped = 1;
+}
+
+void sched_free(sched *s)
+{
+    if (!s)
+        return;
+    sched_stop(s, 1);
     free(s->workers);
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->timer_cv);

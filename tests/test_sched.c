@@ -219,6 +219,7 @@ static void check_merge_exact(const char *name)
      * with only the first job's own cost bounding who joins, most were merged. */
     ck_assert_msg(merged >= K / 2, "%s: only %zu of %d jobs were merged", name, merged, K);
     sched_stop(s, 0);
+    sched_free(s);
     for (int k = 0; k < K; k++)
         tjob_free(t[k]);
     model_free(&m);
@@ -264,6 +265,7 @@ START_TEST(test_queue_full_is_refused_with_reason_and_retry_after)
     waiter_wait(&w, 1);
     ck_assert_int_eq(a->outcome, SCHED_OK);
     sched_stop(s, 0);
+    sched_free(s);
     ck_assert_int_eq(atomic_load(&b->done_calls), 0);
     tjob_free(a);
     tjob_free(b);
@@ -292,6 +294,7 @@ START_TEST(test_deadline_shorter_than_queue_wait_is_refused_at_once)
     ck_assert_msg(strstr(why, "deadline") && strstr(why, "estimated wait"), "why: %s", why);
     ck_assert_int_ge(retry, 1);
     sched_stop(s, 1);
+    sched_free(s);
     ck_assert_int_eq(atomic_load(&a->done_calls), 1);
     ck_assert_int_eq(a->outcome, SCHED_STOPPED);
     tjob_free(a);
@@ -319,6 +322,7 @@ START_TEST(test_deadline_passing_in_queue_expires_without_computing)
     for (size_t i = 0; i < a->n_hid; i++)
         ck_assert_msg(a->res.hidden[i] == 0.0f, "an expired job was computed");
     sched_stop(s, 0);
+    sched_free(s);
     ck_assert_int_eq(atomic_load(&a->done_calls), 1);
     tjob_free(a);
     model_free(&m);
@@ -344,6 +348,7 @@ START_TEST(test_queued_job_of_a_gone_client_is_cancelled)
     waiter_wait(&w, 2);
     ck_assert_int_eq(b->outcome, SCHED_OK);
     sched_stop(s, 0);
+    sched_free(s);
     ck_assert_int_eq(atomic_load(&a->done_calls), 1);
     ck_assert_int_eq(atomic_load(&b->done_calls), 1);
     tjob_free(a);
@@ -375,6 +380,7 @@ START_TEST(test_huge_job_is_not_merged_into_a_pass_of_small_ones)
     ck_assert_int_eq(small2->job.pass_jobs, 2);
     ck_assert_int_eq(huge->job.pass_jobs, 1); /* the huge one alone */
     sched_stop(s, 0);
+    sched_free(s);
     tjob_free(small1);
     tjob_free(huge);
     tjob_free(small2);
@@ -394,7 +400,8 @@ START_TEST(test_stop_computes_queued_jobs_and_abort_ends_them_stopped)
     sched_pause(s, 1);
     for (int k = 0; k < K; k++)
         submit_ok(s, t[k] = tjob_new(m.model, 2, 5, 0, &w));
-    sched_stop(s, 0); /* a stop unpauses and computes everything queued */
+    sched_stop(s, 0);
+    sched_free(s); /* a stop unpauses and computes everything queued */
     for (int k = 0; k < K; k++) {
         ck_assert_int_eq(atomic_load(&t[k]->done_calls), 1);
         ck_assert_int_eq(t[k]->outcome, SCHED_OK);
@@ -406,6 +413,7 @@ START_TEST(test_stop_computes_queued_jobs_and_abort_ends_them_stopped)
     for (int k = 0; k < K; k++)
         submit_ok(s, t[k] = tjob_new(m.model, 2, 5, 0, &w));
     sched_stop(s, 1);
+    sched_free(s);
     for (int k = 0; k < K; k++) {
         ck_assert_int_eq(atomic_load(&t[k]->done_calls), 1);
         ck_assert_int_eq(t[k]->outcome, SCHED_STOPPED);
@@ -464,6 +472,7 @@ START_TEST(test_every_accepted_job_gets_exactly_one_done)
     for (int i = 0; i < THREADS; i++)
         pthread_join(th[i], NULL);
     sched_stop(s, 0);
+    sched_free(s);
     int done = 0;
     for (int i = 0; i < THREADS * PER; i++) {
         int calls = atomic_load(&t[i]->done_calls);
@@ -520,6 +529,7 @@ START_TEST(test_job_of_a_client_gone_before_its_pass_is_never_delivered)
     waiter_wait(&w, 1);
     ck_assert_int_eq(t->outcome, SCHED_CANCELLED);
     sched_stop(s, 0);
+    sched_free(s);
     ck_assert_int_eq(atomic_load(&t->done_calls), 1);
     tjob_free(t);
     model_free(&m);

@@ -77,11 +77,14 @@ typedef struct {
 } sched_depth;
 void sched_get_depth(sched *s, sched_depth *d);
 
-/* Stops: no job is accepted any more; when ABORT is 0 every queued job is still computed, when
- * it is 1 queued jobs end SCHED_STOPPED at once and running passes stop at their next step
- * boundary. Returns once every accepted job's `done` has been called and the threads are gone;
- * then frees S. NULL is allowed. */
+/* Stops: no job is accepted any more (sched_submit refuses, safely, until sched_free); when
+ * ABORT is 0 every queued job is still computed, when it is 1 queued jobs end SCHED_STOPPED at
+ * once and running passes stop at their next step boundary. Returns once every accepted job's
+ * `done` has been called and the threads are gone. A second call does nothing. */
 void sched_stop(sched *s, int abort);
+
+/* Stops (as sched_stop(s, 1) when not stopped yet) and frees S. NULL is allowed. */
+void sched_free(sched *s);
 
 /* Asks a running sched_stop(s, 0) to become an abort (SIGTERM's timeout_s ran out). Safe from
  * any thread while S is alive. */
