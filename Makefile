@@ -23,9 +23,11 @@ TEST_LDLIBS := $(shell pkg-config --libs check 2>/dev/null) -lcurl
 
 # Library modules, bottom layer first (see docs/ARCHITECTURE.md).
 LIB_SRCS := src/buf.c src/utf8.c src/floatfmt.c src/jsonnum.c src/jsonscan.c src/metrics.c src/kernels.c src/safetensors.c src/config.c \
-            src/cells.c src/model.c src/engine.c src/head.c src/codec.c src/kserve.c src/api.c src/cli.c src/cpus.c src/server.c \
+            src/cells.c src/model.c src/engine.c src/head.c src/codec.c src/kserve.c src/api.c src/cli.c src/cpus.c \
+            src/modelset.c src/compute.c src/auth.c src/accept.c src/routes.c src/http.c src/server.c \
             src/version.c
-APP_SRCS := src/main.c
+# The app layer: process wiring above the library.
+APP_SRCS := src/main.c src/serve.c
 TESTS    := $(basename $(notdir $(wildcard tests/test_*.c)))
 
 # Two flavours of the same tree: build/ (optimised) and build/asan/ (sanitizers, for tests).
@@ -40,9 +42,9 @@ SANFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-saniti
 
 all: $(B)/rnnserve
 
-$(B)/%.o: src/%.c $(wildcard include/rnnserve/*.h) | $(B)
+$(B)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(B)
 	$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -c $< -o $@
-$(SAN)/%.o: src/%.c $(wildcard include/rnnserve/*.h) | $(SAN)
+$(SAN)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(SAN)
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/librnnserve.a: $(patsubst src/%.c,$(B)/%.o,$(LIB_SRCS)) $(B)/playground_html.o \
@@ -138,7 +140,7 @@ FUZZ_SECONDS ?= 60
 FZ           := build/fuzz
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZFLAGS    := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-$(FZ)/%.o: src/%.c $(wildcard include/rnnserve/*.h) | $(FZ)
+$(FZ)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(FZ)
 	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 # Sources generated into build/ (keep FUZZ_GEN in step with $(B)/librnnserve.a's objects).
 FUZZ_GEN     := playground_html openapi_json
