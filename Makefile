@@ -75,12 +75,14 @@ $(SAN)/rnnserve: $(patsubst src/%.c,$(SAN)/%.o,$(APP_SRCS)) $(SAN)/librnnserve.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Each tests/test_<module>.c is its own Check runner.
-$(B)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(B)/librnnserve.a | $(B)/tests
+# Each is built with the shared helpers: testutil (files, time, failures) and httpc (the HTTP client).
+TEST_HELPERS := tests/testutil.c tests/httpc.c
+$(B)/tests/%: tests/%.c $(TEST_HELPERS) tests/testutil.h tests/httpc.h $(B)/librnnserve.a | $(B)/tests
 	$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) $(shell pkg-config --cflags check) -o $@ \
-	    $< tests/testutil.c $(B)/librnnserve.a $(TEST_LDLIBS) $(LDLIBS)
-$(SAN)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(SAN)/librnnserve.a | $(SAN)/tests
+	    $< $(TEST_HELPERS) $(B)/librnnserve.a $(TEST_LDLIBS) $(LDLIBS)
+$(SAN)/tests/%: tests/%.c $(TEST_HELPERS) tests/testutil.h tests/httpc.h $(SAN)/librnnserve.a | $(SAN)/tests
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS) $(shell pkg-config --cflags check) -o $@ \
-	    $< tests/testutil.c $(SAN)/librnnserve.a $(TEST_LDLIBS) $(LDLIBS)
+	    $< $(TEST_HELPERS) $(SAN)/librnnserve.a $(TEST_LDLIBS) $(LDLIBS)
 
 # Every float32 through the vectorised tanh and sigmoid, on every path this CPU has.
 $(B)/activations_exhaustive: tools/activations_exhaustive.c $(B)/kernels.o | $(B)

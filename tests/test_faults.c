@@ -37,8 +37,7 @@
  * side. Bounds below are for native and are stretched by this. */
 static double slack(void)
 {
-    double s = TU_UNDER_ASAN ? 3.0 : 1.0;
-    return tu_under_valgrind() ? s * 3.0 : s;
+    return tu_slack(3.0, 3.0);
 }
 
 /* ---------------------------------------------------------------------------------------------
