@@ -402,7 +402,7 @@ static char *config_with_big(const char *server)
  * SIGTERM under load */
 
 /* While draining, the server closes kept-alive connections once no request has begun for 500 ms
- * (server.c, DRAIN_QUIET_MS). A client that sent its next request within this long of its
+ * (serve.c, DRAIN_QUIET_MS). A client that sent its next request within this long of its
  * previous one cannot have found its connection closed; one that dawdled longer may (valgrind
  * makes client threads that slow), which HTTP allows. */
 #define DRAIN_LATE_S 0.3

@@ -1,4 +1,4 @@
-/* test_server.c - the HTTP service end to end: every route and error of spec/API.md, CORS,
+/* test_server.c - the HTTP service end to end: every route and error of docs/API.md, CORS,
  * keep-alive, split and stalled uploads, concurrency, the compute pool, and drain.
  *
  * Each test starts its own server in-process (srv_start on 127.0.0.1, port 0) and talks to it
