@@ -23,11 +23,15 @@ struct route_row {
     routes_entry pub; /* pattern, methods, label */
     unsigned flags;
     const api_wire *(*wire)(void); /* the format of its bodies, errors included */
-    /* NULL: always served. Otherwise the route exists only while this says so; off, the path is
-     * unmatched, and the 404 says how to turn it on (OFF_HINT) or what exists (NULL). */
-    int (*enabled)(const srv *s);
-    const char *off_hint;
     enum MHD_Result (*handle)(req *r);
+    const struct route_switch *when; /* NULL: always served */
+};
+
+/* A route that exists only while the config turns it on; off, its path is unmatched, and the 404
+ * says how to turn it on (HINT) or, when NULL, what exists. */
+struct route_switch {
+    int (*on)(const srv *s);
+    const char *hint;
 };
 
 static enum MHD_Result h_forward(req *r);
@@ -46,43 +50,30 @@ static enum MHD_Result h_v2_model(req *r);
 static enum MHD_Result h_v2_model_ready(req *r);
 static int playground_on(const srv *s);
 static int admin_on(const srv *s);
+static const struct route_switch ADMIN = {admin_on, "(set server.admin_token to enable it)"};
+static const struct route_switch PLAYGROUND = {playground_on, NULL};
 
 #define GET ROUTE_GET
 #define POST ROUTE_POST
 #define V1 api_wire_v1
 #define V2 api_wire_v2
 static const route_row ROWS[] = {
-    {{"/forward", POST, "forward"}, TAKES_BODY | NEEDS_KEY, V1, NULL, NULL, h_forward},
-    {{"/v1/models", GET, "models"}, NEEDS_KEY, V1, NULL, NULL, h_models},
-    {{"/v1/models/{name}", GET, "model"}, NEEDS_KEY, V1, NULL, NULL, h_model},
-    {{"/v1/models/{name}/forward", POST, "forward"},
-     TAKES_BODY | NEEDS_KEY,
-     V1,
-     NULL,
-     NULL,
-     h_forward},
-    {{"/healthz", GET, "healthz"}, 0, V1, NULL, NULL, h_healthz},
-    {{"/readyz", GET, "readyz"}, 0, V1, NULL, NULL, h_readyz},
-    {{"/metrics", GET, "metrics"}, 0, V1, NULL, NULL, h_metrics},
-    {{"/v2/models/{name}/infer", POST, "v2_infer"},
-     TAKES_BODY | NEEDS_KEY,
-     V2,
-     NULL,
-     NULL,
-     h_forward},
-    {{"/v2/health/live", GET, "v2_health"}, 0, V2, NULL, NULL, h_v2_live},
-    {{"/v2/health/ready", GET, "v2_health"}, 0, V2, NULL, NULL, h_v2_ready},
-    {{"/v2", GET, "v2_metadata"}, 0, V2, NULL, NULL, h_v2_server},
-    {{"/v2/models/{name}", GET, "v2_metadata"}, NEEDS_KEY, V2, NULL, NULL, h_v2_model},
-    {{"/v2/models/{name}/ready", GET, "v2_metadata"}, NEEDS_KEY, V2, NULL, NULL, h_v2_model_ready},
-    {{"/v1/admin/reload", POST, "admin"},
-     0,
-     V1,
-     admin_on,
-     "(set server.admin_token to enable it)",
-     h_admin_reload},
-    {{"/", GET, "playground"}, 0, V1, playground_on, NULL, h_playground},
-    {{"/openapi.json", GET, "openapi"}, 0, V1, NULL, NULL, h_openapi},
+    {{"/forward", POST, "forward"}, TAKES_BODY | NEEDS_KEY, V1, h_forward, NULL},
+    {{"/v1/models", GET, "models"}, NEEDS_KEY, V1, h_models, NULL},
+    {{"/v1/models/{name}", GET, "model"}, NEEDS_KEY, V1, h_model, NULL},
+    {{"/v1/models/{name}/forward", POST, "forward"}, TAKES_BODY | NEEDS_KEY, V1, h_forward, NULL},
+    {{"/healthz", GET, "healthz"}, 0, V1, h_healthz, NULL},
+    {{"/readyz", GET, "readyz"}, 0, V1, h_readyz, NULL},
+    {{"/metrics", GET, "metrics"}, 0, V1, h_metrics, NULL},
+    {{"/v2/models/{name}/infer", POST, "v2_infer"}, TAKES_BODY | NEEDS_KEY, V2, h_forward, NULL},
+    {{"/v2/health/live", GET, "v2_health"}, 0, V2, h_v2_live, NULL},
+    {{"/v2/health/ready", GET, "v2_health"}, 0, V2, h_v2_ready, NULL},
+    {{"/v2", GET, "v2_metadata"}, 0, V2, h_v2_server, NULL},
+    {{"/v2/models/{name}", GET, "v2_metadata"}, NEEDS_KEY, V2, h_v2_model, NULL},
+    {{"/v2/models/{name}/ready", GET, "v2_metadata"}, NEEDS_KEY, V2, h_v2_model_ready, NULL},
+    {{"/v1/admin/reload", POST, "admin"}, 0, V1, h_admin_reload, &ADMIN},
+    {{"/", GET, "playground"}, 0, V1, h_playground, &PLAYGROUND},
+    {{"/openapi.json", GET, "openapi"}, 0, V1, h_openapi, NULL},
 };
 #undef GET
 #undef POST
@@ -160,8 +151,8 @@ static size_t tree_of(const char *path)
     }
 }
 
-/* PATH against PATTERN: literal segments, and {name} for one non-empty segment, whose span is
- * stored in *name, *len. */
+/* PATH against PATTERN: literal segments, and {name} for one segment, whose span is stored in
+ * *name, *len. An empty name matches too: it is a model that does not exist (404 naming ""). */
 static int match(const char *pattern, const char *path, const char **name, size_t *len)
 {
     const char *cap = strstr(pattern, "{name}");
@@ -172,7 +163,7 @@ static int match(const char *pattern, const char *path, const char **name, size_
         return 0;
     const char *seg = path + head, *end = strchr(seg, '/');
     size_t n = end ? (size_t)(end - seg) : strlen(seg);
-    if (n == 0 || strcmp(cap + 6, seg + n) != 0)
+    if (strcmp(cap + 6, seg + n) != 0)
         return 0;
     *name = seg;
     *len = n;
@@ -200,8 +191,7 @@ void routes_match(req *r)
         const route_row *row = &ROWS[i];
         const char *name = NULL;
         size_t len = 0;
-        if (match(row->pub.pattern, r->path, &name, &len) &&
-            (!row->enabled || row->enabled(r->s))) {
+        if (match(row->pub.pattern, r->path, &name, &len) && (!row->when || row->when->on(r->s))) {
             r->row = row;
             r->label = r->s->row_label[i];
             r->wire = row->wire();
@@ -249,8 +239,8 @@ static enum MHD_Result not_found(req *r)
     for (size_t i = 0; i < N_ROWS; i++) { /* a route that is off says how to turn it on */
         const char *name;
         size_t len;
-        if (ROWS[i].off_hint && match(ROWS[i].pub.pattern, r->path, &name, &len))
-            hint = ROWS[i].off_hint;
+        if (ROWS[i].when && ROWS[i].when->hint && match(ROWS[i].pub.pattern, r->path, &name, &len))
+            hint = ROWS[i].when->hint;
     }
     if (hint)
         return http_respond_error(r, 404, NULL, "no route %s %s", r->path, hint);
