@@ -99,10 +99,11 @@ static void park(compute_job *j)
 }
 
 /* On the pool thread. MHD's resume takes its own lock, which orders the job's outputs before the
- * I/O thread reads them (answer_resumed). */
+ * I/O thread reads them (answer_job), or on_completed does when the client has gone. */
 static void resume(compute_job *j)
 {
     req *r = j->ctx;
+    r->stats = j->stats;
     MHD_resume_connection(r->conn);
 }
 
