@@ -23,9 +23,11 @@ TEST_LDLIBS := $(shell pkg-config --libs check 2>/dev/null) -lcurl
 
 # Library modules, bottom layer first (see docs/ARCHITECTURE.md).
 LIB_SRCS := src/buf.c src/utf8.c src/file.c src/sysres.c src/floatfmt.c src/jsonnum.c src/jsonscan.c src/metrics.c src/kernels.c src/safetensors.c src/config.c \
-            src/cells.c src/model.c src/engine.c src/head.c src/sched.c src/wire.c src/wire_v1.c src/wire_v2.c src/forward.c src/cli.c src/server.c \
+            src/cells.c src/model.c src/engine.c src/head.c src/sched.c src/wire.c src/wire_v1.c src/wire_v2.c src/forward.c src/cli.c \
+            src/modelset.c src/compute.c src/auth.c src/accept.c src/routes.c src/http.c src/server.c \
             src/version.c
-APP_SRCS := src/main.c
+# The app layer: process wiring above the library.
+APP_SRCS := src/main.c src/serve.c
 TESTS    := $(basename $(notdir $(wildcard tests/test_*.c)))
 
 # Two flavours of the same tree: build/ (optimised) and build/asan/ (sanitizers, for tests).
@@ -40,9 +42,9 @@ SANFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-saniti
 
 all: $(B)/rnnserve
 
-$(B)/%.o: src/%.c $(wildcard include/rnnserve/*.h) | $(B)
+$(B)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(B)
 	$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -c $< -o $@
-$(SAN)/%.o: src/%.c $(wildcard include/rnnserve/*.h) | $(SAN)
+$(SAN)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(SAN)
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/librnnserve.a: $(patsubst src/%.c,$(B)/%.o,$(LIB_SRCS)) $(B)/playground_html.o \
@@ -73,12 +75,14 @@ $(SAN)/rnnserve: $(patsubst src/%.c,$(SAN)/%.o,$(APP_SRCS)) $(SAN)/librnnserve.a
 	$(CC) $(SANFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # Each tests/test_<module>.c is its own Check runner.
-$(B)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(B)/librnnserve.a | $(B)/tests
+# Each is built with the shared helpers: testutil (files, time, failures) and httpc (the HTTP client).
+TEST_HELPERS := tests/testutil.c tests/httpc.c
+$(B)/tests/%: tests/%.c $(TEST_HELPERS) tests/testutil.h tests/httpc.h $(B)/librnnserve.a | $(B)/tests
 	$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) $(shell pkg-config --cflags check) -o $@ \
-	    $< tests/testutil.c $(B)/librnnserve.a $(TEST_LDLIBS) $(LDLIBS)
-$(SAN)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(SAN)/librnnserve.a | $(SAN)/tests
+	    $< $(TEST_HELPERS) $(B)/librnnserve.a $(TEST_LDLIBS) $(LDLIBS)
+$(SAN)/tests/%: tests/%.c $(TEST_HELPERS) tests/testutil.h tests/httpc.h $(SAN)/librnnserve.a | $(SAN)/tests
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS) $(shell pkg-config --cflags check) -o $@ \
-	    $< tests/testutil.c $(SAN)/librnnserve.a $(TEST_LDLIBS) $(LDLIBS)
+	    $< $(TEST_HELPERS) $(SAN)/librnnserve.a $(TEST_LDLIBS) $(LDLIBS)
 
 # Every float32 through the vectorised tanh and sigmoid, on every path this CPU has.
 $(B)/activations_exhaustive: tools/activations_exhaustive.c $(B)/kernels.o | $(B)
@@ -138,7 +142,7 @@ FUZZ_SECONDS ?= 60
 FZ           := build/fuzz
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZFLAGS    := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-$(FZ)/%.o: src/%.c $(wildcard include/rnnserve/*.h) | $(FZ)
+$(FZ)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(FZ)
 	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 # Sources generated into build/ (keep FUZZ_GEN in step with $(B)/librnnserve.a's objects).
 FUZZ_GEN     := playground_html openapi_json

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "rnnserve/cli.h"
-#include "rnnserve/server.h"
+#include "rnnserve/serve.h"
 #include "rnnserve/version.h"
 
 static const char *const USAGE_MAIN =
@@ -125,10 +125,10 @@ int main(int argc, char **argv)
     int first = strcmp(cmd, "serve") == 0 ? 2 : 1;
     if ((rc = parse_args(argc, argv, first, &a, USAGE_SERVE, 1)) != 0)
         return rc == 1 ? 0 : 2;
-    srv_overrides o = {a.host, -1, -1};
+    serve_overrides o = {a.host, -1, -1};
     if (a.port && (o.port = (int)int_flag("--port", a.port, 0, 65535)) < 0)
         return 2;
     if (a.threads && (o.threads = (int)int_flag("--threads", a.threads, 0, 1024)) < 0)
         return 2;
-    return srv_main(a.config, &o);
+    return serve_main(a.config, &o);
 }

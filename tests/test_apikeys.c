@@ -11,6 +11,7 @@
 
 #include "rnnserve/config.h"
 #include "rnnserve/server.h"
+#include "httpc.h"
 #include "testutil.h"
 
 typedef struct {
@@ -19,53 +20,22 @@ typedef struct {
     int challenged; /* a WWW-Authenticate: Bearer header came back */
 } sink;
 
-static size_t sink_write(char *p, size_t size, size_t n, void *ud)
-{
-    sink *s = ud;
-    char *nb = realloc(s->data, s->len + size * n + 1);
-    if (!nb)
-        return 0;
-    s->data = nb;
-    memcpy(s->data + s->len, p, size * n);
-    s->len += size * n;
-    s->data[s->len] = '\0';
-    return size * n;
-}
-
-static size_t sink_header(char *p, size_t size, size_t n, void *ud)
-{
-    sink *s = ud;
-    if (strncasecmp(p, "WWW-Authenticate: Bearer", 24) == 0)
-        s->challenged = 1;
-    return size * n;
-}
-
+/* METHOD PATH with "Authorization: Bearer KEY" (none when KEY is NULL); the body lands in *OUT
+ * (free out->data), and whether a WWW-Authenticate: Bearer challenge came back. */
 static long http(int port, const char *method, const char *path, const char *body, const char *key,
                  sink *out)
 {
-    char url[256], auth[4200]; /* a key may be 4,096 bytes long */
-    long status = 0;
-    struct curl_slist *h = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    if (key) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
-        h = curl_slist_append(h, auth);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sink_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
-    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    return status;
+    char auth[4200], v[256]; /* a key may be 4,096 bytes long */
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key ? key : "");
+    const char *const headers[] = {key ? auth : NULL, NULL};
+    httpc_resp r;
+    ck_assert_int_eq(httpc(port, method, path, body, headers, &r), CURLE_OK);
+    const char *challenge = httpc_header(&r, "WWW-Authenticate", v, sizeof v);
+    out->challenged = challenge && strncmp(challenge, "Bearer", 6) == 0;
+    out->data = r.body;
+    out->len = r.len;
+    free(r.headers);
+    return r.status;
 }
 
 static const char *const FWD = "{\"inputs\": [[0.0, 0.1411, -0.2794]]}";

@@ -41,9 +41,7 @@
 /* Time bounds are for a native build; sanitizers and valgrind stretch them. */
 static double slack(void)
 {
-    if (tu_under_valgrind())
-        return 20.0;
-    return TU_UNDER_ASAN ? 3.0 : 1.0;
+    return tu_slack(3.0, 20.0);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /* test_codec.c - Check suites for src/codec.c: request decoding (every error with its exact status
  * and the JSON path it names), response and error encoding (parsed back with jansson), and
- * codec_forward end to end on every PyTorch fixture in tests/fixtures/cases/MANIFEST. */
+ * api_forward (v1) end to end on every PyTorch fixture in tests/fixtures/cases/MANIFEST. */
 #include "rnnserve/api.h"
 #include "../src/wire.h"
 #include "rnnserve/config.h"
@@ -222,7 +222,7 @@ static const char *const SMALL_RNN =
     " 'weights': {'weight_ih_l0': [[0.5], [-0.25]], 'weight_hh_l0': [[0.1, 0.2], [-0.3, 0.4]],"
     " 'bias_ih_l0': [0.01, 0.02], 'bias_hh_l0': [-0.03, 0.05]}}]}";
 
-/* Runs TEXT (JSON with ' for ") through codec_forward; returns the status, *out the parsed body. */
+/* Runs TEXT (JSON with ' for ") through api_forward (v1); returns the status, *out the parsed body. */
 static int forward(const rnn_model *m, const char *text, json_t **out, api_stats *stats)
 {
     char *body = dq(text), *resp = NULL;
@@ -909,7 +909,7 @@ START_TEST(test_error_body_escapes_and_parses_back)
 }
 END_TEST
 
-/* ---- codec_forward ------------------------------------------------------------------------- */
+/* ---- api_forward, v1 ---------------------------------------------------------------------- */
 
 #define MAX_CASES 128
 static char g_cases[MAX_CASES][64];

@@ -37,8 +37,7 @@
  * side. Bounds below are for native and are stretched by this. */
 static double slack(void)
 {
-    double s = TU_UNDER_ASAN ? 3.0 : 1.0;
-    return tu_under_valgrind() ? s * 3.0 : s;
+    return tu_slack(3.0, 3.0);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -403,7 +402,7 @@ static char *config_with_big(const char *server)
  * SIGTERM under load */
 
 /* While draining, the server closes kept-alive connections once no request has begun for 500 ms
- * (server.c, DRAIN_QUIET_MS). A client that sent its next request within this long of its
+ * (serve.c, DRAIN_QUIET_MS). A client that sent its next request within this long of its
  * previous one cannot have found its connection closed; one that dawdled longer may (valgrind
  * makes client threads that slow), which HTTP allows. */
 #define DRAIN_LATE_S 0.3

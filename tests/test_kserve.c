@@ -15,6 +15,7 @@
 #include "rnnserve/api.h"
 #include "rnnserve/config.h"
 #include "rnnserve/server.h"
+#include "httpc.h"
 #include "testutil.h"
 
 static json_t *load_json(const char *fmt, const char *name)
@@ -315,35 +316,15 @@ typedef struct {
     size_t len;
 } sink;
 
-static size_t sink_write(char *p, size_t size, size_t n, void *ud)
-{
-    sink *s = ud;
-    char *nb = realloc(s->data, s->len + size * n + 1);
-    if (!nb)
-        return 0;
-    s->data = nb;
-    memcpy(s->data + s->len, p, size * n);
-    s->len += size * n;
-    s->data[s->len] = '\0';
-    return size * n;
-}
-
+/* METHOD PATH; the body lands in *OUT (free out->data). */
 static long http(int port, const char *method, const char *path, const char *body, sink *out)
 {
-    char url[256];
-    long status = 0;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    return status;
+    httpc_resp r;
+    ck_assert_int_eq(httpc(port, method, path, body, NULL, &r), CURLE_OK);
+    out->data = r.body;
+    out->len = r.len;
+    free(r.headers);
+    return r.status;
 }
 
 START_TEST(test_v2_routes_over_http)

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rnnserve/codec.h"
+#include "rnnserve/api.h"
 #include "rnnserve/config.h"
 #include "testutil.h"
 
@@ -30,8 +30,8 @@ static json_t *run(const char *name, const char *extra, int *status)
     json_object_update(req, more);
     char *body = json_dumps(req, JSON_COMPACT), *out;
     size_t len;
-    codec_limits lim = {1024, 100000};
-    *status = codec_forward(m, body, strlen(body), &lim, &out, &len, NULL);
+    api_limits lim = {1024, 100000};
+    *status = api_forward(api_wire_v1(), m, body, strlen(body), &lim, &out, &len, NULL);
     json_t *resp = json_loadb(out, len, 0, NULL);
     ck_assert_msg(resp != NULL, "%s: %.*s", name, (int)len, out);
     free(out);

@@ -2,7 +2,9 @@
  *
  * Every documented operation is answered (never 404/405), every other method on a documented
  * path is a 405, paths near the documented ones are 404, GET /openapi.json serves the committed
- * file byte for byte, and every request example in the document is accepted by the server. */
+ * file byte for byte, and every request example in the document is accepted by the server. The
+ * routes are the server's own table (routes.h): every row is documented with exactly its
+ * methods, and nothing else is. */
 #include <check.h>
 #include <curl/curl.h>
 #include <jansson.h>
@@ -13,7 +15,9 @@
 #include <string.h>
 
 #include "rnnserve/config.h"
+#include "rnnserve/routes.h"
 #include "rnnserve/server.h"
+#include "httpc.h"
 #include "testutil.h"
 
 typedef struct {
@@ -21,39 +25,15 @@ typedef struct {
     size_t len;
 } sink;
 
-static size_t sink_write(char *p, size_t size, size_t n, void *ud)
-{
-    sink *s = ud;
-    char *nb = realloc(s->data, s->len + size * n + 1);
-    if (!nb)
-        return 0;
-    s->data = nb;
-    memcpy(s->data + s->len, p, size * n);
-    s->len += size * n;
-    s->data[s->len] = '\0';
-    return size * n;
-}
-
+/* METHOD PATH; the body lands in *OUT (free out->data). */
 static long http(int port, const char *method, const char *path, const char *body, sink *out)
 {
-    char url[512];
-    long status = 0;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    else
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    return status;
+    httpc_resp r;
+    ck_assert_int_eq(httpc(port, method, path, body, NULL, &r), CURLE_OK);
+    out->data = r.body;
+    out->len = r.len;
+    free(r.headers);
+    return r.status;
 }
 
 static cfg_config *cfg;
@@ -135,6 +115,34 @@ START_TEST(test_every_documented_operation_is_answered)
         }
     }
     ck_assert_uint_ge(ops, 16);
+}
+END_TEST
+
+START_TEST(test_document_lists_exactly_the_route_table)
+{
+    json_t *paths = json_object_get(doc, "paths");
+    ck_assert_uint_ge(routes_count(), 16);
+    for (size_t i = 0; i < routes_count(); i++) {
+        const routes_entry *e = routes_at(i);
+        json_t *item = json_object_get(paths, e->pattern);
+        ck_assert_msg(item != NULL, "route %s is not in docs/openapi.json", e->pattern);
+        ck_assert_msg(!json_object_get(item, "get") == !(e->methods & ROUTE_GET),
+                      "%s: GET in the document and in the route table differ", e->pattern);
+        ck_assert_msg(!json_object_get(item, "post") == !(e->methods & ROUTE_POST),
+                      "%s: POST in the document and in the route table differ", e->pattern);
+        ck_assert_msg(e->label && *e->label, "%s has no metrics label", e->pattern);
+    }
+    const char *tmpl;
+    json_t *item;
+    json_object_foreach(paths, tmpl, item)
+    {
+        size_t i = 0;
+        while (i < routes_count() && strcmp(routes_at(i)->pattern, tmpl) != 0)
+            i++;
+        ck_assert_msg(i < routes_count(), "docs/openapi.json documents %s, no route serves it",
+                      tmpl);
+    }
+    ck_assert_ptr_null(routes_at(routes_count()));
 }
 END_TEST
 
@@ -271,6 +279,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_document_is_served_byte_for_byte);
     tcase_add_test(tc, test_every_documented_operation_is_answered);
+    tcase_add_test(tc, test_document_lists_exactly_the_route_table);
     tcase_add_test(tc, test_undocumented_methods_are_405);
     tcase_add_test(tc, test_paths_not_in_the_document_are_404);
     tcase_add_test(tc, test_request_examples_are_accepted);

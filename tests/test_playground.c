@@ -15,6 +15,7 @@
 #include "rnnserve/config.h"
 #include "rnnserve/playground.h"
 #include "rnnserve/server.h"
+#include "httpc.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -58,86 +59,27 @@ static void teardown(void)
 /* ---------------------------------------------------------------------------------------------
  * HTTP through libcurl */
 
-typedef struct {
-    long status;
-    char *body; /* NUL-terminated */
-    size_t len;
-    char *headers; /* every header line, NUL-terminated */
-    size_t hlen;
-} resp;
+typedef httpc_resp resp;
 
-typedef struct {
-    char **p;
-    size_t *n;
-} sink;
-
-static size_t sink_write(char *data, size_t size, size_t nmemb, void *ud)
-{
-    sink *s = ud;
-    size_t n = size * nmemb;
-    char *nb = realloc(*s->p, *s->n + n + 1);
-    if (!nb)
-        return 0;
-    memcpy(nb + *s->n, data, n);
-    *s->n += n;
-    nb[*s->n] = '\0';
-    *s->p = nb;
-    return n;
-}
-
-/* METHOD PATH against the server under test; the body and headers land in *OUT. */
+/* METHOD PATH against the server under test (a POST sends "{}"); the body and headers land in
+ * *OUT. */
 static void http(const char *method, const char *path, resp *out)
 {
-    char url[512];
-    memset(out, 0, sizeof *out);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g.port, path);
-    CURL *h = curl_easy_init();
-    ck_assert_ptr_nonnull(h);
-    sink bs = {&out->body, &out->len}, hs = {&out->headers, &out->hlen};
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &bs);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, sink_write);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
-    if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    else if (strcmp(method, "POST") == 0)
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "{}");
-    else if (strcmp(method, "GET") != 0)
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    CURLcode rc = curl_easy_perform(h);
+    const char *body = strcmp(method, "POST") == 0 ? "{}" : NULL;
+    CURLcode rc = httpc(g.port, method, path, body, NULL, out);
     ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
-    curl_easy_cleanup(h);
 }
 
 static void resp_free(resp *r)
 {
-    free(r->body);
-    free(r->headers);
-    memset(r, 0, sizeof *r);
+    httpc_resp_free(r);
 }
 
 /* The value of header NAME in R (static buffer), or NULL. */
 static const char *header(const resp *r, const char *name)
 {
     static char value[1024];
-    size_t n = strlen(name);
-    for (const char *line = r->headers; line && *line;) {
-        const char *end = strstr(line, "\r\n");
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        if (len > n && strncasecmp(line, name, n) == 0 && line[n] == ':') {
-            const char *v = line + n + 1;
-            while (*v == ' ')
-                v++;
-            snprintf(value, sizeof value, "%.*s", (int)(len - (size_t)(v - line)), v);
-            return value;
-        }
-        line = end ? end + 2 : line + len;
-    }
-    return NULL;
+    return httpc_header(r, name, value, sizeof value);
 }
 
 /* ---------------------------------------------------------------------------------------------

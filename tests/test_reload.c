@@ -12,57 +12,24 @@
 
 #include "rnnserve/config.h"
 #include "rnnserve/server.h"
+#include "httpc.h"
 #include "testutil.h"
 
 #define TOKEN "0123456789abcdef-test"
 
-typedef struct {
-    char *data;
-    size_t len;
-} sink;
-
-static size_t sink_write(char *p, size_t size, size_t n, void *ud)
-{
-    sink *s = ud;
-    char *nb = realloc(s->data, s->len + size * n + 1);
-    if (!nb)
-        return 0;
-    s->data = nb;
-    memcpy(s->data + s->len, p, size * n);
-    s->len += size * n;
-    s->data[s->len] = '\0';
-    return size * n;
-}
-
-/* One request; returns the status and the body in *out (free it). */
+/* One request; returns the status (0 when the exchange failed) and the body in *out (free it).
+ * AUTH is one header line, or NULL. */
 static long http(int port, const char *method, const char *path, const char *body, const char *auth,
                  char **out)
 {
-    char url[256];
-    long status = 0;
-    sink s = {0};
-    struct curl_slist *h = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    if (auth) {
-        h = curl_slist_append(h, auth);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    const char *const headers[] = {auth, NULL};
+    httpc_resp r;
+    long status = httpc(port, method, path, body, headers, &r) == CURLE_OK ? r.status : 0;
+    if (out) {
+        *out = r.body;
+        r.body = NULL;
     }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    if (out)
-        *out = s.data;
-    else
-        free(s.data);
+    httpc_resp_free(&r);
     return status;
 }
 

@@ -1,4 +1,4 @@
-/* test_server.c - the HTTP service end to end: every route and error of spec/API.md, CORS,
+/* test_server.c - the HTTP service end to end: every route and error of docs/API.md, CORS,
  * keep-alive, split and stalled uploads, concurrency, the compute pool, and drain.
  *
  * Each test starts its own server in-process (srv_start on 127.0.0.1, port 0) and talks to it
@@ -34,6 +34,7 @@
 
 #include "rnnserve/config.h"
 #include "rnnserve/server.h"
+#include "httpc.h"
 #include "testutil.h"
 
 #define TOL 1e-5
@@ -48,9 +49,7 @@
 /* Latency bounds are stated for a native build; sanitizers and valgrind stretch them. */
 static double slack(void)
 {
-    if (tu_under_valgrind())
-        return 20.0;
-    return TU_UNDER_ASAN ? 2.0 : 1.0;
+    return tu_slack(2.0, 20.0);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -311,137 +310,25 @@ static char *big_request(size_t steps)
 /* ---------------------------------------------------------------------------------------------
  * HTTP through libcurl */
 
-typedef struct {
-    long status;
-    char *body; /* NUL-terminated */
-    size_t len;
-    char *headers; /* every header line received, NUL-terminated */
-    size_t hlen;
-    long connects; /* CURLINFO_NUM_CONNECTS: 0 when an existing connection was reused */
-    long local_port;
-    double seconds;
-} resp;
+typedef httpc_resp resp;
 
 static void resp_free(resp *r)
 {
-    free(r->body);
-    free(r->headers);
-    memset(r, 0, sizeof *r);
+    httpc_resp_free(r);
 }
 
-/* Where curl writes a body or the headers: a NUL-terminated buffer grown by doubling (the big
- * model's answers run to megabytes). */
-typedef struct {
-    char **p;
-    size_t *n;
-    size_t cap;
-} sink;
-
-static size_t sink_write(char *data, size_t size, size_t nmemb, void *ud)
-{
-    sink *s = ud;
-    size_t n = size * nmemb;
-    if (*s->n + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < *s->n + n + 1)
-            cap *= 2;
-        char *nb = realloc(*s->p, cap);
-        if (!nb)
-            return 0;
-        *s->p = nb;
-        s->cap = cap;
-    }
-    memcpy(*s->p + *s->n, data, n);
-    *s->n += n;
-    (*s->p)[*s->n] = '\0';
-    return n;
-}
-
-/* A request body handed out by a read callback (curl then sends it chunked). */
-typedef struct {
-    const char *p;
-    size_t left;
-} source;
-
-static size_t source_read(char *dst, size_t size, size_t nmemb, void *ud)
-{
-    source *s = ud;
-    size_t n = size * nmemb;
-    if (n > s->left)
-        n = s->left;
-    if (n > 1000)
-        n = 1000; /* several chunks */
-    memcpy(dst, s->p, n);
-    s->p += n;
-    s->left -= n;
-    return n;
-}
-
-/* METHOD PATH on handle H (reset first; its connection cache is kept, so keep-alive works).
- * BODY (LEN bytes) is sent when non-NULL; CHUNKED sends it with a read callback and no length.
- * HEADERS is a NULL-terminated list of "Name: value" lines, or NULL. Thread-safe. */
+/* METHOD PATH against the server under test on handle H (see httpc_full). */
 static CURLcode http_full(CURL *h, const char *method, const char *path, const char *body,
                           size_t len, int chunked, const char *const *headers, resp *out)
 {
-    char url[512];
-    memset(out, 0, sizeof *out);
-    curl_easy_reset(h);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", g.port, path);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    sink bs = {&out->body, &out->len, 0}, hs = {&out->headers, &out->hlen, 0};
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &bs);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, sink_write);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
-    source src = {body, len};
-    if (strcmp(method, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (body && chunked) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, source_read);
-        curl_easy_setopt(h, CURLOPT_READDATA, &src);
-    } else if (body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    }
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
-        !(strcmp(method, "POST") == 0 && body))
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    struct curl_slist *hl = NULL;
-    if (chunked)
-        hl = curl_slist_append(hl, "Transfer-Encoding: chunked");
-    for (size_t i = 0; headers && headers[i]; i++)
-        hl = curl_slist_append(hl, headers[i]);
-    if (hl)
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
-    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &out->connects);
-    curl_easy_getinfo(h, CURLINFO_LOCAL_PORT, &out->local_port);
-    curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &out->seconds);
-    curl_slist_free_all(hl);
-    if (!out->body) {
-        out->body = calloc(1, 1);
-        out->len = 0;
-    }
-    if (!out->headers)
-        out->headers = calloc(1, 1);
-    return rc;
+    return httpc_full(h, g.port, method, path, body, len, chunked, headers, out);
 }
 
 /* One request on a fresh connection; BODY is a string (or NULL). */
 static CURLcode http(const char *method, const char *path, const char *body,
                      const char *const *headers, resp *out)
 {
-    CURL *h = curl_easy_init();
-    if (!h)
-        return CURLE_FAILED_INIT;
-    CURLcode rc = http_full(h, method, path, body, body ? strlen(body) : 0, 0, headers, out);
-    curl_easy_cleanup(h);
-    return rc;
+    return httpc(g.port, method, path, body, headers, out);
 }
 
 /* As http, asserting that the exchange itself worked (any status). */
@@ -456,27 +343,7 @@ static void fetch(const char *method, const char *path, const char *body,
  * when absent. */
 static const char *header(const resp *r, const char *name, char *val, size_t vlen)
 {
-    const char *found = NULL;
-    size_t nl = strlen(name);
-    for (const char *line = r->headers; line && *line;) {
-        const char *eol = strchr(line, '\n');
-        size_t ll = eol ? (size_t)(eol - line) : strlen(line);
-        if (ll > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
-            const char *v = line + nl + 1;
-            while (*v == ' ')
-                v++;
-            size_t n = (size_t)(line + ll - v);
-            while (n && (v[n - 1] == '\r' || v[n - 1] == ' '))
-                n--;
-            if (n >= vlen)
-                n = vlen - 1;
-            memcpy(val, v, n);
-            val[n] = '\0';
-            found = val;
-        }
-        line = eol ? eol + 1 : line + ll;
-    }
-    return found;
+    return httpc_header(r, name, val, vlen);
 }
 
 static void assert_header_contains(const resp *r, const char *name, const char *needle)

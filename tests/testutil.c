@@ -133,3 +133,10 @@ int tu_under_valgrind(void)
     const char *pre = getenv("LD_PRELOAD");
     return pre && strstr(pre, "vgpreload");
 }
+
+double tu_slack(double asan, double valgrind)
+{
+    if (tu_under_valgrind())
+        return valgrind;
+    return TU_UNDER_ASAN ? asan : 1.0;
+}

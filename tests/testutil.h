@@ -55,6 +55,10 @@ void tu_sleep_ms(int ms);
  * suites sweep less there and stretch their time bounds. */
 int tu_under_valgrind(void);
 
+/* How much to stretch a time bound stated for a native build: VALGRIND under valgrind, ASAN in
+ * the ASan+UBSan build, else 1. */
+double tu_slack(double asan, double valgrind);
+
 /* 1 in the ASan+UBSan build, which spawns build/asan/rnnserve and is slower too. */
 #if defined(__SANITIZE_ADDRESS__)
 #define TU_UNDER_ASAN 1

@@ -1,7 +1,8 @@
-/* server.h - the HTTP service: routes, limits, CORS, metrics, drain (libmicrohttpd).
+/* server.h - the HTTP service's instance: start, port, drain, reload, stop (libmicrohttpd).
  *
- * Serves every model of a config per spec/API.md. Knows nothing of BLAS or of the JSON inside a
- * forward request: bodies go to the codec, answers come back as bytes. */
+ * Serves every model of a config per docs/API.md and the route table (routes.h). Knows nothing
+ * of BLAS or of the JSON inside a forward request: bodies go through api.h, answers come back as
+ * bytes. */
 #ifndef RNNSERVE_SERVER_H
 #define RNNSERVE_SERVER_H
 
@@ -10,13 +11,6 @@
 #include "rnnserve/config.h"
 
 typedef struct srv srv;
-
-/* Command-line values that override the config's server section (NULL / -1: keep). */
-typedef struct {
-    const char *host;
-    int port;
-    int threads;
-} srv_overrides;
 
 /* Loads every model of CFG (borrowed; it must outlive the server), binds and starts serving.
  * Returns 0 and a new server in *out, or -1 with the reason in err[errlen]: a model that does not
@@ -30,9 +24,21 @@ int srv_port(const srv *s);
  * "Connection: close". Requests already accepted are still answered. */
 void srv_drain(srv *s);
 
+/* The drain deadline has passed: queued requests are answered 503 at once and running passes
+ * stop at their next step boundary (answered 503 too), so that stopping takes no longer. */
+void srv_abort(srv *s);
+
 /* Waits until no request is in flight or TIMEOUT_MS has passed. Returns the number still in
  * flight (0 when idle). */
 long srv_wait_idle(srv *s, int timeout_ms);
+
+/* After the last request in flight, a kept-alive connection may still carry a next request that
+ * its client sent before any answer could tell it "Connection: close": stopping at once would
+ * drop it unanswered. Waits until every connection has closed, or no request has begun or been
+ * in flight for QUIET_MS, or DEADLINE_MS has passed. (A client that waits longer than that
+ * before reusing its connection can still find it closed: HTTP lets a server close an idle
+ * connection, and clients must be ready for it.) */
+void srv_wait_quiet(srv *s, int deadline_ms, int quiet_ms);
 
 /* Reloads the models from the config at CONFIG_PATH without dropping a request: everything is
  * loaded and validated first, then swapped in; requests in flight finish on the models they
@@ -40,11 +46,11 @@ long srv_wait_idle(srv *s, int timeout_ms);
  * with the reason in err[errlen] while the old models keep serving. Thread-safe. */
 int srv_reload(srv *s, const char *config_path, char *err, size_t errlen);
 
+/* Logs one line per model served, "rnnserve: PREFIXmodel NAME: SUMMARY", the first marked as
+ * the default when MARK_DEFAULT. */
+void srv_log_models(srv *s, const char *prefix, int mark_default);
+
 /* Stops the daemon and the compute threads, frees everything. NULL is allowed. */
 void srv_stop(srv *s);
-
-/* The whole life of `rnnserve serve`: load the config, apply O, start, log, wait for SIGTERM or
- * SIGINT, drain within server.timeout_s, exit. Returns the process exit code. */
-int srv_main(const char *config_path, const srv_overrides *o);
 
 #endif

@@ -1,5 +1,5 @@
 /* fuzz_codec.c - libFuzzer target: a request body, through the decoders' public API only
- * (codec_decode_request and codec_forward for POST /forward; kserve_infer for the Open Inference
+ * (the v1 decoder and api_forward for POST /forward; api_forward v2 for the Open Inference
  * Protocol's POST /v2/models/{name}/infer), against three small models of different shapes.
  *
  * Beyond "no crash, no leak", it checks what the HTTP layer relies on: a decoded batch is within

@@ -45,7 +45,7 @@ put "$X/bad-nul.json" '{"inputs": [[[1,2,3]]]}\000'
 put "$X/bad-deep.json" '{"inputs": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}'
 put "$X/bad-over-batch.json" '{"inputs": [[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[]]}'
 put "$X/empty.json" ''
-# The same requests as the Open Inference Protocol writes them (kserve_infer).
+# The same requests as the Open Inference Protocol writes them (api_forward, v2).
 put "$X/v2-lstm.json" '{"id": "1", "inputs": [{"name": "input", "shape": [2, 2, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6, 0.5, 0.25, 0, 0, 0, 0]}, {"name": "lengths", "shape": [2], "datatype": "INT64", "data": [2, 1]}], "outputs": [{"name": "output"}, {"name": "h_n"}]}'
 put "$X/v2-h0.json" '{"inputs": [{"name": "input", "shape": [1, 1, 3], "datatype": "FP32", "data": [[[1, 2, 3]]]}, {"name": "h0", "shape": [1, 1, 4], "datatype": "FP32", "data": [0.1, 0.2, 0.3, 0.4]}]}'
 put "$X/v2-bad-shape.json" '{"inputs": [{"name": "input", "shape": [1, 2, 2], "datatype": "FP32", "data": [1, 2, 3, 4]}]}'

@@ -1,0 +1,84 @@
+/* compute.h - the compute hand-off: forward passes leave the I/O threads here.
+ *
+ * A request whose body is complete is submitted as a job. It is decoded on the caller's thread;
+ * a cheap one is computed there at once, any other is parked by its submitter and handed to the
+ * scheduler (sched.h), which admits it or refuses it (503), merges it with other requests for
+ * the same model, drops it when its client has gone, and hands it back encoded. Nothing here
+ * knows of HTTP connections. */
+#ifndef RNNSERVE_COMPUTE_H
+#define RNNSERVE_COMPUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rnnserve/api.h"
+#include "rnnserve/config.h"
+#include "rnnserve/sched.h"
+
+typedef struct compute compute;
+
+/* How a job ended, for the access log and the metrics. */
+typedef enum {
+    COMPUTE_DONE,      /* answered with its result or a decode error */
+    COMPUTE_REJECTED,  /* refused at admission (503 with Retry-After) */
+    COMPUTE_EXPIRED,   /* its deadline passed while it was queued (503) */
+    COMPUTE_CANCELLED, /* its client left before it was computed: nothing to answer */
+    COMPUTE_STOPPED,   /* the server stopped before computing it (503) */
+    COMPUTE_FAILED     /* the engine refused it (500) */
+} compute_outcome;
+
+typedef struct compute_job {
+    /* in, borrowed until the job is done */
+    const api_wire *wire;
+    const rnn_model *model;
+    const char *body;
+    size_t len;
+    int64_t arrival_ns; /* CLOCK_MONOTONIC: the request's own deadline counts from here */
+    /* out: the answer (*out is the submitter's to free; NULL with COMPUTE_CANCELLED) */
+    int status;
+    char *out;
+    size_t outlen;
+    int retry_after_s; /* > 0: send Retry-After */
+    compute_outcome outcome;
+    const char *reason; /* a short word for the access log when not COMPUTE_DONE */
+    api_stats stats;
+    /* out: where the time went, in ns (0 when the phase did not happen) */
+    int64_t decode_ns, wait_ns, compute_ns, encode_ns;
+    size_t pass_sequences, pass_jobs; /* the engine pass it ran in */
+    /* The submitter's hooks for a queued job. park runs on the submitting thread before the job
+     * can be taken; resume runs on a scheduler thread once the outputs are written; gone says,
+     * from any thread, whether the client has left (NULL: never asked). */
+    void (*park)(struct compute_job *);
+    void (*resume)(struct compute_job *);
+    int (*gone)(struct compute_job *);
+    void *ctx;
+    /* the hand-off's own */
+    api_call *call;
+    sched_job sj;
+} compute_job;
+
+/* Starts the scheduler with S's settings (server.threads compute threads, 0: one per usable
+ * core, and the scheduler's knobs) and sets the engine's thread policy to match; LIM is copied.
+ * Returns NULL with the reason in err[errlen]. */
+compute *compute_new(const cfg_server *s, const api_limits *lim, char *err, size_t errlen);
+
+/* Runs JOB. Returns 1 when it was answered on the caller's thread (a decode error, or cheap
+ * enough to compute inline): the outputs are set and no hook is called. Returns 0 when it was
+ * parked: resume() follows exactly once, from another thread or from this one. */
+int compute_submit(compute *c, compute_job *job);
+
+/* Queue depth now (for the metrics' gauges). */
+void compute_depth(compute *c, sched_depth *d);
+
+/* Stops accepting and computes what is queued (ABORT 0), or ends queued jobs and stops running
+ * passes at their next step (ABORT 1: the drain deadline ran out); every parked job is resumed.
+ * A later submit is answered 503 on the caller's thread. */
+void compute_stop(compute *c, int abort);
+
+/* Turns a compute_stop(c, 0) in progress on another thread into an abort. */
+void compute_abort(compute *c);
+
+/* Stops (if not yet) and frees. NULL is allowed. */
+void compute_free(compute *c);
+
+#endif

@@ -1,0 +1,391 @@
+/* http.c - the libmicrohttpd glue: a request's life from its first callback to its completion
+ * (body accumulation and its limits, the compute hand-off of a connection), the respond helpers
+ * with CORS, the access log line, and the daemon itself.
+ *
+ * Every request is answered once it is complete (answering earlier makes libmicrohttpd close the
+ * connection, and keep-alive would be lost), but for the early 413 of a Content-Length over the
+ * limit. What answers it is the route table's business (routes.c). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "http_impl.h"
+
+/* Body bytes past max_body_bytes that are still read (and dropped) so that a chunked upload
+ * over the limit can get its 413 at the end; at least this many, or max_body_bytes if larger. */
+#define DISCARD_MIN ((size_t)1 << 20)
+
+/* ---------------------------------------------------------------------------------------------
+ * Responses */
+
+/* Adds the CORS headers the request's Origin earns (none for a disallowed origin). */
+static int add_cors(srv *s, struct MHD_Connection *c, struct MHD_Response *resp)
+{
+    const cfg_server *cs = &s->cfg->server;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    for (size_t i = 0; i < cs->n_cors_origins; i++)
+        if (strcmp(cs->cors_origins[i], "*") == 0)
+            return MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*") == MHD_YES;
+    /* With a list, the answer depends on Origin: say so to caches, whatever the origin. */
+    if (MHD_add_response_header(resp, "Vary", "Origin") != MHD_YES)
+        return 0;
+    for (size_t i = 0; origin && i < cs->n_cors_origins; i++)
+        if (strcmp(cs->cors_origins[i], origin) == 0)
+            return MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin) == MHD_YES;
+    return 1;
+}
+
+enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int owned,
+                             const char *ctype, const char *const *extra)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        if (owned)
+            free(body);
+        return MHD_NO;
+    }
+    int ok = add_cors(r->s, r->conn, resp);
+    if (ctype)
+        ok = ok && MHD_add_response_header(resp, "Content-Type", ctype) == MHD_YES;
+    for (; extra && extra[0]; extra += 2)
+        ok = ok && MHD_add_response_header(resp, extra[0], extra[1]) == MHD_YES;
+    if (atomic_load(&r->s->draining))
+        ok = ok && MHD_add_response_header(resp, "Connection", "close") == MHD_YES;
+    enum MHD_Result ret = ok ? MHD_queue_response(r->conn, (unsigned)status, resp) : MHD_NO;
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES) {
+        r->status = status;
+        r->out_bytes = len;
+    }
+    return ret;
+}
+
+enum MHD_Result http_respond_json(req *r, int status, char *body, size_t len)
+{
+    return http_respond(r, status, body, len, 1, "application/json", NULL);
+}
+
+enum MHD_Result http_respond_static(req *r, int status, const char *body, const char *ctype)
+{
+    return http_respond(r, status, (char *)body, strlen(body), 0, ctype, NULL);
+}
+
+enum MHD_Result http_respond_error(req *r, int status, const char *const *extra, const char *fmt,
+                                   ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t len;
+    char *body = api_error_body(r->wire, status, msg, &len);
+    if (!body)
+        return MHD_NO;
+    return http_respond(r, status, body, len, 1, "application/json", extra);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The compute hand-off of a connection */
+
+static void park(compute_job *j)
+{
+    req *r = j->ctx;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->fd = ci ? ci->connect_fd : -1; /* read here, on the I/O thread: gone() runs elsewhere */
+    r->queued = 1;
+    MHD_suspend_connection(r->conn);
+}
+
+/* On a scheduler thread. MHD's resume takes its own lock, which orders the job's outputs before
+ * the I/O thread reads them (answer_job), or on_completed does when the client has gone. */
+static void resume(compute_job *j)
+{
+    req *r = j->ctx;
+    r->stats = j->stats;
+    MHD_resume_connection(r->conn);
+}
+
+/* Whether the client of a parked request has left: its socket reads end-of-file or an error. A
+ * pipelined next request reads as data, so it is not mistaken for a leaving client; a client
+ * that only shut down its sending side counts as gone, as nginx counts it. */
+static int gone(compute_job *j)
+{
+    const req *r = j->ctx;
+    char b;
+    if (r->fd < 0)
+        return 0;
+    ssize_t n = recv(r->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static enum MHD_Result answer_job(req *r)
+{
+    char *body = r->job.out;
+    r->job.out = NULL;
+    r->stats = r->job.stats;
+    if (!body)
+        return MHD_NO; /* cancelled: nobody to answer, the connection closes */
+    char retry[16];
+    snprintf(retry, sizeof retry, "%d", r->job.retry_after_s);
+    const char *const extra[] = {"Retry-After", retry, NULL};
+    return http_respond(r, r->job.status, body, r->job.outlen, 1, api_wire_content_type(r->wire),
+                        r->job.retry_after_s > 0 ? extra : NULL);
+}
+
+enum MHD_Result http_forward(req *r)
+{
+    r->job = (compute_job){.wire = r->wire,
+                           .model = r->model,
+                           .body = r->body,
+                           .len = r->len,
+                           .arrival_ns = (int64_t)r->t0.tv_sec * 1000000000LL + r->t0.tv_nsec,
+                           .park = park,
+                           .resume = resume,
+                           .gone = gone,
+                           .ctx = r};
+    if (compute_submit(r->s->compute, &r->job) == 0)
+        return MHD_YES; /* answered by answer_job once the scheduler resumes the connection */
+    return answer_job(r);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * A request's callbacks */
+
+/* 413 before reading a body the Content-Length already says is too large; MHD then skips the
+ * body and closes the connection. Returns 1 when it answered. */
+static int early_413(req *r, enum MHD_Result *ret)
+{
+    size_t max = r->s->cfg->server.max_body_bytes;
+    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+    if (!cl)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    /* MHD has already rejected a malformed Content-Length; this only compares. */
+    if (errno != 0 || end == cl || n <= max)
+        return 0;
+    *ret = http_respond_error(r, 413, NULL, "request body of %llu bytes exceeds max_body_bytes %zu",
+                              n, max);
+    return 1;
+}
+
+/* The first callback, headers in: a new request context (freed in on_completed), routed so that
+ * the body-keeping decision follows the route's row. NULL when out of memory. */
+static req *begin_request(srv *s, struct MHD_Connection *c, const char *url, const char *method)
+{
+    req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->s = s;
+    r->set = modelset_slot_get(&s->models);
+    r->conn = c;
+    clock_gettime(CLOCK_MONOTONIC, &r->t0);
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(r->path, sizeof r->path, "%s", url);
+    atomic_fetch_add(&s->inflight, 1);
+    atomic_fetch_add(&s->started, 1);
+    metrics_inflight_add(s->met, 1);
+    routes_match(r);
+    r->wants_body = routes_keeps_body(r);
+    return r;
+}
+
+/* Takes the N body bytes at DATA: kept while under max_body_bytes, else counted and dropped.
+ * Returns MHD_NO to close the connection. */
+static enum MHD_Result take_body(req *r, const char *data, size_t n)
+{
+    /* libmicrohttpd 0.9.75 refuses to queue a response before the request is complete, so a 413
+     * for a chunked upload (or an answer to a body nobody wanted) waits for its end, and a
+     * client that never stops sending would hold the connection forever. Past the limit plus a
+     * margin, it is closed without an answer. */
+    size_t max = r->s->cfg->server.max_body_bytes;
+    r->received += n;
+    if (r->received > max + (max > DISCARD_MIN ? max : DISCARD_MIN))
+        return MHD_NO;
+    if (!r->wants_body || r->too_big)
+        return MHD_YES;
+    if (r->len + n > max) {
+        /* chunked upload (no Content-Length): stop storing, answer 413 at the end */
+        r->too_big = 1;
+        free(r->body);
+        r->body = NULL;
+        return MHD_YES;
+    }
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + n)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        char *nb = realloc(r->body, cap);
+        if (!nb)
+            return MHD_NO;
+        r->body = nb;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    req *r = *con_cls;
+    (void)version;
+    if (!r) {
+        if (!(r = begin_request(cls, c, url, method)))
+            return MHD_NO;
+        *con_cls = r;
+        enum MHD_Result ret;
+        if (r->wants_body && early_413(r, &ret))
+            return ret;
+        return MHD_YES;
+    }
+    if (r->status) { /* answered early (413): the rest is discarded */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0; /* always consume, or MHD stalls the connection */
+        return take_body(r, upload, n);
+    }
+    /* The request is complete. */
+    if (r->queued) /* resumed by the compute pool */
+        return answer_job(r);
+    return routes_answer(r);
+}
+
+/* How a request ended, for the access log's end= field. */
+static const char *termination_name(enum MHD_RequestTerminationCode code)
+{
+    switch (code) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+        return "ok";
+    case MHD_REQUEST_TERMINATED_WITH_ERROR:
+        return "error";
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+        return "timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+        return "shutdown";
+    case MHD_REQUEST_TERMINATED_READ_ERROR:
+        return "read_error";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+        return "client_abort";
+    }
+    return "unknown";
+}
+
+static void access_log(const req *r, double secs, enum MHD_RequestTerminationCode code)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    char ts[32];
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* One fprintf per line: stdio locks the stream, so lines from threads never interleave. */
+    const compute_job *j = &r->job;
+    const char *end = j->outcome == COMPUTE_CANCELLED ? "cancelled" : termination_name(code);
+    fprintf(stderr,
+            "%s access method=%s path=%s status=%d bytes=%zu duration_ms=%.3f batch=%zu "
+            "steps=%zu end=%s%s%s",
+            ts, r->method, r->path, r->status, r->out_bytes, secs * 1e3, r->stats.sequences,
+            r->stats.steps, end, j->reason && j->outcome != COMPUTE_CANCELLED ? " reason=" : "",
+            j->reason && j->outcome != COMPUTE_CANCELLED ? j->reason : "");
+    if (j->pass_jobs)
+        fprintf(stderr, " decode_ms=%.3f wait_ms=%.3f compute_ms=%.3f encode_ms=%.3f pass=%zux%zu",
+                (double)j->decode_ns / 1e6, (double)j->wait_ns / 1e6, (double)j->compute_ns / 1e6,
+                (double)j->encode_ns / 1e6, j->pass_jobs, j->pass_sequences);
+    fputc('\n', stderr);
+}
+
+/* The one place a request ends: metrics, the access log line, and freeing. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+    srv *s = cls;
+    req *r = *con_cls;
+    (void)c;
+    if (!r)
+        return;
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
+    if (r->status)
+        metrics_observe(s->met, r->label, r->status, secs, r->stats.sequences, r->stats.steps);
+    access_log(r, secs, code);
+    metrics_inflight_add(s->met, -1);
+    atomic_fetch_sub(&s->inflight, 1);
+    modelset_release(r->set);
+    free(r->body);
+    free(r->job.out);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    srv *s = cls;
+    (void)c;
+    (void)socket_context;
+    /* STARTED was counted by the accept thread already. */
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        accept_closed(&s->acc);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    fprintf(stderr, "rnnserve: libmicrohttpd: %s\n", msg);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The daemon */
+
+int http_start(srv *s, unsigned io_threads, unsigned max_conn, char *err, size_t errlen)
+{
+    const cfg_server *cs = &s->cfg->server;
+    /* No listening socket for MHD (accept.c feeds it); ITC wakes a worker for each new
+     * connection. */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
+    if (s->tls_cert) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, errlen, "server.tls_cert: this libmicrohttpd has no TLS support");
+            return -1;
+        }
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+        tls[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_ARRAY, tls,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)cs->timeout_s, MHD_OPTION_CONNECTION_LIMIT, max_conn,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        io_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, io_threads, MHD_OPTION_END);
+    if (!s->d) {
+        snprintf(err, errlen, "cannot listen on %s:%d (%s)", cs->host, cs->port,
+                 errno ? strerror(errno) : "see the libmicrohttpd message above");
+        return -1;
+    }
+    return 0;
+}

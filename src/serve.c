@@ -1,0 +1,129 @@
+/* serve.c - `rnnserve serve`: the process around the server. Applies the command line to the
+ * config, takes SIGTERM, SIGINT and SIGHUP synchronously, logs the start, reloads and the drain,
+ * and turns the outcome into an exit code. */
+#include "rnnserve/serve.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rnnserve/config.h"
+#include "rnnserve/sysres.h"
+#include "rnnserve/server.h"
+
+/* Draining ends once no request has been in flight this long (see srv_wait_quiet). */
+#define DRAIN_QUIET_MS 500
+
+/* Applies O to CFG's server section. Returns -1 when out of memory. */
+static int apply_overrides(cfg_config *cfg, const serve_overrides *o)
+{
+    if (!o)
+        return 0;
+    if (o->host) {
+        char *h = strdup(o->host);
+        if (!h)
+            return -1;
+        free(cfg->server.host);
+        cfg->server.host = h;
+    }
+    if (o->port >= 0)
+        cfg->server.port = o->port;
+    if (o->threads >= 0)
+        cfg->server.threads = o->threads;
+    return 0;
+}
+
+static void log_listening(const cfg_config *cfg, srv *s)
+{
+    int compute = cfg->server.threads > 0 ? cfg->server.threads : sysres_cpus_usable();
+    const char *host = cfg->server.host;
+    int v6 = strchr(host, ':') != NULL;
+    fprintf(stderr, "rnnserve: listening on %s://%s%s%s:%d (%d compute threads)\n",
+            cfg->server.tls_cert ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "",
+            srv_port(s), compute);
+}
+
+/* SIGHUP reloads the models (server settings need a restart). Returns the signal that ends the
+ * wait, SIGTERM or SIGINT. */
+static int serve_until_stopped(srv *s, const char *config_path, sigset_t *set)
+{
+    char err[1024];
+    int sig = 0;
+    while (sigwait(set, &sig) == 0 && sig == SIGHUP) {
+        if (srv_reload(s, config_path, err, sizeof err) < 0) {
+            fprintf(stderr,
+                    "rnnserve: SIGHUP: reload failed, still serving the previous models: %s\n",
+                    err);
+            continue;
+        }
+        srv_log_models(s, "SIGHUP: reloaded ", 0);
+    }
+    return sig;
+}
+
+/* Drains within TIMEOUT_S: in-flight requests finish, then kept-alive connections settle. */
+static void drain(srv *s, int timeout_s)
+{
+    srv_drain(s);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long left = srv_wait_idle(s, timeout_s * 1000);
+    if (left) {
+        fprintf(stderr, "rnnserve: %ld request(s) still open after %d s, closing them\n", left,
+                timeout_s);
+        srv_abort(s); /* passes still computing stop at their next step */
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!left)
+        srv_wait_quiet(s,
+                       timeout_s * 1000 - (int)((t1.tv_sec - t0.tv_sec) * 1000 +
+                                                (t1.tv_nsec - t0.tv_nsec) / 1000000),
+                       DRAIN_QUIET_MS);
+}
+
+int serve_main(const char *config_path, const serve_overrides *o)
+{
+    char err[1024];
+    cfg_config *cfg = NULL;
+    srv *s = NULL;
+    sigset_t set;
+
+    if (cfg_load_file(config_path, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "rnnserve: %s\n", err);
+        return 1;
+    }
+    if (apply_overrides(cfg, o) < 0) {
+        cfg_free(cfg);
+        return 1;
+    }
+
+    /* Signals are taken synchronously by this thread (sigwait); every thread started below
+     * inherits the mask, so none of them is interrupted. Writes to a closed peer or pipe must
+     * return EPIPE, not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    if (srv_start(cfg, &s, err, sizeof err) < 0) {
+        fprintf(stderr, "rnnserve: %s\n", err);
+        cfg_free(cfg);
+        return 1;
+    }
+    srv_log_models(s, "", 1);
+    log_listening(cfg, s);
+
+    int sig = serve_until_stopped(s, config_path, &set);
+    fprintf(stderr, "rnnserve: %s received, draining (up to %d s)\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->server.timeout_s);
+    drain(s, cfg->server.timeout_s);
+    srv_stop(s);
+    cfg_free(cfg);
+    fprintf(stderr, "rnnserve: stopped\n");
+    return 0;
+}
