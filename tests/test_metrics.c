@@ -20,7 +20,7 @@ static const char *const ROUTES[] = {"forward", "models", "healthz"};
 static char *render(const metrics *m)
 {
     size_t len = 0;
-    char *text = metrics_render(m, &len);
+    char *text = metrics_render(m, NULL, &len);
     ck_assert_ptr_nonnull(text);
     ck_assert_uint_eq(len, strlen(text));
     return text;
@@ -482,7 +482,7 @@ static void *worker(void *p)
         metrics_inflight_add(a->m, -1);
         if (i % 20000 == 0) { /* renders racing with observes must stay well-formed */
             size_t len;
-            char *text = metrics_render(a->m, &len);
+            char *text = metrics_render(a->m, NULL, &len);
             const char *why = text ? lint(text) : "out of memory";
             if (why) {
                 fprintf(stderr, "thread %d: %s\n", a->t, why);
