@@ -404,13 +404,13 @@ static void access_log(const req *r, double secs, enum MHD_RequestTerminationCod
     put_escaped(stderr, r->method);
     fputs(" path=", stderr);
     put_escaped(stderr, r->path);
+    fprintf(stderr, " status=%d bytes=%zu duration_ms=%.3f batch=%zu steps=%zu end=%s%s%s",
+            r->status, r->out_bytes, secs * 1e3, r->stats.sequences, r->stats.steps, end,
+            reason ? " reason=" : "", reason ? reason : "");
     fputs(" rid=", stderr);
     put_escaped(stderr, r->rid);
     if (r->traceparent[0])
         fprintf(stderr, " traceparent=%s", r->traceparent); /* checked: hex and dashes only */
-    fprintf(stderr, " status=%d bytes=%zu duration_ms=%.3f batch=%zu steps=%zu end=%s%s%s",
-            r->status, r->out_bytes, secs * 1e3, r->stats.sequences, r->stats.steps, end,
-            reason ? " reason=" : "", reason ? reason : "");
     if (j->pass_jobs)
         fprintf(stderr, " decode_ms=%.3f wait_ms=%.3f compute_ms=%.3f encode_ms=%.3f pass=%zux%zu",
                 (double)j->decode_ns / 1e6, (double)j->wait_ns / 1e6, (double)j->compute_ns / 1e6,
