@@ -1,6 +1,7 @@
 /* http.c - the libmicrohttpd glue: a request's life from its first callback to its completion
- * (body accumulation and its limits, the compute hand-off of a connection), the respond helpers
- * with CORS, the access log line, and the daemon itself.
+ * (body accumulation and its limits, the compute hand-off of a connection), its request id and
+ * traceparent, the respond helpers with CORS, the metrics and access log line of its end, and the
+ * daemon itself.
  *
  * Every request is answered once it is complete (answering earlier makes libmicrohttpd close the
  * connection, and keep-alive would be lost), but for the early 413 of a Content-Length over the
