@@ -192,6 +192,11 @@ int compute_submit(compute *c, compute_job *j)
     return 0;
 }
 
+int compute_busy(compute *c, char *why, size_t whylen, int *retry_after_s)
+{
+    return sched_full(c->sc, why, whylen, retry_after_s);
+}
+
 void compute_depth(compute *c, sched_depth *d)
 {
     sched_get_depth(c->sc, d);

@@ -176,6 +176,24 @@ static int early_413(req *r, enum MHD_Result *ret)
     return 1;
 }
 
+/* 503 before reading the body of a forward request when the scheduler would refuse any request
+ * now (its queue is full, or it is stopping): under overload the refusals then cost no body
+ * reads and no decoding, which would take the cores the queue is waiting for. MHD skips the body
+ * and closes the connection, as for the early 413. Returns 1 when it answered. */
+static int early_503(req *r, enum MHD_Result *ret)
+{
+    char why[512], retry[16];
+    int after = 1;
+    if (!compute_busy(r->s->compute, why, sizeof why, &after))
+        return 0;
+    snprintf(retry, sizeof retry, "%d", after);
+    const char *const extra[] = {"Retry-After", retry, NULL};
+    r->job.outcome = COMPUTE_REJECTED;
+    r->job.reason = "rejected";
+    *ret = http_respond_error(r, 503, extra, "%s", why);
+    return 1;
+}
+
 /* The first callback, headers in: a new request context (freed in on_completed), routed so that
  * the body-keeping decision follows the route's row. NULL when out of memory. */
 static req *begin_request(srv *s, struct MHD_Connection *c, const char *url, const char *method)
@@ -246,7 +264,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         *con_cls = r;
         enum MHD_Result ret;
-        if (r->wants_body && early_413(r, &ret))
+        if (r->wants_body && (early_413(r, &ret) || early_503(r, &ret)))
             return ret;
         return MHD_YES;
     }

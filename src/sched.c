@@ -25,6 +25,11 @@
 /* The throughput guess before any pass was measured: 20 GFLOP/s, well under what the engine
  * does on anything with AVX2, so the first admissions are cautious rather than optimistic. */
 #define RATE_GUESS 20.0 /* FLOPs per ns */
+/* A job's key is its arrival plus this many times its own estimated compute: short jobs go
+ * ahead of long ones queued less than that before them (a one-sequence request does not wait
+ * behind seconds of large ones), and no job waits longer than KEY_WEIGHT times its own cost
+ * for jobs that came after it. */
+#define KEY_WEIGHT 16
 /* How often the timer thread, and a running pass, ask whether requesters are gone. */
 #define POLL_NS 10000000LL
 
@@ -517,6 +522,37 @@ fail:
     return -1;
 }
 
+/* The "queue full" sentence. Caller holds mu. */
+static void full_message(const sched *s, char *why, size_t whylen)
+{
+    snprintf(why, whylen,
+             "queue full: %ld requests with about %.0f ms of compute are waiting (the bound is "
+             "server.max_queue_ms %.0f); retry later",
+             s->n_jobs, (double)s->queued_est_ns / s->cfg.threads / 1e6,
+             (double)s->cfg.max_queue_ns / 1e6);
+}
+
+/* Seconds until the queue has drained, by the estimates, for Retry-After. Caller holds mu. */
+static int retry_after(const sched *s)
+{
+    int64_t retry = (s->queued_est_ns / s->cfg.threads + 999999999LL) / 1000000000LL;
+    return retry < 1 ? 1 : retry > 3600 ? 3600 : (int)retry;
+}
+
+int sched_full(sched *s, char *why, size_t whylen, int *retry_after_s)
+{
+    pthread_mutex_lock(&s->mu);
+    int full =
+        s->stopping || (s->n_jobs > 0 && s->queued_est_ns >= s->cfg.max_queue_ns * s->cfg.threads);
+    if (full && s->stopping)
+        snprintf(why, whylen, "the server is shutting down");
+    else if (full)
+        full_message(s, why, whylen);
+    *retry_after_s = retry_after(s);
+    pthread_mutex_unlock(&s->mu);
+    return full;
+}
+
 int sched_submit(sched *s, sched_job *j, char *why, size_t whylen, int *retry_after_s)
 {
     int64_t now = now_ns();
@@ -535,17 +571,12 @@ int sched_submit(sched *s, sched_job *j, char *why, size_t whylen, int *retry_af
     }
     double est = j->flops / s->rate;
     j->est_ns = est < 1 ? 1 : est > 1e15 ? (int64_t)1e15 : (int64_t)est;
-    j->key_ns = now + j->est_ns;
+    j->key_ns = now + KEY_WEIGHT * j->est_ns;
     int64_t wait = wait_estimate(s, j->key_ns, now);
     int64_t left = j->deadline_ns - now;
-    int64_t retry = (s->queued_est_ns / s->cfg.threads + 999999999LL) / 1000000000LL;
-    *retry_after_s = retry < 1 ? 1 : retry > 3600 ? 3600 : (int)retry;
+    *retry_after_s = retry_after(s);
     if (s->n_jobs > 0 && s->queued_est_ns + j->est_ns > s->cfg.max_queue_ns * s->cfg.threads) {
-        snprintf(why, whylen,
-                 "queue full: %ld requests with about %.0f ms of compute are waiting (the bound "
-                 "is server.max_queue_ms %.0f); retry later",
-                 s->n_jobs, (double)s->queued_est_ns / s->cfg.threads / 1e6,
-                 (double)s->cfg.max_queue_ns / 1e6);
+        full_message(s, why, whylen);
         pthread_mutex_unlock(&s->mu);
         return -1;
     }

@@ -71,6 +71,11 @@ int compute_runs_inline(const api_call *call);
  * parked: resume() follows exactly once, from another thread or from this one. */
 int compute_submit(compute *c, compute_job *job);
 
+/* Whether a forward request would be refused now whatever its size (the queue is full, or the
+ * server is stopping): asked before its body is read, so that overload costs no body reads.
+ * Fills why and *retry_after_s when it returns 1. */
+int compute_busy(compute *c, char *why, size_t whylen, int *retry_after_s);
+
 /* Queue depth now (for the metrics' gauges). */
 void compute_depth(compute *c, sched_depth *d);
 
