@@ -522,6 +522,8 @@ sess_status sess_create(sess_table *t, const char *model, const sess_shape *sh, 
                         size_t whylen)
 {
     sess_status st;
+    if (ref)
+        *ref = NULL;
     sess_ref *s = session_alloc(model, sh, h0, c0, SESS_ID_LEN, &st, why, whylen), *garbage = NULL;
     if (!s)
         return st;
@@ -548,7 +550,8 @@ sess_status sess_create(sess_table *t, const char *model, const sess_shape *sh, 
     st = insert_locked(t, s, NULL, now, ref, &garbage, why, whylen);
     if (st != SESS_OK)
         goto fail;
-    memcpy(id_out, key, SESS_ID_LEN + 1);
+    if (id_out)
+        memcpy(id_out, key, SESS_ID_LEN + 1);
     pthread_mutex_unlock(&t->mu);
     free_list(garbage);
     return SESS_OK;
@@ -572,6 +575,8 @@ sess_status sess_create_keyed(sess_table *t, const char *model, const sess_key *
                               const sess_shape *sh, const float *h0, const float *c0,
                               sess_ref **ref, char *why, size_t whylen)
 {
+    if (ref)
+        *ref = NULL;
     sess_status st = check_key(key, why, whylen);
     if (st != SESS_OK)
         return st;

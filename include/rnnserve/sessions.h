@@ -92,10 +92,11 @@ void sess_free(sess_table *t);
 
 /* Creates a session of MODEL (copied) with state shape SH, its h set from H0 and c from C0
  * (rows * hidden floats each, copied; NULL: zeros; C0 is ignored without a cell), and writes its
- * id to id_out (32 hex characters and a NUL). When the table is full it evicts the least recently
- * used idle session, never a busy one: SESS_FULL when all are busy. When REF is not NULL the new
- * session comes back held in *REF (the caller releases it), so no other request can take or
- * evict it first. Other than SESS_OK: nothing is created, WHY says why. */
+ * id to id_out (32 hex characters and a NUL; NULL: not wanted). When the table is full it evicts
+ * the least recently used idle session, never a busy one: SESS_FULL when all are busy. When REF is
+ * not NULL the new session comes back held in *REF (the caller releases it), so no other request
+ * can take or evict it first (*REF is NULL on failure). Other than SESS_OK: nothing is created, WHY
+ * says why. */
 sess_status sess_create(sess_table *t, const char *model, const sess_shape *sh, const float *h0,
                         const float *c0, char id_out[SESS_ID_LEN + 1], sess_ref **ref, char *why,
                         size_t whylen);
