@@ -13,7 +13,7 @@
  * Lifetime. A session lives until it is ended: by its client (sess_release with an end), by
  * expiry (idle longer than the TTL; idle time restarts at each release), by eviction (the table
  * is full and it is the least recently used idle session), or by a reload that does not keep its
- * model's shape. The last SESS_CONFIG.remember_ends ends are remembered with their reason, so
+ * model's shape. The last sess_config.remember_ends ends are remembered with their reason, so
  * that "it ended, and why" (HTTP 410) is told from "never heard of it" (404) while memory stays
  * bounded: older ends are forgotten, and then they are unknown.
  *
