@@ -42,9 +42,9 @@ SANFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-saniti
 
 all: $(B)/rnnserve
 
-$(B)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(B)
+$(B)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h src/*.def) | $(B)
 	$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -c $< -o $@
-$(SAN)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(SAN)
+$(SAN)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h src/*.def) | $(SAN)
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/librnnserve.a: $(patsubst src/%.c,$(B)/%.o,$(LIB_SRCS)) $(B)/playground_html.o \
@@ -142,7 +142,7 @@ FUZZ_SECONDS ?= 60
 FZ           := build/fuzz
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZFLAGS    := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-$(FZ)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(FZ)
+$(FZ)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h src/*.def) | $(FZ)
 	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 # Sources generated into build/ (keep FUZZ_GEN in step with $(B)/librnnserve.a's objects).
 FUZZ_GEN     := playground_html openapi_json
