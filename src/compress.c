@@ -312,6 +312,7 @@ static int grow(buf *out, size_t ceil)
         out->oom = 1;
         return -1;
     }
+    nd[out->len] = '\0'; /* buf's promise, should nothing more be inflated */
     out->data = nd;
     out->cap = want;
     return 0;
