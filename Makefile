@@ -10,7 +10,7 @@
 
 CC      ?= cc
 PREFIX  ?= /usr/local
-PKGS    := libmicrohttpd jansson openblas
+PKGS    := libmicrohttpd jansson openblas zlib
 CONFIG  ?= config/default.json
 
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Iinclude -g \
@@ -18,11 +18,11 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Iinclude -g \
 OPT     ?= -O2
 CFLAGS  ?=
 # OpenBLAS is not linked: the engine loads it with dlopen when it needs it (see src/kernels.c).
-LDLIBS  := $(shell pkg-config --libs libmicrohttpd jansson 2>/dev/null) -lm -lpthread -ldl
+LDLIBS  := $(shell pkg-config --libs libmicrohttpd jansson zlib 2>/dev/null) -lm -lpthread -ldl
 TEST_LDLIBS := $(shell pkg-config --libs check 2>/dev/null) -lcurl
 
 # Library modules, bottom layer first (see docs/ARCHITECTURE.md).
-LIB_SRCS := src/buf.c src/utf8.c src/file.c src/sysres.c src/floatfmt.c src/jsonnum.c src/jsonscan.c src/metrics.c src/kernels.c src/safetensors.c src/config.c \
+LIB_SRCS := src/buf.c src/utf8.c src/compress.c src/file.c src/sysres.c src/floatfmt.c src/jsonnum.c src/jsonscan.c src/metrics.c src/kernels.c src/safetensors.c src/config.c \
             src/cells.c src/model.c src/engine.c src/head.c src/sessions.c src/sched.c src/wire.c src/wire_v1.c src/wire_v2.c src/forward.c src/cli.c \
             src/modelset.c src/compute.c src/auth.c src/accept.c src/routes.c src/http.c src/server.c \
             src/version.c
