@@ -10,7 +10,7 @@
 FROM debian:bookworm-slim AS builder
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config \
-        libmicrohttpd-dev libjansson-dev libopenblas-dev \
+        libmicrohttpd-dev libjansson-dev libopenblas-dev zlib1g-dev \
         check libsubunit-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -24,6 +24,7 @@ RUN make -j"$(nproc)" all \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libmicrohttpd12 libjansson4 libopenblas0-pthread \
+        zlib1g \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 rnnserve \
  && useradd --uid 10001 --gid rnnserve --no-create-home --home-dir /nonexistent \

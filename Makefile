@@ -10,7 +10,7 @@
 
 CC      ?= cc
 PREFIX  ?= /usr/local
-PKGS    := libmicrohttpd jansson openblas
+PKGS    := libmicrohttpd jansson openblas zlib
 CONFIG  ?= config/default.json
 
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Iinclude -g \
@@ -18,12 +18,12 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Iinclude -g \
 OPT     ?= -O2
 CFLAGS  ?=
 # OpenBLAS is not linked: the engine loads it with dlopen when it needs it (see src/kernels.c).
-LDLIBS  := $(shell pkg-config --libs libmicrohttpd jansson 2>/dev/null) -lm -lpthread -ldl
+LDLIBS  := $(shell pkg-config --libs libmicrohttpd jansson zlib 2>/dev/null) -lm -lpthread -ldl
 TEST_LDLIBS := $(shell pkg-config --libs check 2>/dev/null) -lcurl
 
 # Library modules, bottom layer first (see docs/ARCHITECTURE.md).
-LIB_SRCS := src/buf.c src/utf8.c src/file.c src/sysres.c src/floatfmt.c src/jsonnum.c src/jsonscan.c src/metrics.c src/kernels.c src/safetensors.c src/config.c \
-            src/cells.c src/model.c src/engine.c src/head.c src/sched.c src/wire.c src/wire_v1.c src/wire_v2.c src/forward.c src/cli.c \
+LIB_SRCS := src/buf.c src/utf8.c src/compress.c src/file.c src/sysres.c src/floatfmt.c src/jsonnum.c src/jsonscan.c src/metrics.c src/kernels.c src/safetensors.c src/config.c \
+            src/cells.c src/model.c src/engine.c src/head.c src/sessions.c src/sched.c src/wire.c src/wire_v1.c src/wire_v2.c src/forward.c src/cli.c \
             src/modelset.c src/compute.c src/auth.c src/accept.c src/routes.c src/http.c src/server.c \
             src/version.c
 # The app layer: process wiring above the library.
@@ -42,9 +42,9 @@ SANFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-saniti
 
 all: $(B)/rnnserve
 
-$(B)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(B)
+$(B)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h src/*.def) | $(B)
 	$(CC) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -c $< -o $@
-$(SAN)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(SAN)
+$(SAN)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h src/*.def) | $(SAN)
 	$(CC) $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/librnnserve.a: $(patsubst src/%.c,$(B)/%.o,$(LIB_SRCS)) $(B)/playground_html.o \
@@ -142,7 +142,7 @@ FUZZ_SECONDS ?= 60
 FZ           := build/fuzz
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZFLAGS    := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-$(FZ)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h) | $(FZ)
+$(FZ)/%.o: src/%.c $(wildcard include/rnnserve/*.h src/*.h src/*.def) | $(FZ)
 	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 # Sources generated into build/ (keep FUZZ_GEN in step with $(B)/librnnserve.a's objects).
 FUZZ_GEN     := playground_html openapi_json

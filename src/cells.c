@@ -1,18 +1,17 @@
-/* cells.c - the table of recurrent cell types, and the names of the model layer's enums.
- *
- * One row per cell type, the only place that tells the types apart: its public part (rnn.h) and
- * the engine's (cells_impl.h: bias folding, the step functions). Adding a type is a row here and
- * its steps in engine.c (see docs/ARCHITECTURE.md, "How to add"). */
+/* cells.c - the data of the cell types' table (cells.def): what the floors above the engine may
+ * know of a type (rnn.h) and how its weights and biases are laid out (cells_impl.h); and the names
+ * of the model layer's enums. Adding a type is a row in cells.def and its steps in engine.c (see
+ * docs/ARCHITECTURE.md, "How to add"). */
 #include <string.h>
 
 #include "cells_impl.h"
 #include "rnnserve/rnn.h"
 
-/* Gates in PyTorch's order (torch.nn.LSTM: W_ii|W_if|W_ig|W_io; torch.nn.GRU: W_ir|W_iz|W_in). */
 static const rnn_cell_impl CELLS[RNN_N_CELLS] = {
-    [RNN_CELL_RNN] = {{"rnn", 1, false, true}, "h", -1, eng_step_rnn, eng_ref_rnn},
-    [RNN_CELL_LSTM] = {{"lstm", 4, true, false}, "i f g o", -1, eng_step_lstm, eng_ref_lstm},
-    [RNN_CELL_GRU] = {{"gru", 3, false, false}, "r z n", 2, eng_step_gru, eng_ref_gru},
+#define CELL(type, name, gates, has_cell, nonlinearity, gate_names, hh_bias_gate, steps)           \
+    [type] = {{name, gates, has_cell, nonlinearity}, gate_names, hh_bias_gate},
+#include "cells.def"
+#undef CELL
 };
 
 const rnn_cell_impl *rnn_cell_impl_of(rnn_cell_type t)

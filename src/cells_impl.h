@@ -1,9 +1,10 @@
-/* cells_impl.h - private to the model layer (cells.c, engine.c, model.c): the engine's part of a
- * cell type's row in the table of src/cells.c.
+/* cells_impl.h - private to the model layer (cells.c, engine.c, model.c): the parts of a cell
+ * type's row (src/cells.def) that the engine and the model loader read.
  *
- * A row says how the type's biases fold and names its two step functions, the fast block step
- * and the reference step, both defined in engine.c. Adding a cell type is one row here and its
- * two steps (and kernels.c's kernels if it needs new arithmetic). */
+ * The data part (how the type's biases fold, its gates' names) is made by cells.c; the step
+ * functions' part, the fast block step and the reference step, by engine.c, where they are
+ * defined. Adding a cell type is one row in cells.def and its two steps (and kernels.c's kernels
+ * if it needs new arithmetic). */
 #ifndef RNNSERVE_CELLS_IMPL_H
 #define RNNSERVE_CELLS_IMPL_H
 
@@ -33,14 +34,18 @@ typedef struct {
      * (GRU's n: r * (W_hn h + b_hn)); -1 when every gate folds b_ih + b_hh. That gate's
      * recurrent product also starts from zero, not from its projection row. */
     int hh_bias_gate;
+} rnn_cell_impl;
+
+/* The step functions' part of a row (engine.c's table). */
+typedef struct {
     cell_block_step step;
     cell_ref_step ref_step;
-} rnn_cell_impl;
+} rnn_cell_steps;
 
 /* The row for T (a valid rnn_cell_type). Borrowed, static. */
 const rnn_cell_impl *rnn_cell_impl_of(rnn_cell_type t);
 
-/* The step functions of engine.c, one pair per row. */
+/* The step functions of engine.c, one pair per row (named by the row's `steps`). */
 void eng_step_rnn(struct eng_stage *s, int tid, size_t k, size_t u0, size_t u1,
                   const float *const *rows, const size_t *rowidx, const float *hp, float *hn);
 void eng_step_lstm(struct eng_stage *s, int tid, size_t k, size_t u0, size_t u1,

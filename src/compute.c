@@ -155,6 +155,11 @@ static void hand_over(compute *c, compute_job *j)
     j->resume(j);
 }
 
+int compute_runs_inline(const api_call *call)
+{
+    return api_call_flops(call) < INLINE_FLOPS && api_call_response_bytes(call) < INLINE_BYTES;
+}
+
 int compute_submit(compute *c, compute_job *j)
 {
     int64_t t0 = now_ns();
@@ -185,6 +190,11 @@ int compute_submit(compute *c, compute_job *j)
     j->park(j);
     hand_over(c, j);
     return 0;
+}
+
+int compute_busy(compute *c, char *why, size_t whylen, int *retry_after_s)
+{
+    return sched_full(c->sc, why, whylen, retry_after_s);
 }
 
 void compute_depth(compute *c, sched_depth *d)

@@ -761,6 +761,14 @@ static void stage_dispatch(stage *s, int maxth)
         atomic_store(&split_off_until, now_ns() + 2000000000LL);
 }
 
+/* The step functions' part of the cell table (cells.def). */
+static const rnn_cell_steps STEPS[RNN_N_CELLS] = {
+#define CELL(type, name, gates, has_cell, nonlinearity, gate_names, hh_bias_gate, steps)           \
+    [type] = {eng_step_##steps, eng_ref_##steps},
+#include "cells.def"
+#undef CELL
+};
+
 int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *err, size_t errlen)
 {
     const rnn_info *in = &m->info;
@@ -816,7 +824,7 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
                 bias_rows[n] = w->bx;
             stage s = {.in = in,
                        .w = w,
-                       .step = cell->step,
+                       .step = STEPS[in->type].step,
                        .hh_bias_gate = cell->hh_bias_gate,
                        .b = b,
                        .order = order,
@@ -956,7 +964,7 @@ int rnn_forward_reference(const rnn_model *m, const rnn_batch *b, rnn_result *re
                         gx[g] = ax;
                         gh[g] = ah;
                     }
-                    cell->ref_step(in, H, gx, gh, h, c);
+                    STEPS[in->type].ref_step(in, H, gx, gh, h, c);
                     memcpy(nxt + t * DH + d * H, h, H * sizeof(float));
                 }
                 if (res->hidden)

@@ -266,6 +266,24 @@ static void take_traceparent(req *r)
     r->traceparent[55] = '\0';
 }
 
+/* 503 before reading the body of a forward request when the scheduler would refuse any request
+ * now (its queue is full, or it is stopping): under overload the refusals then cost no body
+ * reads and no decoding, which would take the cores the queue is waiting for. MHD skips the body
+ * and closes the connection, as for the early 413. Returns 1 when it answered. */
+static int early_503(req *r, enum MHD_Result *ret)
+{
+    char why[512], retry[16];
+    int after = 1;
+    if (!compute_busy(r->s->compute, why, sizeof why, &after))
+        return 0;
+    snprintf(retry, sizeof retry, "%d", after);
+    const char *const extra[] = {"Retry-After", retry, NULL};
+    r->job.outcome = COMPUTE_REJECTED;
+    r->job.reason = "rejected";
+    *ret = http_respond_error(r, 503, extra, "%s", why);
+    return 1;
+}
+
 /* The first callback, headers in: a new request context (freed in on_completed), routed so that
  * the body-keeping decision follows the route's row. NULL when out of memory. */
 static req *begin_request(srv *s, struct MHD_Connection *c, const char *url, const char *method)
@@ -338,7 +356,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         *con_cls = r;
         enum MHD_Result ret;
-        if (r->wants_body && early_413(r, &ret))
+        if (r->wants_body && (early_413(r, &ret) || early_503(r, &ret)))
             return ret;
         return MHD_YES;
     }
@@ -439,13 +457,18 @@ static metrics_outcome outcome_of(compute_outcome o)
     return METRICS_DONE;
 }
 
-/* The per-model series of a request that went through the compute hand-off (job.model is set
- * by http_forward only); its model is alive while the request holds r->set. */
+/* The per-model series of a forward request: one that went through the compute hand-off
+ * (job.model is set by http_forward), or was refused before its body was read (early_503, which
+ * runs before the route's model is looked up: found here by name). Its model is alive while the
+ * request holds r->set. */
 static void observe_forward(srv *s, const req *r, double secs)
 {
     const compute_job *j = &r->job;
-    if (!j->model)
+    const rnn_model *model = j->model;
+    if (!model && j->outcome != COMPUTE_REJECTED)
         return;
+    if (!model)
+        model = r->name ? modelset_find(r->set, r->name, r->name_len, NULL) : r->set->models[0];
     int computed = j->pass_jobs > 0;
     metrics_forward f = {
         .status = r->status,
@@ -457,7 +480,8 @@ static void observe_forward(srv *s, const req *r, double secs)
         .encode_ns = r->queued && computed && j->outcome == COMPUTE_DONE ? j->encode_ns : -1,
         .pass_sequences = j->pass_sequences,
         .pass_jobs = j->pass_jobs};
-    metrics_observe_forward(s->met, metrics_model(s->met, rnn_model_info(j->model)->name), &f);
+    metrics_observe_forward(
+        s->met, model ? metrics_model(s->met, rnn_model_info(model)->name) : METRICS_NO_MODEL, &f);
 }
 
 /* The one place a request ends: metrics, the access log line, and freeing. */

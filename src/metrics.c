@@ -457,9 +457,15 @@ void metrics_observe(metrics *m, size_t route, int status, double seconds, size_
 /* Records a forward request (see metrics.h). A MODEL past the table counts as "other". */
 void metrics_observe_forward(metrics *m, size_t model, const metrics_forward *f)
 {
-    model_metrics *mm = &m->models[model < METRICS_MAX_MODELS ? model : METRICS_MAX_MODELS];
     if ((unsigned)f->outcome <= METRICS_FAILED && f->outcome != METRICS_DONE)
         atomic_fetch_add_explicit(&m->ended[f->outcome], 1, memory_order_relaxed);
+    if (f->pass_jobs) {
+        observe_size(&m->pass_sequences, f->pass_sequences);
+        observe_size(&m->pass_requests, f->pass_jobs);
+    }
+    if (model == METRICS_NO_MODEL)
+        return;
+    model_metrics *mm = &m->models[model < METRICS_MAX_MODELS ? model : METRICS_MAX_MODELS];
     if (f->status) {
         size_t i = 0;
         while (i < N_STATUSES && STATUSES[i] != f->status)
@@ -472,10 +478,6 @@ void metrics_observe_forward(metrics *m, size_t model, const metrics_forward *f)
     for (size_t p = PH_WAIT; p < N_PHASES; p++)
         if (ns[p] >= 0)
             observe_seconds(mm->phase[p].bucket, &mm->phase[p].sum_ns, (double)ns[p] / 1e9);
-    if (f->pass_jobs) {
-        observe_size(&m->pass_sequences, f->pass_sequences);
-        observe_size(&m->pass_requests, f->pass_jobs);
-    }
 }
 
 void metrics_inflight_add(metrics *m, int delta)

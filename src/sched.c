@@ -25,6 +25,11 @@
 /* The throughput guess before any pass was measured: 20 GFLOP/s, well under what the engine
  * does on anything with AVX2, so the first admissions are cautious rather than optimistic. */
 #define RATE_GUESS 20.0 /* FLOPs per ns */
+/* A job's key is its arrival plus this many times its own estimated compute: short jobs go
+ * ahead of long ones queued less than that before them (a one-sequence request does not wait
+ * behind seconds of large ones), and no job waits longer than KEY_WEIGHT times its own cost
+ * for jobs that came after it. */
+#define KEY_WEIGHT 16
 /* How often the timer thread, and a running pass, ask whether requesters are gone. */
 #define POLL_NS 10000000LL
 
@@ -332,32 +337,23 @@ static int run_pass(pass *p, char *err, size_t errlen)
     return rnn_forward(j->model, &b, j->result, err, errlen);
 }
 
-static void *worker_main(void *arg)
+/* Waits (mu held) until a pass may start: 1 then, 0 when the thread should leave. */
+static int wait_for_work(sched *s)
 {
-    sched *s = arg;
-    size_t cap = s->cfg.max_pass_sequences ? s->cfg.max_pass_sequences : 1;
-    sched_job **buf = malloc(cap * sizeof *buf);
-    char err[256];
-    pthread_mutex_lock(&s->mu);
     for (;;) {
         int abort = atomic_load(&s->aborting);
-        if (!s->head || (s->paused && !abort)) {
-            if (s->stopping && !s->head)
-                break;
+        if (!s->head && s->stopping)
+            return 0;
+        /* Nothing to do, paused, or aborting (the timer thread ends the queued jobs then). */
+        if (!s->head || (s->paused && !abort) || abort) {
             pthread_cond_wait(&s->work_cv, &s->mu);
             continue;
         }
-        if (abort) { /* the timer thread, or sched_abort, ends queued jobs */
-            pthread_cond_wait(&s->work_cv, &s->mu);
-            continue;
-        }
-        int64_t now = now_ns();
-        /* Waiting for company: the seed has been queued less than batch_delay, and the pass
-         * is not full yet (a full pass goes at once). */
-        if (s->cfg.batch_delay_ns > 0 && !s->stopping &&
-            now - s->head->enq_ns < s->cfg.batch_delay_ns &&
+        /* Waiting for company: the seed has been queued less than batch_delay, and the pass is
+         * not full yet (a full pass goes at once). */
+        int64_t now = now_ns(), until = s->head->enq_ns + s->cfg.batch_delay_ns;
+        if (s->cfg.batch_delay_ns > 0 && !s->stopping && now < until &&
             (size_t)s->n_jobs < s->cfg.max_pass_sequences) {
-            int64_t until = s->head->enq_ns + s->cfg.batch_delay_ns;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             int64_t wake = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + (until - now);
@@ -366,63 +362,89 @@ static void *worker_main(void *arg)
             pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
             continue;
         }
-        pass p = {.s = s, .next_poll_ns = now + POLL_NS};
-        sched_job *single[1]; /* when buf could not be had: one job a pass */
+        return 1;
+    }
+}
+
+/* Last look before computing (mu not held): whoever left since the timer's sweep is dropped.
+ * Returns how many jobs of P remain. */
+static size_t drop_gone(pass *p, int64_t now)
+{
+    size_t kept = 0;
+    for (size_t k = 0; k < p->n; k++) {
+        sched_job *j = p->jobs[k];
+        j->wait_ns = now - j->enq_ns;
+        if (j->gone && j->gone(j->ctx)) {
+            char msg[160];
+            finish(j, SCHED_CANCELLED, outcome_msg(SCHED_CANCELLED, msg, sizeof msg, j, now), now);
+        } else {
+            p->jobs[kept++] = j;
+        }
+    }
+    return p->n = kept;
+}
+
+/* Takes P off the running list (mu held) and learns the throughput from it: passes shorter than
+ * 1 ms say more about overheads than about the engine, and a stopped pass says nothing. */
+static void end_pass(sched *s, pass *p, int rc, int64_t end)
+{
+    for (pass **q = &s->running; *q; q = &(*q)->next)
+        if (*q == p) {
+            *q = p->next;
+            break;
+        }
+    s->n_running--;
+    double flops = 0;
+    for (size_t k = 0; k < p->n; k++)
+        flops += p->jobs[k]->flops;
+    if (rc == 0 && end - p->start_ns > 1000000 && flops > 0)
+        s->rate = 0.7 * s->rate + 0.3 * flops / (double)(end - p->start_ns);
+}
+
+/* Hands every job of P its outcome (mu not held). */
+static void deliver(sched *s, pass *p, int rc, const char *err, int64_t end)
+{
+    size_t seqs = 0;
+    for (size_t k = 0; k < p->n; k++)
+        seqs += p->jobs[k]->batch->batch;
+    char msg[160];
+    for (size_t k = 0; k < p->n; k++) {
+        sched_job *j = p->jobs[k];
+        j->compute_ns = end - p->start_ns;
+        j->pass_sequences = seqs;
+        j->pass_jobs = p->n;
+        sched_outcome o = rc == 0                                     ? SCHED_OK
+                          : rc == -1                                  ? SCHED_FAILED
+                          : atomic_load(&s->aborting) && !p->all_gone ? SCHED_STOPPED
+                                                                      : SCHED_CANCELLED;
+        finish(j, o, o == SCHED_FAILED ? err : outcome_msg(o, msg, sizeof msg, j, end), end);
+    }
+}
+
+/* A compute thread: take a pass, compute it, hand the results back; until stopped. */
+static void *worker_main(void *arg)
+{
+    sched *s = arg;
+    size_t cap = s->cfg.max_pass_sequences;
+    sched_job **buf = malloc(cap * sizeof *buf);
+    sched_job *single[1]; /* when buf could not be had: one job a pass */
+    char err[256];
+    pthread_mutex_lock(&s->mu);
+    while (wait_for_work(s)) {
+        int64_t now = now_ns();
+        pass p = {.s = s, .start_ns = now, .next_poll_ns = now + POLL_NS, .next = s->running};
         take_pass(s, &p, buf ? buf : single, buf ? cap : 1);
-        p.start_ns = now;
-        p.next = s->running;
         s->running = &p;
         s->n_running++;
         pthread_mutex_unlock(&s->mu);
 
-        /* Last look before computing: whoever left since the timer's sweep is dropped. */
-        size_t kept = 0;
-        for (size_t k = 0; k < p.n; k++) {
-            sched_job *j = p.jobs[k];
-            j->wait_ns = now - j->enq_ns;
-            if (j->gone && j->gone(j->ctx)) {
-                char msg[160];
-                finish(j, SCHED_CANCELLED, outcome_msg(SCHED_CANCELLED, msg, sizeof msg, j, now),
-                       now);
-            } else {
-                p.jobs[kept++] = j;
-            }
-        }
-        p.n = kept;
-        int rc = p.n ? run_pass(&p, err, sizeof err) : 0;
+        int rc = drop_gone(&p, now) ? run_pass(&p, err, sizeof err) : 0;
         int64_t end = now_ns();
-        size_t seqs = 0;
-        double flops = 0;
-        for (size_t k = 0; k < p.n; k++)
-            seqs += p.jobs[k]->batch->batch, flops += p.jobs[k]->flops;
-
         pthread_mutex_lock(&s->mu);
-        for (pass **q = &s->running; *q; q = &(*q)->next)
-            if (*q == &p) {
-                *q = p.next;
-                break;
-            }
-        s->n_running--;
-        /* Throughput per thread: passes shorter than 1 ms say more about overheads than about
-         * the engine, and an aborted pass says nothing. */
-        if (rc == 0 && end - p.start_ns > 1000000 && flops > 0) {
-            double r = flops / (double)(end - p.start_ns);
-            s->rate = 0.7 * s->rate + 0.3 * r;
-        }
+        end_pass(s, &p, rc, end);
         pthread_mutex_unlock(&s->mu);
+        deliver(s, &p, rc, err, end);
 
-        char msg[160];
-        for (size_t k = 0; k < p.n; k++) {
-            sched_job *j = p.jobs[k];
-            j->compute_ns = end - p.start_ns;
-            j->pass_sequences = seqs;
-            j->pass_jobs = p.n;
-            sched_outcome o = rc == 0                                    ? SCHED_OK
-                              : rc == -1                                 ? SCHED_FAILED
-                              : atomic_load(&s->aborting) && !p.all_gone ? SCHED_STOPPED
-                                                                         : SCHED_CANCELLED;
-            finish(j, o, o == SCHED_FAILED ? err : outcome_msg(o, msg, sizeof msg, j, end), end);
-        }
         pthread_mutex_lock(&s->mu);
         if (s->stopping && !s->head)
             pthread_cond_broadcast(&s->work_cv); /* the others may leave too */
@@ -517,6 +539,37 @@ fail:
     return -1;
 }
 
+/* The "queue full" sentence. Caller holds mu. */
+static void full_message(const sched *s, char *why, size_t whylen)
+{
+    snprintf(why, whylen,
+             "queue full: %ld requests with about %.0f ms of compute are waiting (the bound is "
+             "server.max_queue_ms %.0f); retry later",
+             s->n_jobs, (double)s->queued_est_ns / s->cfg.threads / 1e6,
+             (double)s->cfg.max_queue_ns / 1e6);
+}
+
+/* Seconds until the queue has drained, by the estimates, for Retry-After. Caller holds mu. */
+static int retry_after(const sched *s)
+{
+    int64_t retry = (s->queued_est_ns / s->cfg.threads + 999999999LL) / 1000000000LL;
+    return retry < 1 ? 1 : retry > 3600 ? 3600 : (int)retry;
+}
+
+int sched_full(sched *s, char *why, size_t whylen, int *retry_after_s)
+{
+    pthread_mutex_lock(&s->mu);
+    int full =
+        s->stopping || (s->n_jobs > 0 && s->queued_est_ns >= s->cfg.max_queue_ns * s->cfg.threads);
+    if (full && s->stopping)
+        snprintf(why, whylen, "the server is shutting down");
+    else if (full)
+        full_message(s, why, whylen);
+    *retry_after_s = retry_after(s);
+    pthread_mutex_unlock(&s->mu);
+    return full;
+}
+
 int sched_submit(sched *s, sched_job *j, char *why, size_t whylen, int *retry_after_s)
 {
     int64_t now = now_ns();
@@ -535,17 +588,12 @@ int sched_submit(sched *s, sched_job *j, char *why, size_t whylen, int *retry_af
     }
     double est = j->flops / s->rate;
     j->est_ns = est < 1 ? 1 : est > 1e15 ? (int64_t)1e15 : (int64_t)est;
-    j->key_ns = now + j->est_ns;
+    j->key_ns = now + KEY_WEIGHT * j->est_ns;
     int64_t wait = wait_estimate(s, j->key_ns, now);
     int64_t left = j->deadline_ns - now;
-    int64_t retry = (s->queued_est_ns / s->cfg.threads + 999999999LL) / 1000000000LL;
-    *retry_after_s = retry < 1 ? 1 : retry > 3600 ? 3600 : (int)retry;
+    *retry_after_s = retry_after(s);
     if (s->n_jobs > 0 && s->queued_est_ns + j->est_ns > s->cfg.max_queue_ns * s->cfg.threads) {
-        snprintf(why, whylen,
-                 "queue full: %ld requests with about %.0f ms of compute are waiting (the bound "
-                 "is server.max_queue_ms %.0f); retry later",
-                 s->n_jobs, (double)s->queued_est_ns / s->cfg.threads / 1e6,
-                 (double)s->cfg.max_queue_ns / 1e6);
+        full_message(s, why, whylen);
         pthread_mutex_unlock(&s->mu);
         return -1;
     }

@@ -468,8 +468,8 @@ START_TEST(test_cell_table_matches_pytorch)
         ck_assert_int_eq(row->desc.nonlinearity, torch[i].nonlinearity);
         ck_assert_int_eq(row->hh_bias_gate, torch[i].hh_bias_gate);
         ck_assert_int_lt(row->hh_bias_gate, row->desc.gates);
-        ck_assert(row->step != NULL);
-        ck_assert(row->ref_step != NULL);
+        /* Its step functions are named by its row in cells.def: a row without them does not
+         * build. */
     }
     ck_assert_int_eq(rnn_cell_by_name("transformer"), -1);
 }

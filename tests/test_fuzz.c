@@ -9,6 +9,7 @@
 #include "fuzz/fuzz_codec.c"
 #include "fuzz/fuzz_config.c"
 #include "fuzz/fuzz_http.c"
+#include "fuzz/fuzz_inflate.c"
 #include "fuzz/fuzz_safetensors.c"
 
 #include <check.h>
@@ -70,6 +71,12 @@ START_TEST(test_config_seeds_and_regressions_replay_cleanly)
 }
 END_TEST
 
+START_TEST(test_inflate_seeds_and_regressions_replay_cleanly)
+{
+    replay("inflate", fz_inflate_one, 10);
+}
+END_TEST
+
 START_TEST(test_safetensors_seeds_and_regressions_replay_cleanly)
 {
     replay("safetensors", fz_safetensors_one, 20);
@@ -109,6 +116,7 @@ static Suite *fuzz_suite(void)
     tcase_add_test(tc, test_codec_seeds_and_regressions_replay_cleanly);
     tcase_add_test(tc, test_config_seeds_and_regressions_replay_cleanly);
     tcase_add_test(tc, test_safetensors_seeds_and_regressions_replay_cleanly);
+    tcase_add_test(tc, test_inflate_seeds_and_regressions_replay_cleanly);
     tcase_add_test(tc, test_http_seeds_and_regressions_replay_cleanly);
     suite_add_tcase(s, tc);
     return s;

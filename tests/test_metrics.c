@@ -801,6 +801,8 @@ START_TEST(test_forward_phases_pass_sizes_and_outcomes)
     metrics_observe_forward(m, s, &ended);
     ended.outcome = METRICS_STOPPED;
     metrics_observe_forward(m, s, &ended);
+    ended.outcome = METRICS_REJECTED; /* refused before its model was known */
+    metrics_observe_forward(m, METRICS_NO_MODEL, &ended);
     ended.outcome = METRICS_CANCELLED; /* nothing answered */
     ended.status = 0;
     ended.wait_ns = 300000000;
@@ -832,7 +834,7 @@ START_TEST(test_forward_phases_pass_sizes_and_outcomes)
     ck_assert_double_eq(value_of(text, "rnnserve_pass_sequences_bucket{le=\"8\"}"), 2);
     ck_assert_double_eq(value_of(text, "rnnserve_pass_sequences_bucket{le=\"+Inf\"}"), 2);
     ck_assert_double_eq(value_of(text, "rnnserve_expired_requests_total"), 1);
-    ck_assert_double_eq(value_of(text, "rnnserve_rejected_requests_total"), 1);
+    ck_assert_double_eq(value_of(text, "rnnserve_rejected_requests_total"), 2);
     ck_assert_double_eq(value_of(text, "rnnserve_stopped_requests_total"), 1);
     ck_assert_double_eq(value_of(text, "rnnserve_cancelled_requests_total"), 1);
     ck_assert_double_eq(value_of(text, "rnnserve_failed_requests_total"), 0);

@@ -411,8 +411,10 @@ START_TEST(test_merged_requests_get_the_bytes_they_get_alone)
         post(BIG, small[v], &alone[v]);
         ck_assert_msg(alone[v].status == 200, "%ld %s", alone[v].status, alone[v].body);
     }
+    /* an answer's metrics are recorded just after it is sent: wait for them */
+    wait_metric("rnnserve_pass_requests_count", 2 + N_MERGE, 5);
     double before = metric("rnnserve_pass_requests_bucket{le=\"1\"}");
-    ck_assert_double_eq(metric("rnnserve_pass_requests_count"), before); /* all alone so far */
+    ck_assert_double_eq(before, 2 + N_MERGE); /* all alone so far */
 
     /* One long request holds the only compute thread; the small ones queue behind it and are
      * taken together when it ends. */
@@ -431,8 +433,8 @@ START_TEST(test_merged_requests_get_the_bytes_they_get_alone)
                       "request %d merged:\n%s\nalone:\n%s", v, merged[v].r.body, alone[v].body);
     }
     /* one observation per request: all N in a pass of N */
+    wait_metric("rnnserve_pass_requests_count", before + 1 + N_MERGE, 5);
     ck_assert_double_eq(metric("rnnserve_pass_requests_bucket{le=\"1\"}"), before + 1);
-    ck_assert_double_eq(metric("rnnserve_pass_requests_count"), before + 1 + N_MERGE);
     ck_assert_double_eq(metric("rnnserve_pass_requests_bucket{le=\"4\"}"), before + 1 + N_MERGE);
     free(log_line("pass=4x4"));
     ck_assert_int_eq(log_count("pass=4x4"), N_MERGE);
@@ -480,10 +482,11 @@ START_TEST(test_admission_refuses_a_full_queue_and_a_short_deadline_at_once)
     post(BIG, queued_body, &r);
     assert_503_with_retry(&r, "queue full");
     httpc_resp_free(&r);
-    ck_assert_double_eq(metric("rnnserve_rejected_requests_total"), 3);
+    wait_metric("rnnserve_rejected_requests_total", 3, 5);
 
     call_join(&first, 200);
     call_join(&queued, 200);
+    wait_metric("rnnserve_in_flight_requests", 1, 5); /* the scrape itself */
     ck_assert_double_eq(metric("rnnserve_requests_total{route=\"forward\",code=\"503\"}"), 2);
     ck_assert_double_eq(metric("rnnserve_requests_total{route=\"v2_infer\",code=\"503\"}"), 1);
     ck_assert_double_eq(metric("rnnserve_model_requests_total{model=\"big\",code=\"503\"}"), 3);
@@ -531,6 +534,7 @@ START_TEST(test_a_deadline_passing_in_the_queue_is_503_and_not_computed)
         call_join(&ahead[i], 200);
     wait_metric(QUEUED, 0, 10);
     wait_metric(RUNNING, 0, 10);
+    wait_metric("rnnserve_in_flight_requests", 1, 5);
     ck_assert_double_eq(metric("rnnserve_expired_requests_total"), 1);
     /* The first and the ones ahead were computed, the victim not. */
     wait_metric(COMPUTED, computed + 1 + N_AHEAD, 5);

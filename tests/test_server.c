@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rnnserve/api.h"
+#include "rnnserve/compute.h"
 #include "rnnserve/config.h"
 #include "rnnserve/server.h"
 #include "httpc.h"
@@ -480,7 +482,7 @@ typedef struct {
     char *body;
     size_t len;
     json_t *exp;
-    int pooled; /* padded so that the server hands it to the compute pool */
+    int pooled; /* handed to the scheduler by the server's rule (compute_runs_inline) */
 } job;
 
 static void job_free(job *j)
@@ -492,6 +494,31 @@ static void job_free(job *j)
 
 /* Loads CASE's request and expected answer ("default": the bundled model's), to be sent to URL.
  * PAD_TO > 0 appends spaces to the body up to that many bytes (valid JSON all the same). */
+/* Whether the server hands BODY for model CASE to the scheduler: its own rule, on its own
+ * decoding (what the request will cost and produce, not the size of its body). */
+static int pooled_by_rule(const char *case_, const char *body, size_t len)
+{
+    char path[256], err[1024];
+    cfg_config *cfg;
+    rnn_model *m;
+    if (strcmp(case_, "default") == 0)
+        snprintf(path, sizeof path, "config/default.json");
+    else
+        snprintf(path, sizeof path, "tests/fixtures/cases/%s/config.json", case_);
+    ck_assert_msg(cfg_load_file(path, &cfg, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(rnn_model_load(&cfg->models[0], &m, err, sizeof err) == 0, "%s", err);
+    api_limits lim = {1024, 100000};
+    api_call *call = NULL;
+    char *eb = NULL;
+    size_t el;
+    ck_assert_int_eq(api_decode(api_wire_v1(), m, body, len, &lim, &call, &eb, &el), 200);
+    int pooled = !compute_runs_inline(call);
+    api_call_free(call);
+    rnn_model_free(m);
+    cfg_free(cfg);
+    return pooled;
+}
+
 static void job_load(job *j, const char *case_, const char *url, size_t pad_to)
 {
     char req[256], exp[256];
@@ -513,15 +540,16 @@ static void job_load(job *j, const char *case_, const char *url, size_t pad_to)
         nb[pad_to] = '\0';
         j->body = nb;
         j->len = pad_to;
-        j->pooled = 1;
     }
+    j->pooled = pooled_by_rule(case_, j->body, j->len);
     json_error_t jerr;
     j->exp = json_load_file(exp, 0, &jerr);
     ck_assert_msg(j->exp != NULL, "%s: %s", exp, jerr.text);
 }
 
-/* Body size past which the server sends a request for model CASE to the compute pool, by the
- * documented rule (inline when body_bytes / 2 * per-step FLOPs <= 2e6), times 4 for margin. */
+/* Body size past which the server used to send a request for model CASE to the compute pool
+ * (the old rule: body_bytes / 2 * per-step FLOPs over 2e6), times 4: the padding the concurrency
+ * test sends, to show that a body's size no longer decides (compute_runs_inline does). */
 static size_t pool_size_for(const char *case_)
 {
     json_t *m = model_entry(case_);
@@ -1422,9 +1450,10 @@ static const char *const MIX[] = {
 START_TEST(test_eight_threads_of_mixed_requests_all_match_pytorch)
 {
     serve_models(NULL, MIX);
-    /* Every case twice: as it is (inline on the I/O thread when cheap) and padded with spaces
-     * past the hand-off threshold (compute pool), same answer expected. long_1000 sits right at
-     * the threshold, so it is only sent padded. */
+    /* Every case twice: as it is and padded with spaces past the old body-size hand-off
+     * threshold, same answer expected. Which path a request takes is decided by what it will
+     * cost and produce (compute_runs_inline), so padding changes nothing: the cheap cases run
+     * inline either way and long_1000 (a 140 KB answer) goes to the scheduler. */
     job jobs[16];
     size_t n = 0;
     for (size_t i = 0; MIX[i]; i++) {
@@ -1435,7 +1464,7 @@ START_TEST(test_eight_threads_of_mixed_requests_all_match_pytorch)
             snprintf(url, sizeof url, "/v1/models/%s/forward", MIX[i]);
         if (strcmp(MIX[i], "long_1000") != 0) {
             job_load(&jobs[n], MIX[i], url, 0);
-            ck_assert_msg(jobs[n].len * 8 < pool_size_for(MIX[i]), "%s is not cheap", MIX[i]);
+            ck_assert_msg(!jobs[n].pooled, "%s is not cheap", MIX[i]);
             n++;
         }
         job_load(&jobs[n++], MIX[i], url, pool_size_for(MIX[i]));
@@ -1456,7 +1485,8 @@ START_TEST(test_eight_threads_of_mixed_requests_all_match_pytorch)
     }
     ck_assert_msg(failures == 0, "%d of %d answers wrong", failures, THREADS * EACH);
 
-    /* Which path each request took: padded ones were suspended for the pool, the rest not. */
+    /* Which path each request took: the ones the rule sends to the scheduler were suspended,
+     * the rest not. */
     int pooled = 0;
     for (int t = 0; t < THREADS; t++)
         for (int i = 0; i < EACH; i++)

@@ -12,7 +12,7 @@
 #                                 the benchmark skips a peer it cannot run, with the reason)
 # Runs as root, or through sudo; does nothing when everything is already there.
 set -e
-PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libopenblas-dev curl"
+PKGS="gcc make pkg-config libmicrohttpd-dev libjansson-dev libopenblas-dev zlib1g-dev curl"
 OPTIONAL=""
 if [ "${1:-}" = test ]; then
     PKGS="$PKGS check libsubunit-dev libcurl4-openssl-dev valgrind prometheus"

@@ -62,10 +62,19 @@ typedef struct compute_job {
  * Returns NULL with the reason in err[errlen]. */
 compute *compute_new(const cfg_server *s, const api_limits *lim, char *err, size_t errlen);
 
+/* Whether a decoded call is computed inline on the I/O thread (cheap by what it will cost and
+ * produce: under ~2 MFLOP and 64 KB of response) rather than handed to the scheduler. */
+int compute_runs_inline(const api_call *call);
+
 /* Runs JOB. Returns 1 when it was answered on the caller's thread (a decode error, or cheap
  * enough to compute inline): the outputs are set and no hook is called. Returns 0 when it was
  * parked: resume() follows exactly once, from another thread or from this one. */
 int compute_submit(compute *c, compute_job *job);
+
+/* Whether a forward request would be refused now whatever its size (the queue is full, or the
+ * server is stopping): asked before its body is read, so that overload costs no body reads.
+ * Fills why and *retry_after_s when it returns 1. */
+int compute_busy(compute *c, char *why, size_t whylen, int *retry_after_s);
 
 /* Queue depth now (for the metrics' gauges). */
 void compute_depth(compute *c, sched_depth *d);

@@ -57,8 +57,12 @@ typedef struct {
     size_t pass_sequences, pass_jobs; /* the engine pass it ran in; 0: not computed */
 } metrics_forward;
 
-/* Records a forward request for model slot MODEL (metrics_model): its status and duration, its
- * phases, its pass's size and its outcome. The route series are metrics_observe's. */
+/* A forward request whose model is unknown: only its outcome and pass are counted. */
+#define METRICS_NO_MODEL SIZE_MAX
+
+/* Records a forward request for model slot MODEL (metrics_model, or METRICS_NO_MODEL): its status
+ * and duration, its phases, its pass's size and its outcome. The route series are
+ * metrics_observe's. */
 void metrics_observe_forward(metrics *m, size_t model, const metrics_forward *f);
 
 /* What the registry does not own but renders: the scheduler's queue and the reloads. */

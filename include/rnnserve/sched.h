@@ -69,6 +69,10 @@ int sched_start(const sched_config *cfg, sched **out, char *err, size_t errlen);
  * On -1 `done` is never called. */
 int sched_submit(sched *s, sched_job *j, char *why, size_t whylen, int *retry_after_s);
 
+/* Whether the queue already holds all the work it may (any job would be refused as "queue
+ * full" now): the HTTP layer asks before reading a body. RETRY_AFTER_S as sched_submit's. */
+int sched_full(sched *s, char *why, size_t whylen, int *retry_after_s);
+
 /* Queue depth now, for the metrics gauges. */
 typedef struct {
     long jobs;           /* queued, not yet in a pass */

@@ -7,7 +7,7 @@
 set -e
 C=tests/fuzz/corpus
 rm -rf "$C"
-mkdir -p "$C/codec" "$C/config" "$C/safetensors" "$C/http"
+mkdir -p "$C/codec" "$C/config" "$C/safetensors" "$C/http" "$C/inflate"
 
 # A file named $1 holding the rest of the arguments, printf-interpreted (\r, \n, \NNN octal).
 put() {
@@ -125,4 +125,33 @@ put "$X/truncated-body.http" 'POST /forward HTTP/1.1\r\nHost: x\r\nContent-Lengt
     done
     printf '0\r\n\r\n'
 } >"$X/chunked-over-limit.http"
+# ---- inflate: compressed request bodies ----------------------------------------------------
+# Byte 0 picks the coding (0 gzip, 1 deflate), byte 1 seeds the chunk sizes (fuzz_inflate.c).
+# Encoded by Python's zlib, an encoder other than the one under test.
+python3 - "$C/inflate" "$C/codec/default.json" <<'PY'
+import sys, zlib
+out, src = sys.argv[1], open(sys.argv[2], "rb").read()
+def z(data, wbits, level=6):
+    c = zlib.compressobj(level, zlib.DEFLATED, wbits)
+    return c.compress(data) + c.flush()
+gz, zl, raw = z(src, 31), z(src, 15), z(src, -15)
+seeds = {
+    "gzip": (0, gz), "zlib": (1, zl), "raw": (1, raw),
+    "gzip-stored": (0, z(src, 31, 0)), "raw-best": (1, z(src * 3, -15, 9)),
+    "gzip-members": (0, gz + z(b"[1, 2]", 31) + gz),
+    "gzip-empty": (0, z(b"", 31)), "zlib-empty": (1, z(b"", 15)), "raw-empty": (1, b"\3\0"),
+    "gzip-bomb": (0, z(bytes(1 << 20), 31, 9)), "zlib-bomb": (1, z(bytes(1 << 20), 15, 9)),
+    "gzip-truncated": (0, gz[:-5]), "zlib-truncated": (1, zl[: len(zl) // 2]),
+    "gzip-trailing": (0, gz + b"xyz"), "zlib-trailing": (1, zl + b"\0"),
+    "gzip-bad-crc": (0, gz[:-8] + bytes([gz[-8] ^ 0xFF]) + gz[-7:]),
+    "zlib-fdict": (1, b"\x78\xbb\0\0\0\1\3\0"), "not-gzip": (0, src),
+}
+# FEXTRA, FNAME, FCOMMENT and FHCRC set: header fields zlib must skip, and a header CRC to check
+h = b"\x1f\x8b\x08\x1e\0\0\0\0\0\3\4\0ab\0\0name\0comment\0"
+h += (zlib.crc32(h) & 0xFFFF).to_bytes(2, "little")
+seeds["gzip-header-fields"] = (0, h + raw + gz[-8:])
+for name, (mode, body) in seeds.items():
+    with open(f"{out}/{name}.bin", "wb") as f:
+        f.write(bytes([mode, 7]) + body)
+PY
 echo "make_corpus: $(find "$C" -type f | wc -l) seed files in $C"
