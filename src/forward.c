@@ -1,7 +1,8 @@
-/* forward.c - the one forward path: decode (the wire format's), the result buffers, the forward
- * pass, the output head, encode (the wire format's again). Every route that runs a model comes
- * through here, whatever it speaks; the wait for compute is the seam between api_decode and
- * api_finish, where a scheduler may merge calls into one engine pass. */
+/* forward.c - the one forward path: decode (the wire format's), a token request's embedding, the
+ * result buffers, the forward pass, only_last's rows, the output head, encode (the wire format's
+ * again). Every route that runs a model comes through here, whatever it speaks; the wait for
+ * compute is the seam between api_decode and api_finish, where a scheduler may merge calls into
+ * one engine pass (it sees the embedded rows: api_call_batch's x). */
 #include "rnnserve/api.h"
 
 #include <stdlib.h>

@@ -6,9 +6,11 @@
 #include <check.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rnnserve/api.h"
 #include "rnnserve/buf.h"
@@ -195,6 +197,61 @@ START_TEST(test_inline_embedding_is_checked_like_any_tensor)
         }
         rnn_model_free(m);
         cfg_free(cfg);
+    }
+}
+END_TEST
+
+/* A safetensors file of an rnn 2 -> 1 without bias and an embedding "emb" [2, 2] holding EMB:
+ * its path (malloc'ed; the caller unlinks and frees it). */
+static char *write_model(const float emb[4])
+{
+    const char *hdr =
+        "{\"weight_ih_l0\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]},"
+        "\"weight_hh_l0\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[8,12]},"
+        "\"emb\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[12,28]}}";
+    const size_t hl = strlen(hdr);
+    unsigned char file[512];
+    for (int k = 0; k < 8; k++)
+        file[k] = (unsigned char)((uint64_t)hl >> (8 * k));
+    memcpy(file + 8, hdr, hl);
+    const float w[3] = {0.5f, -0.5f, 0.25f};
+    memcpy(file + 8 + hl, w, sizeof w);
+    memcpy(file + 8 + hl + sizeof w, emb, 4 * sizeof *emb);
+    return tu_write_tmp(".safetensors", file, 8 + hl + sizeof w + 4 * sizeof *emb);
+}
+
+START_TEST(test_non_finite_embedding_is_named_by_file_key_and_index)
+{
+    const float bad[4] = {1, 2, 3, NAN}, good[4] = {1, 2, 3, 4};
+    const float *embs[2] = {bad, good};
+    for (int k = 0; k < 2; k++) {
+        char *path = write_model(embs[k]);
+        ck_assert_ptr_nonnull(path);
+        char text[1024], err[1024] = "";
+        snprintf(text, sizeof text,
+                 "{\"models\": [{\"name\": \"t\", \"type\": \"rnn\", \"input_size\": 2, "
+                 "\"hidden_size\": 1, \"bias\": false, \"embedding\": \"emb\", \"weights\": "
+                 "\"%s\"}]}",
+                 path);
+        cfg_config *cfg;
+        rnn_model *m = NULL;
+        ck_assert_msg(cfg_load_buffer(text, strlen(text), ".", &cfg, err, sizeof err) == 0, "%s",
+                      err);
+        const int rc = rnn_model_load(&cfg->models[0], &m, err, sizeof err);
+        if (k == 0) {
+            char want[512];
+            snprintf(want, sizeof want,
+                     "%s: embedding \"emb\" holds a non-finite value (nan) at index 3", path);
+            ck_assert_msg(rc < 0 && strcmp(err, want) == 0, "got %s\nwant %s", err, want);
+        } else {
+            ck_assert_msg(rc == 0, "%s", err);
+            ck_assert_int_eq(rnn_model_info(m)->vocab_size, 2);
+            ck_assert(rnn_embed_row(m, 1)[1] == 4.0f);
+        }
+        rnn_model_free(m);
+        cfg_free(cfg);
+        unlink(path);
+        free(path);
     }
 }
 END_TEST
@@ -676,6 +733,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_bad_embedding_is_refused_at_load_naming_file_and_key);
     tcase_add_test(tc, test_inline_embedding_is_checked_like_any_tensor);
+    tcase_add_test(tc, test_non_finite_embedding_is_named_by_file_key_and_index);
     tcase_add_test(tc, test_token_errors_name_their_json_path);
     tcase_add_test(tc, test_v2_token_errors_name_their_path);
     tcase_add_test(tc, test_tokens_run_bit_for_bit_as_the_embedded_floats);
