@@ -572,6 +572,8 @@ START_TEST(test_job_with_its_own_work_runs_alone_and_stops_when_its_client_leave
     /* the forward job was not merged into the other's own work */
     ck_assert_int_eq(a->outcome, SCHED_OK);
     ck_assert_int_eq(a->job.pass_jobs, 1);
+    for (double end = tu_now_s() + 30; !atomic_load(&own_runs) && tu_now_s() < end;)
+        tu_sleep_ms(1); /* its thread is on its way to it */
     ck_assert_int_eq(atomic_load(&own_runs), 1);
     atomic_store(&own->gone, 1); /* asked at most every 10 ms while it runs */
     waiter_wait(&w, 2);
