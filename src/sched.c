@@ -75,6 +75,8 @@ static int64_t now_ns(void)
 static size_t job_steps(const sched_job *j)
 {
     size_t n = 0;
+    if (!j->batch)
+        return 0;
     for (size_t i = 0; i < j->batch->batch; i++)
         n += (size_t)j->batch->lengths[i];
     return n;
@@ -213,7 +215,7 @@ static int pass_should_stop(void *ctx)
 static void take_pass(sched *s, pass *p, sched_job **buf, size_t cap)
 {
     sched_job *seed = s->head;
-    size_t seqs = seed->batch->batch;
+    size_t seqs = seed->batch ? seed->batch->batch : 0;
     double flops = seed->flops;
     p->n = 0;
     unlink_job(s, &s->head);
@@ -221,7 +223,8 @@ static void take_pass(sched *s, pass *p, sched_job **buf, size_t cap)
     p->est_ns = seed->est_ns;
     for (sched_job **q = &s->head; *q && p->n < cap;) {
         sched_job *j = *q;
-        if (j->model == seed->model && seqs + j->batch->batch <= s->cfg.max_pass_sequences &&
+        if (!seed->run && !j->run && j->model == seed->model &&
+            seqs + j->batch->batch <= s->cfg.max_pass_sequences &&
             p->est_ns + j->est_ns <= s->cfg.max_pass_ns && j->flops <= flops) {
             seqs += j->batch->batch;
             flops += j->flops;
@@ -331,6 +334,8 @@ static int run_pass(pass *p, char *err, size_t errlen)
     if (p->n > 1)
         return run_merged(p, err, errlen);
     sched_job *j = p->jobs[0];
+    if (j->run)
+        return j->run(j, pass_should_stop, p, err, errlen);
     rnn_batch b = *j->batch;
     b.stop = pass_should_stop;
     b.stop_ctx = p;
@@ -406,7 +411,7 @@ static void deliver(sched *s, pass *p, int rc, const char *err, int64_t end)
 {
     size_t seqs = 0;
     for (size_t k = 0; k < p->n; k++)
-        seqs += p->jobs[k]->batch->batch;
+        seqs += p->jobs[k]->batch ? p->jobs[k]->batch->batch : 0;
     char msg[160];
     for (size_t k = 0; k < p->n; k++) {
         sched_job *j = p->jobs[k];
