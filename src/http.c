@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "http_impl.h"
@@ -53,7 +54,10 @@ enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int own
         ok = ok && MHD_add_response_header(resp, "Content-Type", ctype) == MHD_YES;
     for (; extra && extra[0]; extra += 2)
         ok = ok && MHD_add_response_header(resp, extra[0], extra[1]) == MHD_YES;
-    if (atomic_load(&r->s->draining))
+    int closes = 0;
+    for (const char *const *e = extra; e && e[0]; e += 2)
+        closes |= strcmp(e[0], "Connection") == 0;
+    if (!closes && atomic_load(&r->s->draining))
         ok = ok && MHD_add_response_header(resp, "Connection", "close") == MHD_YES;
     enum MHD_Result ret = ok ? MHD_queue_response(r->conn, (unsigned)status, resp) : MHD_NO;
     MHD_destroy_response(resp);
@@ -162,17 +166,92 @@ enum MHD_Result http_forward(req *r)
 static int early_413(req *r, enum MHD_Result *ret)
 {
     size_t max = r->s->cfg->server.max_body_bytes;
-    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
-    if (!cl)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(cl, &end, 10);
-    /* MHD has already rejected a malformed Content-Length; this only compares. */
-    if (errno != 0 || end == cl || n <= max)
+    if (!r->has_length || r->length <= max)
         return 0;
     *ret = http_respond_error(r, 413, NULL, "request body of %llu bytes exceeds max_body_bytes %zu",
-                              n, max);
+                              r->length, max);
+    return 1;
+}
+
+/* Whether the client has shut down its sending side with nothing more to read: the socket
+ * reads end-of-file. Peeked, so nothing is taken from libmicrohttpd. */
+static int peer_sent_eof(req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char b;
+    return ci && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* libmicrohttpd 0.9.75 watches its sockets edge-triggered and without EPOLLRDHUP: when a FIN
+ * arrives with the last bytes of an unfinished body, it reads the bytes, takes the socket as
+ * drained and never reads the end-of-file, so the request waits for the idle timeout (and a
+ * drain for it). Checked after every part of a body, and after the headers of a request that
+ * has one: an unfinished Content-Length body behind an end-of-file can never finish, so the
+ * connection closes at once (MHD_NO); elsewhere the rest may still sit in libmicrohttpd's
+ * buffer, unseen from here, so the connection's timeout drops to one second instead. Returns
+ * MHD_NO to close the connection. */
+static enum MHD_Result check_half_close(req *r)
+{
+    if (r->eof_seen || !peer_sent_eof(r))
+        return MHD_YES;
+    r->eof_seen = 1;
+    if (r->has_length && r->received < r->length && r->received > 0)
+        return MHD_NO;
+    MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)1);
+    return MHD_YES;
+}
+
+/* What the request's framing headers say, gathered in one pass over them (MHD's lookup sees
+ * only the first of repeated headers, and the first is all it frames the body by). */
+typedef struct {
+    unsigned n_cl, n_te;
+    const char *cl; /* the first Content-Length */
+    int cl_differ;  /* a later Content-Length is not the same text */
+    const char *te; /* the first Transfer-Encoding */
+} framing;
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, "Content-Length") == 0) {
+        if (f->n_cl++ == 0)
+            f->cl = value;
+        else if (strcmp(f->cl, value) != 0)
+            f->cl_differ = 1;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0 && f->n_te++ == 0) {
+        f->te = value;
+    }
+    return MHD_YES;
+}
+
+/* Request smuggling (RFC 9112 section 6.3): libmicrohttpd 0.9.75 frames a body by the first
+ * Content-Length and ignores the others, and lets Transfer-Encoding override a Content-Length, so
+ * a proxy in front that reads the headers otherwise would see a different request boundary.
+ * Any framing two readers could disagree on is refused here, before the body, and the
+ * connection closed (what follows on it cannot be trusted to be a request). A repeated
+ * Content-Length is refused even when the copies agree: no client needs to send one. Returns 1
+ * when it answered. */
+static int bad_framing(req *r, enum MHD_Result *ret)
+{
+    framing f = {0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_header, &f);
+    const char *const closing[] = {"Connection", "close", NULL};
+    if (f.n_te && f.n_cl)
+        *ret = http_respond_error(r, 400, closing,
+                                  "Content-Length together with Transfer-Encoding is ambiguous "
+                                  "framing: send one of them");
+    else if (f.n_te > 1 || (f.te && strcasecmp(f.te, "chunked") != 0))
+        *ret = http_respond_error(r, 501, closing,
+                                  "Transfer-Encoding other than a single \"chunked\" is not "
+                                  "supported");
+    else if (f.n_cl > 1)
+        *ret = http_respond_error(r, 400, closing, "%s Content-Length headers: send one",
+                                  f.cl_differ ? "conflicting" : "repeated");
+    else
+        return 0;
     return 1;
 }
 
@@ -194,6 +273,14 @@ static req *begin_request(srv *s, struct MHD_Connection *c, const char *url, con
     metrics_inflight_add(s->met, 1);
     routes_match(r);
     r->wants_body = routes_keeps_body(r);
+    /* Already checked by libmicrohttpd: digits only, within 64 bits. */
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl) {
+        r->has_length = 1;
+        r->length = strtoull(cl, NULL, 10);
+    }
+    r->has_body = (r->has_length && r->length > 0) ||
+                  MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
     return r;
 }
 
@@ -245,10 +332,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(r = begin_request(cls, c, url, method)))
             return MHD_NO;
         *con_cls = r;
+        /* Answered before the body, which libmicrohttpd then skips: framing that could smuggle
+         * a request, a missing API key (a keyless client never has its body kept), and a
+         * declared length over the limit. */
         enum MHD_Result ret;
-        if (r->wants_body && early_413(r, &ret))
+        if (bad_framing(r, &ret) || routes_refuse_early(r, &ret) ||
+            (r->wants_body && early_413(r, &ret)))
             return ret;
-        return MHD_YES;
+        return r->has_body ? check_half_close(r) : MHD_YES;
     }
     if (r->status) { /* answered early (413): the rest is discarded */
         *upload_size = 0;
@@ -257,7 +348,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0; /* always consume, or MHD stalls the connection */
-        return take_body(r, upload, n);
+        return take_body(r, upload, n) == MHD_YES ? check_half_close(r) : MHD_NO;
     }
     /* The request is complete. */
     if (r->queued) /* resumed by the compute pool */
@@ -343,6 +434,24 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         accept_closed(&s->acc);
 }
 
+/* Called by libmicrohttpd 0.9.75 with the request line's URI, before it splits the query into
+ * arguments. Each argument takes a record from the connection's memory pool, and when the pool
+ * runs out (a couple of thousand "a&a&..." in 8 KB) it queues its 431 and then carries on
+ * parsing over it (parse_initial_message_line resets the state), so nothing is ever sent and
+ * the connection, and any request pipelined behind it, waits for timeout_s. No route reads a
+ * query argument, so the query is emptied here, where the URI is still libmicrohttpd's writable
+ * request buffer: its arguments are never parsed, and the path (before the '?') is unchanged.
+ * Returns no request context (begin_request makes it). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    char *q = uri ? strchr(uri, '?') : NULL;
+    if (q && q[1])
+        q[1] = '\0';
+    return NULL;
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -378,9 +487,9 @@ int http_start(srv *s, unsigned io_threads, unsigned max_conn, char *err, size_t
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)cs->timeout_s, MHD_OPTION_CONNECTION_LIMIT, max_conn,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cs->timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        max_conn, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
         io_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, io_threads, MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s:%d (%s)", cs->host, cs->port,

@@ -64,6 +64,10 @@ typedef struct req {
     size_t received; /* body bytes so far, kept or not */
     int wants_body;  /* a POST to a route that takes a body */
     int too_big;
+    int has_length; /* a Content-Length was sent: LENGTH */
+    unsigned long long length;
+    int has_body; /* a body follows the headers (a non-zero length, or chunked) */
+    int eof_seen; /* the client shut down its sending side (check_half_close) */
     /* outcome */
     int status; /* 0 until a response is queued */
     size_t out_bytes;
@@ -102,6 +106,10 @@ enum MHD_Result http_forward(req *r);
 void routes_match(req *r);
 /* Whether the matched route keeps a body for R's method. */
 int routes_keeps_body(const req *r);
+/* Answers R before its body when the route refuses it whatever the body says (a missing or
+ * unknown API key: 401), so that a keyless client never has a body kept. Returns 1 when it
+ * answered (*ret is the queueing result), 0 to read on. */
+int routes_refuse_early(req *r, enum MHD_Result *ret);
 /* Answers a complete request: preflight, 404, 401, 405 or the row's handler. */
 enum MHD_Result routes_answer(req *r);
 /* The metrics labels, the rows' (each once, in row order) then "preflight" and "unmatched":

@@ -247,6 +247,32 @@ static enum MHD_Result not_found(req *r)
     return http_respond_error(r, 404, NULL, "no route %s", r->path);
 }
 
+/* Whether R's route needs an API key that R does not carry (never for a preflight or an
+ * unmatched path, which answer without one). */
+static int lacks_key(const req *r)
+{
+    const cfg_server *cs = &r->s->cfg->server;
+    return r->row && strcmp(r->method, "OPTIONS") != 0 && (r->row->flags & NEEDS_KEY) &&
+           cs->n_api_keys &&
+           !auth_bearer_ok(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
+                           (const char *const *)cs->api_keys, cs->n_api_keys);
+}
+
+static enum MHD_Result unauthorized(req *r)
+{
+    const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"rnnserve\"", NULL};
+    return http_respond_error(r, 401, challenge,
+                              "missing or unknown API key: send \"Authorization: Bearer <key>\"");
+}
+
+int routes_refuse_early(req *r, enum MHD_Result *ret)
+{
+    if (!lacks_key(r))
+        return 0;
+    *ret = unauthorized(r);
+    return 1;
+}
+
 enum MHD_Result routes_answer(req *r)
 {
     if (strcmp(r->method, "OPTIONS") == 0)
@@ -254,14 +280,8 @@ enum MHD_Result routes_answer(req *r)
     const route_row *row = r->row;
     if (!row)
         return not_found(r);
-    const cfg_server *cs = &r->s->cfg->server;
-    if ((row->flags & NEEDS_KEY) && cs->n_api_keys &&
-        !auth_bearer_ok(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
-                        (const char *const *)cs->api_keys, cs->n_api_keys)) {
-        const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"rnnserve\"", NULL};
-        return http_respond_error(
-            r, 401, challenge, "missing or unknown API key: send \"Authorization: Bearer <key>\"");
-    }
+    if (lacks_key(r))
+        return unauthorized(r);
     /* The model a route names is looked up before its method is checked: a 404 for a model
      * that does not exist, whatever the method. */
     r->model = r->set->models[0];
