@@ -353,6 +353,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     /* The request is complete. */
     if (r->queued) /* resumed by the compute pool */
         return answer_job(r);
+    if (r->reloading) /* resumed by the reloader */
+        return routes_reloaded(r);
     return routes_answer(r);
 }
 
@@ -419,6 +421,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     modelset_release(r->set);
     free(r->body);
     free(r->job.out);
+    free(r->reload_err);
     free(r);
     *con_cls = NULL;
 }

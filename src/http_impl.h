@@ -6,6 +6,7 @@
 #define RNNSERVE_HTTP_IMPL_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <time.h>
@@ -35,6 +36,13 @@ struct srv {
     atomic_long inflight;
     atomic_long started; /* requests ever begun (drain watches it move) */
     api_limits lim;
+    /* POST /v1/admin/reload: run one at a time on the reloader thread, off the I/O threads */
+    pthread_t reloader;
+    int reloader_running;
+    pthread_mutex_t rl_mu;
+    pthread_cond_t rl_cv;
+    struct req *rl_head, *rl_tail; /* waiting reloads, oldest first */
+    int rl_stop;
     /* metrics route indexes (routes_labels) */
     size_t row_label[ROUTES_MAX];
     size_t label_preflight, label_unmatched;
@@ -76,6 +84,11 @@ typedef struct req {
     compute_job job;
     int queued;
     int fd; /* the connection's socket, read when parked (for compute_job.gone) */
+    /* admin reload hand-off: the reloader writes the outcome, the I/O thread reads it resumed */
+    int reloading;
+    int reload_rc;    /* srv_reload's */
+    char *reload_err; /* its message (malloc'ed, freed at completion), NULL on success */
+    struct req *rl_next;
 } req;
 
 /* --- http.c: responses */
@@ -99,6 +112,14 @@ int http_start(srv *s, unsigned io_threads, unsigned max_conn, char *err, size_t
  * ran inline, after the pool resumes the connection otherwise). */
 enum MHD_Result http_forward(req *r);
 
+/* --- server.c: the admin reload's hand-off */
+
+/* Suspends R's connection (on its I/O thread, from the handler) and queues the reload of the
+ * config's models on the reloader thread, which sets r->reload_rc and r->reload_err and resumes
+ * the connection; its handler then runs again (routes_reloaded answers). Reloads run one at a
+ * time, in arrival order. Returns 0, or -1 (nothing suspended) when the server is stopping. */
+int srv_reload_submit(srv *s, req *r);
+
 /* --- routes.c: dispatch */
 
 /* Routes R by its path (sets row, label, wire, name): the first callback calls it so that the
@@ -112,6 +133,8 @@ int routes_keeps_body(const req *r);
 int routes_refuse_early(req *r, enum MHD_Result *ret);
 /* Answers a complete request: preflight, 404, 401, 405 or the row's handler. */
 enum MHD_Result routes_answer(req *r);
+/* Answers an admin reload once the reloader has resumed its connection. */
+enum MHD_Result routes_reloaded(req *r);
 /* The metrics labels, the rows' (each once, in row order) then "preflight" and "unmatched":
  * at most CAP into NAMES; returns how many there are. Also sets S's label indexes, which
  * routing reads. */

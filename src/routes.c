@@ -379,20 +379,30 @@ static enum MHD_Result h_openapi(req *r)
     return http_respond(r, 200, (char *)openapi_json, openapi_json_len, 0, JSON, NULL);
 }
 
-/* POST /v1/admin/reload: reloads the config's models (only while server.admin_token is set). */
+/* POST /v1/admin/reload: reloads the config's models (only while server.admin_token is set).
+ * Loading a model can take seconds, so it runs on the reloader thread, and the connection waits
+ * suspended; the I/O thread serves its other connections meanwhile. */
 static enum MHD_Result h_admin_reload(req *r)
 {
     srv *s = r->s;
     const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"rnnserve-admin\"", NULL};
     const char *token = s->cfg->server.admin_token;
-    char err[1024];
     if (!auth_bearer_ok(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
                         &token, 1))
         return http_respond_error(r, 401, challenge,
                                   "reloading needs \"Authorization: Bearer <server.admin_token>\"");
-    if (srv_reload(s, s->cfg->path, err, sizeof err) < 0)
+    if (srv_reload_submit(s, r) < 0)
+        return http_respond_error(r, 503, NULL, "draining: the server is shutting down");
+    return MHD_YES;
+}
+
+enum MHD_Result routes_reloaded(req *r)
+{
+    srv *s = r->s;
+    if (r->reload_rc < 0)
         return http_respond_error(r, 500, NULL,
-                                  "reload failed, still serving the previous models: %s", err);
+                                  "reload failed, still serving the previous models: %s",
+                                  r->reload_err ? r->reload_err : "out of memory");
     modelset *m = modelset_slot_get(&s->models);
     buf b = BUF_INIT;
     buf_puts(&b, "{\"status\":\"reloaded\",\"models\":[");
