@@ -205,45 +205,80 @@ static enum MHD_Result check_half_close(req *r)
 /* What the request's framing headers say, gathered in one pass over them (MHD's lookup sees
  * only the first of repeated headers, and the first is all it frames the body by). */
 typedef struct {
-    unsigned n_cl, n_te;
-    const char *cl; /* the first Content-Length */
-    int cl_differ;  /* a later Content-Length is not the same text */
-    const char *te; /* the first Transfer-Encoding */
+    unsigned n_cl;
+    const char *cl;      /* the first Content-Length */
+    int cl_differ;       /* a later Content-Length is not the same text */
+    unsigned n_codings;  /* transfer codings, over every Transfer-Encoding header */
+    int last_is_chunked; /* the final one is "chunked" */
 } framing;
+
+/* Counts the comma-separated codings of one Transfer-Encoding VALUE and notes the last. */
+static void framing_codings(framing *f, const char *value)
+{
+    const char *p = value;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *tok = p, *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+            n--;
+        if (n) {
+            f->n_codings++;
+            f->last_is_chunked = n == 7 && strncasecmp(tok, "chunked", 7) == 0;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+}
 
 static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *value)
 {
     framing *f = cls;
     (void)kind;
+    if (!value)
+        value = "";
     if (strcasecmp(key, "Content-Length") == 0) {
         if (f->n_cl++ == 0)
             f->cl = value;
         else if (strcmp(f->cl, value) != 0)
             f->cl_differ = 1;
-    } else if (strcasecmp(key, "Transfer-Encoding") == 0 && f->n_te++ == 0) {
-        f->te = value;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        unsigned before = f->n_codings;
+        framing_codings(f, value);
+        if (f->n_codings == before) { /* an empty value: a coding, and not chunked */
+            f->n_codings++;
+            f->last_is_chunked = 0;
+        }
     }
     return MHD_YES;
 }
 
 /* Request smuggling (RFC 9112 section 6.3): libmicrohttpd 0.9.75 frames a body by the first
- * Content-Length and ignores the others, and lets Transfer-Encoding override a Content-Length, so
- * a proxy in front that reads the headers otherwise would see a different request boundary.
- * Any framing two readers could disagree on is refused here, before the body, and the
- * connection closed (what follows on it cannot be trusted to be a request). A repeated
- * Content-Length is refused even when the copies agree: no client needs to send one. Returns 1
- * when it answered. */
+ * Content-Length and ignores the others, lets Transfer-Encoding override a Content-Length, and
+ * reads any coding but exactly "chunked" as a body running to the close, so a proxy in front
+ * that reads the headers otherwise would see a different request boundary. Any framing two
+ * readers could disagree on is refused here, before the body, and the connection closed (what
+ * follows on it cannot be trusted to be a request): both headers, or a final coding other than
+ * chunked, 400 as RFC 9112 says; chunked after another coding, 501 (not implemented); a
+ * repeated Content-Length, 400 even when the copies agree (no client needs to send one).
+ * Returns 1 when it answered. */
 static int bad_framing(req *r, enum MHD_Result *ret)
 {
     framing f = {0};
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_header, &f);
     const char *const closing[] = {"Connection", "close", NULL};
-    if (f.n_te && f.n_cl)
+    if (f.n_codings && f.n_cl)
         *ret = http_respond_error(r, 400, closing,
                                   "Content-Length together with Transfer-Encoding is ambiguous "
                                   "framing: send one of them");
-    else if (f.n_te > 1 || (f.te && strcasecmp(f.te, "chunked") != 0))
+    else if (f.n_codings && !f.last_is_chunked)
+        *ret = http_respond_error(r, 400, closing,
+                                  "Transfer-Encoding must end in \"chunked\": the body's length "
+                                  "cannot be known otherwise");
+    else if (f.n_codings > 1)
         *ret = http_respond_error(r, 501, closing,
                                   "Transfer-Encoding other than a single \"chunked\" is not "
                                   "supported");

@@ -1032,9 +1032,14 @@ START_TEST(test_ambiguous_framing_is_refused_and_the_connection_closed)
          "Content-Length together with Transfer-Encoding"},
         {"Transfer-Encoding: chunked\r\nContent-Length: 40", 400,
          "Content-Length together with Transfer-Encoding"},
-        {"Transfer-Encoding: chunked, gzip", 501, "Transfer-Encoding other than"},
-        {"Transfer-Encoding: xchunked", 501, "Transfer-Encoding other than"},
+        {"Transfer-Encoding: chunked, gzip", 400, "must end in \"chunked\""},
+        {"Transfer-Encoding: xchunked", 400, "must end in \"chunked\""},
+        {"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity", 400,
+         "must end in \"chunked\""},
+        {"Transfer-Encoding: gzip, chunked", 501, "Transfer-Encoding other than"},
         {"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked", 501,
+         "Transfer-Encoding other than"},
+        {"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", 501,
          "Transfer-Encoding other than"},
     };
     const char *paths[] = {"/forward", "/healthz", "/v2/models/sine/infer"};
