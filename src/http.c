@@ -6,6 +6,7 @@
  * connection, and keep-alive would be lost), but for the early 413 of a Content-Length over the
  * limit. What answers it is the route table's business (routes.c). */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "http_impl.h"
+#include "rnnserve/buf.h"
 
 /* Body bytes past max_body_bytes that are still read (and dropped) so that a chunked upload
  * over the limit can get its 413 at the end; at least this many, or max_body_bytes if larger. */
@@ -22,21 +24,31 @@
 /* ---------------------------------------------------------------------------------------------
  * Responses */
 
+/* The Access-Control-Allow-Origin value ORIGIN (OLEN bytes, or NULL) earns, or NULL for none;
+ * *vary is set when the answer depends on Origin (a list, not "*"). */
+static const char *cors_allow(const cfg_server *cs, const char *origin, size_t olen, int *vary)
+{
+    *vary = 0;
+    for (size_t i = 0; i < cs->n_cors_origins; i++)
+        if (strcmp(cs->cors_origins[i], "*") == 0)
+            return "*";
+    *vary = 1;
+    for (size_t i = 0; origin && i < cs->n_cors_origins; i++)
+        if (strlen(cs->cors_origins[i]) == olen && memcmp(cs->cors_origins[i], origin, olen) == 0)
+            return cs->cors_origins[i];
+    return NULL;
+}
+
 /* Adds the CORS headers the request's Origin earns (none for a disallowed origin). */
 static int add_cors(srv *s, struct MHD_Connection *c, struct MHD_Response *resp)
 {
-    const cfg_server *cs = &s->cfg->server;
     const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-    for (size_t i = 0; i < cs->n_cors_origins; i++)
-        if (strcmp(cs->cors_origins[i], "*") == 0)
-            return MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*") == MHD_YES;
+    int vary;
+    const char *allow = cors_allow(&s->cfg->server, origin, origin ? strlen(origin) : 0, &vary);
     /* With a list, the answer depends on Origin: say so to caches, whatever the origin. */
-    if (MHD_add_response_header(resp, "Vary", "Origin") != MHD_YES)
+    if (vary && MHD_add_response_header(resp, "Vary", "Origin") != MHD_YES)
         return 0;
-    for (size_t i = 0; origin && i < cs->n_cors_origins; i++)
-        if (strcmp(cs->cors_origins[i], origin) == 0)
-            return MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin) == MHD_YES;
-    return 1;
+    return !allow || MHD_add_response_header(resp, "Access-Control-Allow-Origin", allow) == MHD_YES;
 }
 
 enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int owned,
@@ -91,6 +103,94 @@ enum MHD_Result http_respond_error(req *r, int status, const char *const *extra,
     if (!body)
         return MHD_NO;
     return http_respond(r, status, body, len, 1, "application/json", extra);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * A connection's first request head, before libmicrohttpd */
+
+/* Whether a Content-Length value V (N bytes, trimmed) is one libmicrohttpd 0.9.75 would refuse
+ * with its own page: 0 when fine, else the status it would give (413 for digits beyond 64 bits,
+ * 400 for anything else). */
+static int length_refusal(const char *v, size_t n)
+{
+    if (n == 0)
+        return 400;
+    unsigned long long x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return 400;
+        unsigned d = (unsigned)(v[i] - '0');
+        if (x > (ULLONG_MAX - d) / 10)
+            return 413;
+        x = x * 10 + d;
+    }
+    return 0;
+}
+
+char *http_vet(void *cls, const char *head, size_t len, size_t *alen)
+{
+    const srv *s = cls;
+    const char *end = head + len, *eol = memchr(head, '\n', len);
+    const char *target = eol ? memchr(head, ' ', (size_t)(eol - head)) : NULL;
+    if (!target)
+        return NULL; /* libmicrohttpd's to judge */
+    const char *pe = ++target;
+    while (pe < eol && *pe != ' ' && *pe != '?' && *pe != '\r')
+        pe++;
+    char path[256];
+    snprintf(path, sizeof path, "%.*s", (int)(pe - target), target);
+    const char *origin = NULL, *bad = NULL;
+    size_t olen = 0, bad_len = 0;
+    int status = 0;
+    for (const char *line = eol + 1; line < end;) {
+        const char *le = memchr(line, '\n', (size_t)(end - line));
+        if (!le)
+            break;
+        size_t ll = (size_t)(le - line);
+        if (ll && line[ll - 1] == '\r')
+            ll--;
+        const char *colon = ll ? memchr(line, ':', ll) : NULL;
+        if (colon) {
+            size_t nl = (size_t)(colon - line);
+            const char *v = colon + 1, *ve = line + ll;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (nl == 14 && strncasecmp(line, "Content-Length", 14) == 0 && !status &&
+                (status = length_refusal(v, (size_t)(ve - v)))) {
+                bad = v;
+                bad_len = (size_t)(ve - v);
+            } else if (nl == 6 && strncasecmp(line, "Origin", 6) == 0) {
+                origin = v;
+                olen = (size_t)(ve - v);
+            }
+        }
+        line = le + 1;
+    }
+    if (!status)
+        return NULL;
+    char msg[256]; /* quoting at most 64 bytes of the value; the error body escapes them */
+    snprintf(msg, sizeof msg, "Content-Length \"%.*s%s\" %s", bad_len > 64 ? 64 : (int)bad_len, bad,
+             bad_len > 64 ? "..." : "", status == 413 ? "exceeds 64 bits" : "is not a number");
+    size_t blen;
+    char *body = api_error_body(routes_wire_of(s, path), status, msg, &blen);
+    if (!body)
+        return NULL;
+    int vary;
+    const char *allow = cors_allow(&s->cfg->server, origin, olen, &vary);
+    buf b = BUF_INIT;
+    buf_printf(&b,
+               "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+               "Content-Length: %zu\r\n%s",
+               status, status == 413 ? "Content Too Large" : "Bad Request", blen,
+               vary ? "Vary: Origin\r\n" : "");
+    if (allow)
+        buf_printf(&b, "Access-Control-Allow-Origin: %s\r\n", allow);
+    buf_puts(&b, "\r\n");
+    buf_append(&b, body, blen);
+    free(body);
+    return buf_take(&b, alen);
 }
 
 /* ---------------------------------------------------------------------------------------------

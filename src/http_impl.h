@@ -104,6 +104,10 @@ enum MHD_Result http_respond_static(req *r, int status, const char *body, const 
 /* The error body of the request's wire format (r->wire). */
 enum MHD_Result http_respond_error(req *r, int status, const char *const *extra, const char *fmt,
                                    ...) __attribute__((format(printf, 4, 5)));
+/* The acceptor's vetting of a connection's first request head (accept_vet_fn; CLS is the srv):
+ * what libmicrohttpd 0.9.75 would answer itself in HTML without CORS headers, answered in JSON
+ * with them. */
+char *http_vet(void *cls, const char *head, size_t len, size_t *alen);
 /* Starts libmicrohttpd on S (no listening socket: the acceptor feeds it) with IO_THREADS epoll
  * workers and MAX_CONN connections at most; TLS when s->tls_cert is set. Returns 0, or -1 with
  * the reason in err[errlen]. */
@@ -125,6 +129,9 @@ int srv_reload_submit(srv *s, req *r);
 /* Routes R by its path (sets row, label, wire, name): the first callback calls it so that the
  * body-keeping decision and an early 413 follow the row. */
 void routes_match(req *r);
+/* The wire format of PATH's answers, as routes_match would choose it (for answers given before
+ * there is a request: http_vet). */
+const api_wire *routes_wire_of(const srv *s, const char *path);
 /* Whether the matched route keeps a body for R's method. */
 int routes_keeps_body(const req *r);
 /* Answers R before its body when the route refuses it whatever the body says (a missing or

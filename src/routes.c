@@ -203,6 +203,17 @@ void routes_match(req *r)
     r->wire = TREES[tree_of(r->path)].wire();
 }
 
+const api_wire *routes_wire_of(const srv *s, const char *path)
+{
+    for (size_t i = 0; i < N_ROWS; i++) {
+        const char *name;
+        size_t len;
+        if (match(ROWS[i].pub.pattern, path, &name, &len) && (!ROWS[i].when || ROWS[i].when->on(s)))
+            return ROWS[i].wire();
+    }
+    return TREES[tree_of(path)].wire();
+}
+
 int routes_keeps_body(const req *r)
 {
     return r->row && (r->row->flags & TAKES_BODY) && strcmp(r->method, "POST") == 0;

@@ -130,6 +130,15 @@ static void stop_reloader(srv *s)
     s->reloader_running = 0;
 }
 
+/* Plain HTTP: each connection's first request head is vetted before libmicrohttpd reads it
+ * (http_vet); under TLS the head is encrypted, and libmicrohttpd answers alone. */
+static int vet_heads(srv *s)
+{
+    if (!s->tls_cert)
+        accept_vet(&s->acc, http_vet, s, s->cfg->server.timeout_s);
+    return 0;
+}
+
 int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
 {
     srv *s = NULL;
@@ -161,7 +170,7 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
         accept_listen(&s->acc, cfg->server.host, cfg->server.port,
                       (unsigned)cfg->server.max_connections, &mhd_limit, err, errlen) < 0 ||
         http_start(s, (unsigned)sysres_cpus_usable(), mhd_limit, err, errlen) < 0 ||
-        accept_start(&s->acc, s->d, err, errlen) < 0)
+        vet_heads(s) < 0 || accept_start(&s->acc, s->d, err, errlen) < 0)
         goto fail;
     *out = s;
     return 0;
