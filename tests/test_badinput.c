@@ -1097,6 +1097,13 @@ START_TEST(test_over_limit_length_on_v2_is_the_v2_413)
              &r);
     assert_v2_error(&r, 413, "exceeds max_body_bytes 1048576", "v2 Content-Length");
     resp_free(&r);
+    /* Counted under the v2 route's label, not /forward's. */
+    exchange(LIT("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), &r);
+    ck_assert_msg(strstr(r.body, "rnnserve_requests_total{route=\"v2_infer\",code=\"413\"} 1\n"),
+                  "the 413 is not counted under v2_infer:\n%s", r.body);
+    ck_assert_msg(!strstr(r.body, "rnnserve_requests_total{route=\"forward\",code=\"413\"}"),
+                  "the 413 is counted under forward");
+    resp_free(&r);
 }
 END_TEST
 
