@@ -7,14 +7,17 @@
  * connection, and keep-alive would be lost), but for the early 413 of a Content-Length over the
  * limit. What answers it is the route table's business (routes.c). */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "http_impl.h"
+#include "rnnserve/buf.h"
 
 /* Body bytes past max_body_bytes that are still read (and dropped) so that a chunked upload
  * over the limit can get its 413 at the end; at least this many, or max_body_bytes if larger. */
@@ -31,21 +34,31 @@ static int allow_origin(struct MHD_Response *resp, const char *value)
                                    "X-Request-Id, Retry-After") == MHD_YES;
 }
 
+/* The Access-Control-Allow-Origin value ORIGIN (OLEN bytes, or NULL) earns, or NULL for none;
+ * *vary is set when the answer depends on Origin (a list, not "*"). */
+static const char *cors_allow(const cfg_server *cs, const char *origin, size_t olen, int *vary)
+{
+    *vary = 0;
+    for (size_t i = 0; i < cs->n_cors_origins; i++)
+        if (strcmp(cs->cors_origins[i], "*") == 0)
+            return "*";
+    *vary = 1;
+    for (size_t i = 0; origin && i < cs->n_cors_origins; i++)
+        if (strlen(cs->cors_origins[i]) == olen && memcmp(cs->cors_origins[i], origin, olen) == 0)
+            return cs->cors_origins[i];
+    return NULL;
+}
+
 /* Adds the CORS headers the request's Origin earns (none for a disallowed origin). */
 static int add_cors(srv *s, struct MHD_Connection *c, struct MHD_Response *resp)
 {
-    const cfg_server *cs = &s->cfg->server;
     const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-    for (size_t i = 0; i < cs->n_cors_origins; i++)
-        if (strcmp(cs->cors_origins[i], "*") == 0)
-            return allow_origin(resp, "*");
+    int vary;
+    const char *allow = cors_allow(&s->cfg->server, origin, origin ? strlen(origin) : 0, &vary);
     /* With a list, the answer depends on Origin: say so to caches, whatever the origin. */
-    if (MHD_add_response_header(resp, "Vary", "Origin") != MHD_YES)
+    if (vary && MHD_add_response_header(resp, "Vary", "Origin") != MHD_YES)
         return 0;
-    for (size_t i = 0; origin && i < cs->n_cors_origins; i++)
-        if (strcmp(cs->cors_origins[i], origin) == 0)
-            return allow_origin(resp, origin);
-    return 1;
+    return !allow || allow_origin(resp, allow);
 }
 
 /* The access line's reason= for an error a route answered, by its status (the scheduler's
@@ -88,7 +101,10 @@ enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int own
         ok = ok && MHD_add_response_header(resp, "Content-Type", ctype) == MHD_YES;
     for (; extra && extra[0]; extra += 2)
         ok = ok && MHD_add_response_header(resp, extra[0], extra[1]) == MHD_YES;
-    if (atomic_load(&r->s->draining))
+    int closes = 0;
+    for (const char *const *e = extra; e && e[0]; e += 2)
+        closes |= strcmp(e[0], "Connection") == 0;
+    if (!closes && atomic_load(&r->s->draining))
         ok = ok && MHD_add_response_header(resp, "Connection", "close") == MHD_YES;
     enum MHD_Result ret = ok ? MHD_queue_response(r->conn, (unsigned)status, resp) : MHD_NO;
     MHD_destroy_response(resp);
@@ -124,6 +140,94 @@ enum MHD_Result http_respond_error(req *r, int status, const char *const *extra,
     if (!body)
         return MHD_NO;
     return http_respond(r, status, body, len, 1, "application/json", extra);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * A connection's first request head, before libmicrohttpd */
+
+/* Whether a Content-Length value V (N bytes, trimmed) is one libmicrohttpd 0.9.75 would refuse
+ * with its own page: 0 when fine, else the status it would give (413 for digits beyond 64 bits,
+ * 400 for anything else). */
+static int length_refusal(const char *v, size_t n)
+{
+    if (n == 0)
+        return 400;
+    unsigned long long x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return 400;
+        unsigned d = (unsigned)(v[i] - '0');
+        if (x > (ULLONG_MAX - d) / 10)
+            return 413;
+        x = x * 10 + d;
+    }
+    return 0;
+}
+
+char *http_vet(void *cls, const char *head, size_t len, size_t *alen)
+{
+    const srv *s = cls;
+    const char *end = head + len, *eol = memchr(head, '\n', len);
+    const char *target = eol ? memchr(head, ' ', (size_t)(eol - head)) : NULL;
+    if (!target)
+        return NULL; /* libmicrohttpd's to judge */
+    const char *pe = ++target;
+    while (pe < eol && *pe != ' ' && *pe != '?' && *pe != '\r')
+        pe++;
+    char path[256];
+    snprintf(path, sizeof path, "%.*s", (int)(pe - target), target);
+    const char *origin = NULL, *bad = NULL;
+    size_t olen = 0, bad_len = 0;
+    int status = 0;
+    for (const char *line = eol + 1; line < end;) {
+        const char *le = memchr(line, '\n', (size_t)(end - line));
+        if (!le)
+            break;
+        size_t ll = (size_t)(le - line);
+        if (ll && line[ll - 1] == '\r')
+            ll--;
+        const char *colon = ll ? memchr(line, ':', ll) : NULL;
+        if (colon) {
+            size_t nl = (size_t)(colon - line);
+            const char *v = colon + 1, *ve = line + ll;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (nl == 14 && strncasecmp(line, "Content-Length", 14) == 0 && !status &&
+                (status = length_refusal(v, (size_t)(ve - v)))) {
+                bad = v;
+                bad_len = (size_t)(ve - v);
+            } else if (nl == 6 && strncasecmp(line, "Origin", 6) == 0) {
+                origin = v;
+                olen = (size_t)(ve - v);
+            }
+        }
+        line = le + 1;
+    }
+    if (!status)
+        return NULL;
+    char msg[256]; /* quoting at most 64 bytes of the value; the error body escapes them */
+    snprintf(msg, sizeof msg, "Content-Length \"%.*s%s\" %s", bad_len > 64 ? 64 : (int)bad_len, bad,
+             bad_len > 64 ? "..." : "", status == 413 ? "exceeds 64 bits" : "is not a number");
+    size_t blen;
+    char *body = api_error_body(routes_wire_of(s, path), status, msg, &blen);
+    if (!body)
+        return NULL;
+    int vary;
+    const char *allow = cors_allow(&s->cfg->server, origin, olen, &vary);
+    buf b = BUF_INIT;
+    buf_printf(&b,
+               "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+               "Content-Length: %zu\r\n%s",
+               status, status == 413 ? "Content Too Large" : "Bad Request", blen,
+               vary ? "Vary: Origin\r\n" : "");
+    if (allow)
+        buf_printf(&b, "Access-Control-Allow-Origin: %s\r\n", allow);
+    buf_puts(&b, "\r\n");
+    buf_append(&b, body, blen);
+    free(body);
+    return buf_take(&b, alen);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -199,17 +303,127 @@ enum MHD_Result http_forward(req *r)
 static int early_413(req *r, enum MHD_Result *ret)
 {
     size_t max = r->s->cfg->server.max_body_bytes;
-    const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
-    if (!cl)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(cl, &end, 10);
-    /* MHD has already rejected a malformed Content-Length; this only compares. */
-    if (errno != 0 || end == cl || n <= max)
+    if (!r->has_length || r->length <= max)
         return 0;
     *ret = http_respond_error(r, 413, NULL, "request body of %llu bytes exceeds max_body_bytes %zu",
-                              n, max);
+                              r->length, max);
+    return 1;
+}
+
+/* Whether the client has shut down its sending side with nothing more to read: the socket
+ * reads end-of-file. Peeked, so nothing is taken from libmicrohttpd. */
+static int peer_sent_eof(req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char b;
+    return ci && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* libmicrohttpd 0.9.75 watches its sockets edge-triggered and without EPOLLRDHUP: when a FIN
+ * arrives with the last bytes of an unfinished body, it reads the bytes, takes the socket as
+ * drained and never reads the end-of-file, so the request waits for the idle timeout (and a
+ * drain for it). Checked after every part of a body, and after the headers of a request that
+ * has one: an unfinished Content-Length body behind an end-of-file can never finish, so the
+ * connection closes at once (MHD_NO); elsewhere the rest may still sit in libmicrohttpd's
+ * buffer, unseen from here, so the connection's timeout drops to one second instead. Returns
+ * MHD_NO to close the connection. */
+static enum MHD_Result check_half_close(req *r)
+{
+    if (r->eof_seen || !peer_sent_eof(r))
+        return MHD_YES;
+    r->eof_seen = 1;
+    if (r->has_length && r->received < r->length && r->received > 0)
+        return MHD_NO;
+    MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)1);
+    return MHD_YES;
+}
+
+/* What the request's framing headers say, gathered in one pass over them (MHD's lookup sees
+ * only the first of repeated headers, and the first is all it frames the body by). */
+typedef struct {
+    unsigned n_cl;
+    const char *cl;      /* the first Content-Length */
+    int cl_differ;       /* a later Content-Length is not the same text */
+    unsigned n_codings;  /* transfer codings, over every Transfer-Encoding header */
+    int last_is_chunked; /* the final one is "chunked" */
+} framing;
+
+/* Counts the comma-separated codings of one Transfer-Encoding VALUE and notes the last. */
+static void framing_codings(framing *f, const char *value)
+{
+    const char *p = value;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *tok = p, *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+            n--;
+        if (n) {
+            f->n_codings++;
+            f->last_is_chunked = n == 7 && strncasecmp(tok, "chunked", 7) == 0;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+}
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    framing *f = cls;
+    (void)kind;
+    if (!value)
+        value = "";
+    if (strcasecmp(key, "Content-Length") == 0) {
+        if (f->n_cl++ == 0)
+            f->cl = value;
+        else if (strcmp(f->cl, value) != 0)
+            f->cl_differ = 1;
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        unsigned before = f->n_codings;
+        framing_codings(f, value);
+        if (f->n_codings == before) { /* an empty value: a coding, and not chunked */
+            f->n_codings++;
+            f->last_is_chunked = 0;
+        }
+    }
+    return MHD_YES;
+}
+
+/* Request smuggling (RFC 9112 section 6.3): libmicrohttpd 0.9.75 frames a body by the first
+ * Content-Length and ignores the others, lets Transfer-Encoding override a Content-Length, and
+ * reads any coding but exactly "chunked" as a body running to the close, so a proxy in front
+ * that reads the headers otherwise would see a different request boundary. Any framing two
+ * readers could disagree on is refused here, before the body, and the connection closed (what
+ * follows on it cannot be trusted to be a request): both headers, or a final coding other than
+ * chunked, 400 as RFC 9112 says; chunked after another coding, 501 (not implemented); a
+ * repeated Content-Length, 400 even when the copies agree (no client needs to send one).
+ * Returns 1 when it answered. */
+static int bad_framing(req *r, enum MHD_Result *ret)
+{
+    framing f = {0};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_header, &f);
+    const char *const closing[] = {"Connection", "close", NULL};
+    if (f.n_codings && f.n_cl)
+        *ret = http_respond_error(r, 400, closing,
+                                  "Content-Length together with Transfer-Encoding is ambiguous "
+                                  "framing: send one of them");
+    else if (f.n_codings && !f.last_is_chunked)
+        *ret = http_respond_error(r, 400, closing,
+                                  "Transfer-Encoding must end in \"chunked\": the body's length "
+                                  "cannot be known otherwise");
+    else if (f.n_codings > 1)
+        *ret = http_respond_error(r, 501, closing,
+                                  "Transfer-Encoding other than a single \"chunked\" is not "
+                                  "supported");
+    else if (f.n_cl > 1)
+        *ret = http_respond_error(r, 400, closing, "%s Content-Length headers: send one",
+                                  f.cl_differ ? "conflicting" : "repeated");
+    else
+        return 0;
     return 1;
 }
 
@@ -304,6 +518,14 @@ static req *begin_request(srv *s, struct MHD_Connection *c, const char *url, con
     metrics_inflight_add(s->met, 1);
     routes_match(r);
     r->wants_body = routes_keeps_body(r);
+    /* Already checked by libmicrohttpd: digits only, within 64 bits. */
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl) {
+        r->has_length = 1;
+        r->length = strtoull(cl, NULL, 10);
+    }
+    r->has_body = (r->has_length && r->length > 0) ||
+                  MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
     return r;
 }
 
@@ -355,10 +577,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(r = begin_request(cls, c, url, method)))
             return MHD_NO;
         *con_cls = r;
+        /* Answered before the body, which libmicrohttpd then skips: framing that could smuggle
+         * a request, a missing API key (a keyless client never has its body kept), and a
+         * declared length over the limit. */
         enum MHD_Result ret;
-        if (r->wants_body && (early_413(r, &ret) || early_503(r, &ret)))
+        if (bad_framing(r, &ret) || routes_refuse_early(r, &ret) ||
+            (r->wants_body && (early_413(r, &ret) || early_503(r, &ret))))
             return ret;
-        return MHD_YES;
+        return r->has_body ? check_half_close(r) : MHD_YES;
     }
     if (r->status) { /* answered early (413): the rest is discarded */
         *upload_size = 0;
@@ -367,11 +593,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0; /* always consume, or MHD stalls the connection */
-        return take_body(r, upload, n);
+        return take_body(r, upload, n) == MHD_YES ? check_half_close(r) : MHD_NO;
     }
     /* The request is complete. */
     if (r->queued) /* resumed by the compute pool */
         return answer_job(r);
+    if (r->reloading) /* resumed by the reloader */
+        return routes_reloaded(r);
     return routes_answer(r);
 }
 
@@ -505,6 +733,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     modelset_release(r->set);
     free(r->body);
     free(r->job.out);
+    free(r->reload_err);
     free(r);
     *con_cls = NULL;
 }
@@ -518,6 +747,24 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     /* STARTED was counted by the accept thread already. */
     if (code == MHD_CONNECTION_NOTIFY_CLOSED)
         accept_closed(&s->acc);
+}
+
+/* Called by libmicrohttpd 0.9.75 with the request line's URI, before it splits the query into
+ * arguments. Each argument takes a record from the connection's memory pool, and when the pool
+ * runs out (a couple of thousand "a&a&..." in 8 KB) it queues its 431 and then carries on
+ * parsing over it (parse_initial_message_line resets the state), so nothing is ever sent and
+ * the connection, and any request pipelined behind it, waits for timeout_s. No route reads a
+ * query argument, so the query is emptied here, where the URI is still libmicrohttpd's writable
+ * request buffer: its arguments are never parsed, and the path (before the '?') is unchanged.
+ * Returns no request context (begin_request makes it). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    (void)c;
+    char *q = uri ? strchr(uri, '?') : NULL;
+    if (q && q[1])
+        q[1] = '\0';
+    return NULL;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -555,9 +802,9 @@ int http_start(srv *s, unsigned io_threads, unsigned max_conn, char *err, size_t
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)cs->timeout_s, MHD_OPTION_CONNECTION_LIMIT, max_conn,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cs->timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        max_conn, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
         io_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, io_threads, MHD_OPTION_END);
     if (!s->d) {
         snprintf(err, errlen, "cannot listen on %s:%d (%s)", cs->host, cs->port,

@@ -6,6 +6,7 @@
 #define RNNSERVE_HTTP_IMPL_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <time.h>
@@ -35,6 +36,13 @@ struct srv {
     atomic_long inflight;
     atomic_long started; /* requests ever begun (drain watches it move) */
     api_limits lim;
+    /* POST /v1/admin/reload: run one at a time on the reloader thread, off the I/O threads */
+    pthread_t reloader;
+    int reloader_running;
+    pthread_mutex_t rl_mu;
+    pthread_cond_t rl_cv;
+    struct req *rl_head, *rl_tail; /* waiting reloads, oldest first */
+    int rl_stop;
     /* metrics route indexes (routes_labels) */
     size_t row_label[ROUTES_MAX];
     size_t label_preflight, label_unmatched;
@@ -67,6 +75,10 @@ typedef struct req {
     size_t received; /* body bytes so far, kept or not */
     int wants_body;  /* a POST to a route that takes a body */
     int too_big;
+    int has_length; /* a Content-Length was sent: LENGTH */
+    unsigned long long length;
+    int has_body; /* a body follows the headers (a non-zero length, or chunked) */
+    int eof_seen; /* the client shut down its sending side (check_half_close) */
     /* outcome */
     int status; /* 0 until a response is queued */
     size_t out_bytes;
@@ -75,6 +87,11 @@ typedef struct req {
     compute_job job;
     int queued;
     int fd; /* the connection's socket, read when parked (for compute_job.gone) */
+    /* admin reload hand-off: the reloader writes the outcome, the I/O thread reads it resumed */
+    int reloading;
+    int reload_rc;    /* srv_reload's */
+    char *reload_err; /* its message (malloc'ed, freed at completion), NULL on success */
+    struct req *rl_next;
 } req;
 
 /* --- http.c: responses */
@@ -90,6 +107,10 @@ enum MHD_Result http_respond_static(req *r, int status, const char *body, const 
 /* The error body of the request's wire format (r->wire). */
 enum MHD_Result http_respond_error(req *r, int status, const char *const *extra, const char *fmt,
                                    ...) __attribute__((format(printf, 4, 5)));
+/* The acceptor's vetting of a connection's first request head (accept_vet_fn; CLS is the srv):
+ * what libmicrohttpd 0.9.75 would answer itself in HTML without CORS headers, answered in JSON
+ * with them. */
+char *http_vet(void *cls, const char *head, size_t len, size_t *alen);
 /* Starts libmicrohttpd on S (no listening socket: the acceptor feeds it) with IO_THREADS epoll
  * workers and MAX_CONN connections at most; TLS when s->tls_cert is set. Returns 0, or -1 with
  * the reason in err[errlen]. */
@@ -98,15 +119,32 @@ int http_start(srv *s, unsigned io_threads, unsigned max_conn, char *err, size_t
  * ran inline, after the pool resumes the connection otherwise). */
 enum MHD_Result http_forward(req *r);
 
+/* --- server.c: the admin reload's hand-off */
+
+/* Suspends R's connection (on its I/O thread, from the handler) and queues the reload of the
+ * config's models on the reloader thread, which sets r->reload_rc and r->reload_err and resumes
+ * the connection; its handler then runs again (routes_reloaded answers). Reloads run one at a
+ * time, in arrival order. Returns 0, or -1 (nothing suspended) when the server is stopping. */
+int srv_reload_submit(srv *s, req *r);
+
 /* --- routes.c: dispatch */
 
 /* Routes R by its path (sets row, label, wire, name): the first callback calls it so that the
  * body-keeping decision and an early 413 follow the row. */
 void routes_match(req *r);
+/* The wire format of PATH's answers, as routes_match would choose it (for answers given before
+ * there is a request: http_vet). */
+const api_wire *routes_wire_of(const srv *s, const char *path);
 /* Whether the matched route keeps a body for R's method. */
 int routes_keeps_body(const req *r);
+/* Answers R before its body when the route refuses it whatever the body says (a missing or
+ * unknown API key: 401), so that a keyless client never has a body kept. Returns 1 when it
+ * answered (*ret is the queueing result), 0 to read on. */
+int routes_refuse_early(req *r, enum MHD_Result *ret);
 /* Answers a complete request: preflight, 404, 401, 405 or the row's handler. */
 enum MHD_Result routes_answer(req *r);
+/* Answers an admin reload once the reloader has resumed its connection. */
+enum MHD_Result routes_reloaded(req *r);
 /* The metrics labels, the rows' (each once, in row order) then "preflight" and "unmatched":
  * at most CAP into NAMES; returns how many there are. Also sets S's label indexes, which
  * routing reads. */

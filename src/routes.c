@@ -203,6 +203,17 @@ void routes_match(req *r)
     r->wire = TREES[tree_of(r->path)].wire();
 }
 
+const api_wire *routes_wire_of(const srv *s, const char *path)
+{
+    for (size_t i = 0; i < N_ROWS; i++) {
+        const char *name;
+        size_t len;
+        if (match(ROWS[i].pub.pattern, path, &name, &len) && (!ROWS[i].when || ROWS[i].when->on(s)))
+            return ROWS[i].wire();
+    }
+    return TREES[tree_of(path)].wire();
+}
+
 int routes_keeps_body(const req *r)
 {
     return r->row && (r->row->flags & TAKES_BODY) && strcmp(r->method, "POST") == 0;
@@ -247,6 +258,32 @@ static enum MHD_Result not_found(req *r)
     return http_respond_error(r, 404, NULL, "no route %s", r->path);
 }
 
+/* Whether R's route needs an API key that R does not carry (never for a preflight or an
+ * unmatched path, which answer without one). */
+static int lacks_key(const req *r)
+{
+    const cfg_server *cs = &r->s->cfg->server;
+    return r->row && strcmp(r->method, "OPTIONS") != 0 && (r->row->flags & NEEDS_KEY) &&
+           cs->n_api_keys &&
+           !auth_bearer_ok(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
+                           (const char *const *)cs->api_keys, cs->n_api_keys);
+}
+
+static enum MHD_Result unauthorized(req *r)
+{
+    const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"rnnserve\"", NULL};
+    return http_respond_error(r, 401, challenge,
+                              "missing or unknown API key: send \"Authorization: Bearer <key>\"");
+}
+
+int routes_refuse_early(req *r, enum MHD_Result *ret)
+{
+    if (!lacks_key(r))
+        return 0;
+    *ret = unauthorized(r);
+    return 1;
+}
+
 enum MHD_Result routes_answer(req *r)
 {
     if (strcmp(r->method, "OPTIONS") == 0)
@@ -254,14 +291,8 @@ enum MHD_Result routes_answer(req *r)
     const route_row *row = r->row;
     if (!row)
         return not_found(r);
-    const cfg_server *cs = &r->s->cfg->server;
-    if ((row->flags & NEEDS_KEY) && cs->n_api_keys &&
-        !auth_bearer_ok(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
-                        (const char *const *)cs->api_keys, cs->n_api_keys)) {
-        const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"rnnserve\"", NULL};
-        return http_respond_error(
-            r, 401, challenge, "missing or unknown API key: send \"Authorization: Bearer <key>\"");
-    }
+    if (lacks_key(r))
+        return unauthorized(r);
     /* The model a route names is looked up before its method is checked: a 404 for a model
      * that does not exist, whatever the method. */
     r->model = r->set->models[0];
@@ -369,20 +400,30 @@ static enum MHD_Result h_openapi(req *r)
     return http_respond(r, 200, (char *)openapi_json, openapi_json_len, 0, JSON, NULL);
 }
 
-/* POST /v1/admin/reload: reloads the config's models (only while server.admin_token is set). */
+/* POST /v1/admin/reload: reloads the config's models (only while server.admin_token is set).
+ * Loading a model can take seconds, so it runs on the reloader thread, and the connection waits
+ * suspended; the I/O thread serves its other connections meanwhile. */
 static enum MHD_Result h_admin_reload(req *r)
 {
     srv *s = r->s;
     const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"rnnserve-admin\"", NULL};
     const char *token = s->cfg->server.admin_token;
-    char err[1024];
     if (!auth_bearer_ok(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
                         &token, 1))
         return http_respond_error(r, 401, challenge,
                                   "reloading needs \"Authorization: Bearer <server.admin_token>\"");
-    if (srv_reload(s, s->cfg->path, err, sizeof err) < 0)
+    if (srv_reload_submit(s, r) < 0)
+        return http_respond_error(r, 503, NULL, "draining: the server is shutting down");
+    return MHD_YES;
+}
+
+enum MHD_Result routes_reloaded(req *r)
+{
+    srv *s = r->s;
+    if (r->reload_rc < 0)
         return http_respond_error(r, 500, NULL,
-                                  "reload failed, still serving the previous models: %s", err);
+                                  "reload failed, still serving the previous models: %s",
+                                  r->reload_err ? r->reload_err : "out of memory");
     modelset *m = modelset_slot_get(&s->models);
     buf b = BUF_INIT;
     buf_puts(&b, "{\"status\":\"reloaded\",\"models\":[");
