@@ -283,13 +283,28 @@ static int parse_sched(ctx *c, const json_t *srv, cfg_server *s)
 
 static int parse_server(ctx *c, const json_t *srv, const char *base_dir, cfg_server *s)
 {
-    static const char *const keys[] = {
-        "host",         "port",         "threads",          "max_body_bytes",
-        "max_batch",    "max_steps",    "timeout_s",        "max_connections",
-        "cors_origins", "playground",   "admin_token",      "api_keys",
-        "tls_cert",     "tls_key",      "batch_delay_us",   "max_pass_sequences",
-        "max_pass_ms",  "max_queue_ms", "queue_timeout_ms", "max_sessions",
-        "session_ttl_s", NULL};
+    static const char *const keys[] = {"host",
+                                       "port",
+                                       "threads",
+                                       "max_body_bytes",
+                                       "max_batch",
+                                       "max_steps",
+                                       "timeout_s",
+                                       "max_connections",
+                                       "cors_origins",
+                                       "playground",
+                                       "admin_token",
+                                       "api_keys",
+                                       "tls_cert",
+                                       "tls_key",
+                                       "batch_delay_us",
+                                       "max_pass_sequences",
+                                       "max_pass_ms",
+                                       "max_queue_ms",
+                                       "queue_timeout_ms",
+                                       "max_sessions",
+                                       "session_ttl_s",
+                                       NULL};
     long long v;
     if (!json_is_object(srv))
         return fail(c, "server: expected an object, got %s", json_kind(srv));

@@ -6,6 +6,7 @@
 #define RNNSERVE_HTTP_IMPL_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <time.h>
@@ -18,6 +19,7 @@
 #include "rnnserve/modelset.h"
 #include "rnnserve/routes.h"
 #include "rnnserve/server.h"
+#include "rnnserve/sessions.h"
 
 /* Rows the route table may have (routes.c checks). */
 #define ROUTES_MAX 32
@@ -35,6 +37,11 @@ struct srv {
     atomic_long inflight;
     atomic_long started; /* requests ever begun (drain watches it move) */
     api_limits lim;
+    sess_table *sessions; /* session states (session_routes.c) */
+    pthread_t sweeper;    /* expires idle sessions every second, on an idle server too */
+    pthread_mutex_t sweep_mu;
+    pthread_cond_t sweep_cv;
+    int sweep_stop, sweeping; /* guarded by sweep_mu; sweeping: the thread was started */
     /* metrics route indexes (routes_labels) */
     size_t row_label[ROUTES_MAX];
     size_t label_preflight, label_unmatched;
@@ -56,6 +63,8 @@ typedef struct req {
     const api_wire *wire; /* error bodies' shape */
     const char *name;     /* the {name} capture, into path; NULL when none */
     size_t name_len;
+    const char *sid; /* the {id} capture (a session's id), into path; NULL when none */
+    size_t sid_len;
     const rnn_model *model; /* the capture's model, or the default one */
     size_t model_idx;
     /* body */
@@ -72,6 +81,12 @@ typedef struct req {
     compute_job job;
     int queued;
     int fd; /* the connection's socket, read when parked (for compute_job.gone) */
+    /* a session step (session_routes.c): the session held until the pass is over */
+    sess_ref *sess;
+    sess_end sess_how;   /* how a successful step hands it back */
+    uint64_t sess_steps; /* the steps this request advances it by */
+    const char *session; /* its id for the access log; NULL: no session */
+    char session_buf[SESS_ID_LEN + 1];
 } req;
 
 /* --- http.c: responses */
@@ -94,6 +109,9 @@ int http_start(srv *s, unsigned io_threads, unsigned max_conn, char *err, size_t
 /* Hands the complete body of a request to the compute hand-off and answers it (at once when it
  * ran inline, after the pool resumes the connection otherwise). */
 enum MHD_Result http_forward(req *r);
+/* As http_forward for r->job already filled in by the caller (a call it decoded, a computed
+ * hook): adds the connection's hooks, submits, answers. */
+enum MHD_Result http_submit(req *r);
 
 /* --- routes.c: dispatch */
 

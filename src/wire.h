@@ -43,6 +43,7 @@ typedef struct {
     unsigned parts;         /* WIRE_* bits the forward pass must produce */
     size_t steps;           /* sum of the batch's lengths */
     int64_t timeout_us;     /* the request's own deadline from its arrival; 0: none given */
+    api_sequence seq;       /* v2's sequence parameters (strings borrowed from the request) */
 } wire_decoded;
 
 struct api_wire {

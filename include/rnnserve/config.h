@@ -57,9 +57,9 @@ typedef struct {
     int max_queue_ms;       /* estimated compute the queue may hold, per compute thread */
     int queue_timeout_ms;   /* the deadline of a request that brings none */
     /* sessions (docs/API.md, "Sessions") */
-    int max_sessions;  /* live sessions at most; then the least recently used idle one goes */
-    int session_ttl_s; /* idle time before a session expires */
-    char **cors_origins;    /* "*" allows any origin */
+    int max_sessions;    /* live sessions at most; then the least recently used idle one goes */
+    int session_ttl_s;   /* idle time before a session expires */
+    char **cors_origins; /* "*" allows any origin */
     size_t n_cors_origins;
     bool playground;   /* serve the playground page at GET / */
     char *admin_token; /* enables POST /v1/admin/reload for this bearer token; NULL: off */
