@@ -14,10 +14,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rnnserve/buf.h"
 #include "rnnserve/floatfmt.h"
 #include "rnnserve/rnn.h"
+
+/* CLOCK_MONOTONIC in ns, for the access log's decode_ms. */
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
 
 static const char *const JSON = "application/json";
 
@@ -297,7 +306,7 @@ static void step_computed(compute_job *j, int ok)
  * here): its state in, the hook to carry it out, then the hand-off. EXTRA: members to append to
  * the response (NULL: none). Releases REF on every path. */
 static enum MHD_Result run_step(req *r, sess_ref *ref, const rnn_model *model, api_call *call,
-                                sess_end how, const char *extra)
+                                sess_end how, const char *extra, int64_t decode_ns)
 {
     if (api_call_use_state(call, sess_state_h(ref), sess_state_c(ref)) < 0 ||
         (extra && api_call_extra_fields(call, extra) < 0)) {
@@ -316,7 +325,8 @@ static enum MHD_Result run_step(req *r, sess_ref *ref, const rnn_model *model, a
                            .arrival_ns = (int64_t)r->t0.tv_sec * 1000000000LL + r->t0.tv_nsec,
                            .computed = step_computed,
                            .computed_ctx = r,
-                           .call = call};
+                           .call = call,
+                           .decode_ns = decode_ns};
     return http_submit(r);
 }
 
@@ -389,7 +399,9 @@ enum MHD_Result sr_forward(req *r)
     const rnn_model *m = session_model(r, ref, &ret);
     if (!m)
         return ret;
+    const int64_t t0 = now_ns();
     int status = api_decode(r->wire, m, r->body, r->len, &r->s->lim, &call, &err, &errlen);
+    const int64_t decode_ns = now_ns() - t0;
     if (status != 200) {
         sess_release(r->s->sessions, ref, 0, SESS_KEEP);
         return err ? http_respond(r, status, err, errlen, 1, JSON, NULL) : MHD_NO;
@@ -399,7 +411,7 @@ enum MHD_Result sr_forward(req *r)
     char extra[96];
     snprintf(extra, sizeof extra, "\"session\":\"%s\",\"steps\":%llu", id,
              (unsigned long long)(sess_steps(ref) + (uint64_t)api_call_batch(call)->lengths[0]));
-    return run_step(r, ref, m, call, SESS_KEEP, extra);
+    return run_step(r, ref, m, call, SESS_KEEP, extra, decode_ns);
 }
 
 enum MHD_Result sr_state(req *r)
@@ -451,7 +463,9 @@ enum MHD_Result sr_v2_infer(req *r)
     if (r->too_big)
         return http_respond_error(r, 413, NULL, "request body exceeds max_body_bytes %zu",
                                   r->s->cfg->server.max_body_bytes);
+    const int64_t t0 = now_ns();
     int status = api_decode(r->wire, r->model, r->body, r->len, &r->s->lim, &call, &err, &errlen);
+    const int64_t decode_ns = now_ns() - t0;
     if (status != 200)
         return err ? http_respond(r, status, err, errlen, 1, JSON, NULL) : MHD_NO;
     const api_sequence *q = api_call_sequence(call);
@@ -461,7 +475,8 @@ enum MHD_Result sr_v2_infer(req *r)
                                .body = r->body,
                                .len = r->len,
                                .arrival_ns = (int64_t)r->t0.tv_sec * 1000000000LL + r->t0.tv_nsec,
-                               .call = call};
+                               .call = call,
+                               .decode_ns = decode_ns};
         return http_submit(r);
     }
     const rnn_info *in = rnn_model_info(r->model);
@@ -499,7 +514,7 @@ enum MHD_Result sr_v2_infer(req *r)
     }
     if (refuse_step_body(r, ref, &call, "inputs[input]", &ret))
         return ret;
-    return run_step(r, ref, r->model, call, how, NULL);
+    return run_step(r, ref, r->model, call, how, NULL, decode_ns);
 }
 
 /* ---------------------------------------------------------------------------------------------

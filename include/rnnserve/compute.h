@@ -58,8 +58,8 @@ typedef struct compute_job {
      * stopped, failed). COMPUTED_CTX is the submitter's. */
     void (*computed)(struct compute_job *, int ok);
     void *computed_ctx;
-    /* in/out: a call the submitter decoded itself (api_decode), which the job then owns and
-     * frees (no body is read); NULL: the hand-off decodes BODY */
+    /* in/out: a call the submitter decoded itself (api_decode, timed in decode_ns), which the
+     * job then owns and frees (no body is read); NULL: the hand-off decodes BODY */
     api_call *call;
     /* the hand-off's own */
     sched_job sj;
