@@ -809,8 +809,8 @@ static void tset_free(tset *s)
 }
 
 /* The tensors PyTorch's state_dict holds for this model shape, names under PREFIX. */
-static void tset_pytorch(tset *s, const char *prefix, rnn_cell_type type, int I, int H, int L, int bidir,
-                         int bias)
+static void tset_pytorch(tset *s, const char *prefix, rnn_cell_type type, int I, int H, int L,
+                         int bidir, int bias)
 {
     const int G = gates_of(type), D = bidir ? 2 : 1;
     char name[96];
