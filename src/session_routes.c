@@ -42,14 +42,10 @@ static int same_shape(const sess_shape *a, const sess_shape *b)
     return a->rows == b->rows && a->hidden == b->hidden && a->has_cell == b->has_cell;
 }
 
-/* The table's answer as an HTTP error in the request's format. */
+/* The table's answer as an HTTP error in the request's format (sessions.h maps the statuses). */
 static enum MHD_Result sess_fail(req *r, sess_status st, const char *why)
 {
-    static const int STATUS[] = {
-        [SESS_OK] = 500,   [SESS_UNKNOWN] = 404, [SESS_ENDED] = 410, [SESS_BUSY] = 409,
-        [SESS_FULL] = 503, [SESS_INVALID] = 400, [SESS_NOMEM] = 500};
     const char *const retry[] = {"Retry-After", "1", NULL};
-    const int status = STATUS[st];
     const char *what = r->session ? r->session : "";
     switch (st) {
     case SESS_UNKNOWN:
@@ -63,8 +59,10 @@ static enum MHD_Result sess_fail(req *r, sess_status st, const char *why)
                                   what, why);
     case SESS_FULL:
         return http_respond_error(r, 503, retry, "%s", why);
+    case SESS_INVALID:
+        return http_respond_error(r, 400, NULL, "%s", why);
     default:
-        return http_respond_error(r, status, NULL, "%s", why);
+        return http_respond_error(r, 500, NULL, "%s", why);
     }
 }
 
