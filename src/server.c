@@ -77,14 +77,18 @@ static void *sweep_main(void *p)
     return NULL;
 }
 
-/* The session table from server.max_sessions and server.session_ttl_s, and its sweeper. Ends are
- * remembered for 4 x max_sessions, so that a client is told 410 (and why) rather than 404. */
+/* The session table from server.max_sessions and server.session_ttl_s, and its sweeper. The last
+ * 4 x max_sessions ends are remembered, so that a client is told 410 (and why) rather than 404;
+ * at most SESS_REMEMBER_MAX of them (the ring is allocated whole: ~2 MB, and ~200 bytes an end). */
+#define SESS_REMEMBER_MAX ((size_t)1 << 18)
 static int start_sessions(srv *s, char *err, size_t errlen)
 {
     const cfg_server *cs = &s->cfg->server;
     const sess_config sc = {.max_sessions = (size_t)cs->max_sessions,
                             .ttl_ns = (int64_t)cs->session_ttl_s * 1000000000LL,
-                            .remember_ends = 4 * (size_t)cs->max_sessions};
+                            .remember_ends = 4 * (size_t)cs->max_sessions < SESS_REMEMBER_MAX
+                                                 ? 4 * (size_t)cs->max_sessions
+                                                 : SESS_REMEMBER_MAX};
     char why[256];
     if (!(s->sessions = sess_new(&sc, why, sizeof why))) {
         snprintf(err, errlen, "sessions: %s", why);
