@@ -15,6 +15,10 @@
  *            (bench/fastapi_peer.py); L1 end to end with "return": ["hidden"]; memory (idle RSS,
  *            peak RSS serving M under load)
  *   startup  exec to a 200 from /readyz with the L weights
+ *   sched    model B (nn.LSTM(64, 512, 2)): merged passes from many connections, and overload
+ *   sessions model B stepped one step per request: 1,024 sessions from 64 connections
+ *            (bench/wrk_sessions.lua) vs the client carrying the state (/forward with 1 step,
+ *            h0 and c0) from 64 connections
  * Shapes (tanh Elman RNNs with bias, weights uniform in +-1/sqrt(H), inputs uniform in +-1, fixed
  * seeds) are generated into build/bench/ at every run: weights as safetensors, configs, request
  * bodies. One table is printed, and the same data is written as JSON (bench/results/latest.json
@@ -412,7 +416,9 @@ __attribute__((target("avx512f"))) static double fma_loop512(long iters)
     for (long k = 0; k < iters; k++) {
 #define F5(x) x = _mm512_fmadd_ps(x, m, c);
         F5(a0)
-        F5(a1) F5(a2) F5(a3) F5(a4) F5(a5) F5(a6) F5(a7) F5(a8) F5(a9) F5(a10)
+        F5(a1)
+        F5(a2)
+        F5(a3) F5(a4) F5(a5) F5(a6) F5(a7) F5(a8) F5(a9) F5(a10)
             F5(a11) __asm__(""
                             : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6),
                               "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
@@ -433,7 +439,9 @@ __attribute__((target("avx2,fma"))) static double fma_loop256(long iters)
     for (long k = 0; k < iters; k++) {
 #define F2(x) x = _mm256_fmadd_ps(x, m, c);
         F2(a0)
-        F2(a1) F2(a2) F2(a3) F2(a4) F2(a5) F2(a6) F2(a7) F2(a8) F2(a9) F2(a10)
+        F2(a1)
+        F2(a2)
+        F2(a3) F2(a4) F2(a5) F2(a6) F2(a7) F2(a8) F2(a9) F2(a10)
             F2(a11) __asm__(""
                             : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6),
                               "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
@@ -1531,6 +1539,159 @@ static void sched_rows(table *t)
                 probe_answered == probe_n && probe_max_ms < 100, d));
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Sessions: model B stepped one step per request, the state kept by the server vs carried by the
+ * client. */
+
+#define N_SESSIONS 1024
+static double sess_steps_s, carried_steps_s;
+static long sess_errors = -1, carried_errors = -1;
+static size_t sess_body_bytes, carried_body_bytes;
+static char sess_skip[1100];
+
+/* {"inputs": [[[x_0]]] ...} for B's first step; with the client's state (h0, c0: B's rows of
+ * small values) when CARRIED. */
+static void step_body(sbuf *b, int carried)
+{
+    sb_printf(b, "{\"inputs\": [[[");
+    for (int k = 0; k < SB.input; k++)
+        sb_printf(b, "%s%.9g", k ? ", " : "", (double)SB.x[k]);
+    sb_printf(b, "]]]");
+    if (!carried) {
+        /* what a streaming client reads at each step; the state stays on the server */
+        sb_printf(b, ", \"return\": [\"outputs\"]}");
+        return;
+    }
+    uint64_t rng = 99;
+    for (int s = 0; s < 2; s++) {
+        sb_printf(b, ", \"%s\": [[", s ? "c0" : "h0");
+        for (int r = 0; r < SB.layers; r++) {
+            sb_printf(b, "%s[", r ? ", " : "");
+            for (int k = 0; k < SB.hidden; k++)
+                sb_printf(b, "%s%.9g", k ? ", " : "", (double)rng_uniform(&rng, 0.5f));
+            sb_printf(b, "]");
+        }
+        sb_printf(b, "]]");
+    }
+    sb_printf(b, "}"); /* the whole response: the client needs hidden and cell back */
+}
+
+static void section_sessions(void)
+{
+    json_t *o = json_object();
+    json_object_set_new(J, "sessions", o);
+    char why[1024];
+    if (system("command -v wrk >/dev/null 2>&1") != 0)
+        snprintf(sess_skip, sizeof sess_skip, "wrk is not installed");
+    else if (!SB.model && shape_prepare(&SB, why, sizeof why) < 0)
+        snprintf(sess_skip, sizeof sess_skip, "model B: %s", why);
+    int port = free_port();
+    pid_t pid = -1;
+    if (!sess_skip[0]) {
+        char portstr[16];
+        snprintf(portstr, sizeof portstr, "%d", port);
+        char *argv[] = {"build/rnnserve", "--config", WORK "/B.json", "--host",
+                        "127.0.0.1",      "--port",   portstr,        NULL};
+        pid = spawn(argv, WORK "/rnnserve-sessions.log", NULL);
+        if (pid < 0 || wait_ready(pid, port, "/readyz", 10, now()) < 0)
+            snprintf(sess_skip, sizeof sess_skip, "rnnserve did not start with B");
+    }
+    FILE *ids = NULL;
+    for (int i = 0; !sess_skip[0] && i < N_SESSIONS; i++) {
+        char *resp = NULL;
+        size_t len = 0;
+        int st = http_once(port, "POST", "/v1/models/B/sessions", "", 0, 10, &len, &resp);
+        const char *body = resp ? strstr(resp, "\r\n\r\n") : NULL; /* resp holds the headers */
+        json_t *j = st == 201 && body ? json_loadb(body + 4, len, 0, NULL) : NULL;
+        const char *id = json_string_value(json_object_get(j, "session"));
+        if (!ids)
+            ids = fopen(WORK "/sessions.txt", "w");
+        if (!id || !ids)
+            snprintf(sess_skip, sizeof sess_skip, "creating session %d: HTTP %d", i, st);
+        else
+            fprintf(ids, "%s\n", id);
+        json_decref(j);
+        free(resp);
+    }
+    if (ids)
+        fclose(ids);
+    if (sess_skip[0]) {
+        say("sessions: skipped (%s)", sess_skip);
+        json_object_set_new(o, "skipped", json_string(sess_skip));
+        stop(pid);
+        return;
+    }
+    sbuf step = {0}, carried = {0};
+    step_body(&step, 0);
+    step_body(&carried, 1);
+    sess_body_bytes = step.len;
+    carried_body_bytes = carried.len;
+    write_file(WORK "/B.step.json", step.s, step.len);
+    write_file(WORK "/B.carried.json", carried.s, carried.len);
+    double secs = quick ? 2.0 : 5.0;
+    char cmd[1024], line[2048];
+    snprintf(
+        cmd, sizeof cmd,
+        "wrk -t2 -c64 -d%ds --timeout 5s -s bench/wrk_sessions.lua http://127.0.0.1:%d -- " WORK
+        "/B.step.json " WORK "/sessions.txt 2 2>&1",
+        (int)(secs + 0.5), port);
+    FILE *p = popen(cmd, "r");
+    while (p && fgets(line, sizeof line, p)) {
+        json_t *w = strncmp(line, "WRKJSON ", 8) == 0 ? json_loads(line + 8, 0, NULL) : NULL;
+        if (!w)
+            continue;
+        double dur = (double)json_integer_value(json_object_get(w, "duration_us")) / 1e6;
+        sess_steps_s =
+            dur > 0 ? (double)json_integer_value(json_object_get(w, "requests")) / dur : 0;
+        sess_errors = 0;
+        const char *keys[] = {"err_connect", "err_read", "err_write", "err_status", "err_timeout"};
+        for (int k = 0; k < 5; k++)
+            sess_errors += (long)json_integer_value(json_object_get(w, keys[k]));
+        json_decref(w);
+    }
+    if (p)
+        pclose(p);
+    wrk_result c = run_wrk(port, "/v1/models/B/forward", WORK "/B.carried.json", 64, secs);
+    carried_steps_s = c.rps;
+    carried_errors = c.ok ? c.errors : -1;
+    say("sessions B: %d sessions from 64 connections %.0f steps/s (%zu-byte requests, %ld errors); "
+        "client-carried state from 64 connections %.0f steps/s (%zu-byte requests, %ld errors)",
+        N_SESSIONS, sess_steps_s, sess_body_bytes, sess_errors, carried_steps_s, carried_body_bytes,
+        carried_errors);
+    stop(pid);
+    json_object_set_new(o, "sessions", json_integer(N_SESSIONS));
+    json_object_set_new(o, "steps_per_s_sessions", json_real(sess_steps_s));
+    json_object_set_new(o, "steps_per_s_client_carried", json_real(carried_steps_s));
+    json_object_set_new(o, "errors_sessions", json_integer(sess_errors));
+    json_object_set_new(o, "errors_client_carried", json_integer(carried_errors));
+    json_object_set_new(o, "request_bytes_sessions", json_integer((json_int_t)sess_body_bytes));
+    json_object_set_new(o, "request_bytes_client_carried",
+                        json_integer((json_int_t)carried_body_bytes));
+    free(step.s);
+    free(carried.s);
+}
+
+static void sessions_rows(table *t)
+{
+    char a[256], b[256], c[64], d[128];
+    if (sess_skip[0]) {
+        row(t, "sessions (model B)", "skipped", sess_skip, "", "", "");
+        return;
+    }
+    double r = carried_steps_s > 0 ? sess_steps_s / carried_steps_s : 0;
+    snprintf(a, sizeof a, "%.0f steps/s (%ld errors)", sess_steps_s, sess_errors);
+    snprintf(b, sizeof b, "client carries h0/c0: %.0f steps/s (%ld errors)", carried_steps_s,
+             carried_errors);
+    snprintf(c, sizeof c, "%.2fx", r);
+    snprintf(d, sizeof d, "%.2fx", r);
+    row(t,
+        "B: 1,024 sessions stepped 1 step per request from 64 connections vs the state carried "
+        "by the client (/forward with 1 step + h0 + c0), 64 connections",
+        a, b, c, ">= 4x",
+        verdict(t, "B session steps", sess_steps_s > 0 && carried_steps_s > 0,
+                r >= 4 && sess_errors == 0 && carried_errors == 0, d));
+}
+
 static void print_table(void)
 {
     table t = {{0}, json_array()};
@@ -1715,6 +1876,7 @@ static void print_table(void)
             verdict(&t, "ready with L weights", 1, startup_s <= 0.05, detail));
     }
     sched_rows(&t);
+    sessions_rows(&t);
     printf("\n%s\n", t.md.s);
     json_object_set_new(J, "targets", t.targets);
     json_object_set_new(J, "table_markdown", json_string(t.md.s));
@@ -1773,7 +1935,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: %s [--quick] [--out FILE] [--only peak,engine,torch,codec,"
-                    "http,l1,startup,sched]\n",
+                    "http,l1,startup,sched,sessions]\n",
                     argv[0]);
             return 2;
         }
@@ -1817,6 +1979,8 @@ int main(int argc, char **argv)
         section_startup();
     if (want("sched"))
         section_sched();
+    if (want("sessions"))
+        section_sessions();
     kill_children();
 
     double load[3] = {0};

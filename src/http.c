@@ -285,11 +285,16 @@ enum MHD_Result http_forward(req *r)
                            .model = r->model,
                            .body = r->body,
                            .len = r->len,
-                           .arrival_ns = (int64_t)r->t0.tv_sec * 1000000000LL + r->t0.tv_nsec,
-                           .park = park,
-                           .resume = resume,
-                           .gone = gone,
-                           .ctx = r};
+                           .arrival_ns = (int64_t)r->t0.tv_sec * 1000000000LL + r->t0.tv_nsec};
+    return http_submit(r);
+}
+
+enum MHD_Result http_submit(req *r)
+{
+    r->job.park = park;
+    r->job.resume = resume;
+    r->job.gone = gone;
+    r->job.ctx = r;
     if (compute_submit(r->s->compute, &r->job) == 0)
         return MHD_YES; /* answered by answer_job once the scheduler resumes the connection */
     return answer_job(r);
@@ -658,6 +663,10 @@ static void access_log(const req *r, double secs, enum MHD_RequestTerminationCod
     put_escaped(stderr, r->rid);
     if (r->traceparent[0])
         fprintf(stderr, " traceparent=%s", r->traceparent); /* checked: hex and dashes only */
+    if (r->session) {
+        fputs(" session=", stderr);
+        put_escaped(stderr, r->session);
+    }
     if (j->pass_jobs)
         fprintf(stderr, " decode_ms=%.3f wait_ms=%.3f compute_ms=%.3f encode_ms=%.3f pass=%zux%zu",
                 (double)j->decode_ns / 1e6, (double)j->wait_ns / 1e6, (double)j->compute_ns / 1e6,

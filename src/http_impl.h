@@ -1,7 +1,8 @@
 /* http_impl.h - what the files of the HTTP layer share: the server instance, a request in
  * flight, the respond helpers (http.c) and the route table's dispatch (routes.c).
  *
- * Private to src/server.c, src/http.c and src/routes.c; everything else goes through server.h. */
+ * Private to src/server.c, src/http.c, src/routes.c and src/session_routes.c; everything else goes
+ * through server.h. */
 #ifndef RNNSERVE_HTTP_IMPL_H
 #define RNNSERVE_HTTP_IMPL_H
 
@@ -19,6 +20,7 @@
 #include "rnnserve/modelset.h"
 #include "rnnserve/routes.h"
 #include "rnnserve/server.h"
+#include "rnnserve/sessions.h"
 
 /* Rows the route table may have (routes.c checks). */
 #define ROUTES_MAX 32
@@ -43,6 +45,11 @@ struct srv {
     pthread_cond_t rl_cv;
     struct req *rl_head, *rl_tail; /* waiting reloads, oldest first */
     int rl_stop;
+    sess_table *sessions; /* session states (session_routes.c) */
+    pthread_t sweeper;    /* expires idle sessions every second, on an idle server too */
+    pthread_mutex_t sweep_mu;
+    pthread_cond_t sweep_cv;
+    int sweep_stop, sweeping; /* guarded by sweep_mu; sweeping: the thread was started */
     /* metrics route indexes (routes_labels) */
     size_t row_label[ROUTES_MAX];
     size_t label_preflight, label_unmatched;
@@ -67,6 +74,8 @@ typedef struct req {
     const api_wire *wire; /* error bodies' shape */
     const char *name;     /* the {name} capture, into path; NULL when none */
     size_t name_len;
+    const char *sid; /* the {id} capture (a session's id), into path; NULL when none */
+    size_t sid_len;
     const rnn_model *model; /* the capture's model, or the default one */
     size_t model_idx;
     /* body */
@@ -92,6 +101,12 @@ typedef struct req {
     int reload_rc;    /* srv_reload's */
     char *reload_err; /* its message (malloc'ed, freed at completion), NULL on success */
     struct req *rl_next;
+    /* a session step (session_routes.c): the session held until the pass is over */
+    sess_ref *sess;
+    sess_end sess_how;   /* how a successful step hands it back */
+    uint64_t sess_steps; /* the steps this request advances it by */
+    const char *session; /* its id for the access log; NULL: no session */
+    char session_buf[SESS_ID_LEN + 1];
 } req;
 
 /* --- http.c: responses */
@@ -118,6 +133,9 @@ int http_start(srv *s, unsigned io_threads, unsigned max_conn, char *err, size_t
 /* Hands the complete body of a request to the compute hand-off and answers it (at once when it
  * ran inline, after the pool resumes the connection otherwise). */
 enum MHD_Result http_forward(req *r);
+/* As http_forward for r->job already filled in by the caller (a call it decoded, a computed
+ * hook): adds the connection's hooks, submits, answers. */
+enum MHD_Result http_submit(req *r);
 
 /* --- server.c: the admin reload's hand-off */
 

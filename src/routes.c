@@ -13,6 +13,7 @@
 #include "rnnserve/openapi.h"
 #include "rnnserve/playground.h"
 #include "rnnserve/version.h"
+#include "session_routes.h"
 
 enum {
     TAKES_BODY = 1u, /* a POST body is kept (up to max_body_bytes) and the row's handler runs it */
@@ -55,6 +56,7 @@ static const struct route_switch PLAYGROUND = {playground_on, NULL};
 
 #define GET ROUTE_GET
 #define POST ROUTE_POST
+#define DELETE ROUTE_DELETE
 #define V1 api_wire_v1
 #define V2 api_wire_v2
 static const route_row ROWS[] = {
@@ -65,7 +67,14 @@ static const route_row ROWS[] = {
     {{"/healthz", GET, "healthz"}, 0, V1, h_healthz, NULL},
     {{"/readyz", GET, "readyz"}, 0, V1, h_readyz, NULL},
     {{"/metrics", GET, "metrics"}, 0, V1, h_metrics, NULL},
-    {{"/v2/models/{name}/infer", POST, "v2_infer"}, TAKES_BODY | NEEDS_KEY, V2, h_forward, NULL},
+    {{"/v2/models/{name}/infer", POST, "v2_infer"}, TAKES_BODY | NEEDS_KEY, V2, sr_v2_infer, NULL},
+    {{"/v1/models/{name}/sessions", POST, "sessions"}, TAKES_BODY | NEEDS_KEY, V1, sr_create, NULL},
+    {{"/v1/sessions/{id}/forward", POST, "session_forward"},
+     TAKES_BODY | NEEDS_KEY,
+     V1,
+     sr_forward,
+     NULL},
+    {{"/v1/sessions/{id}", GET | DELETE, "sessions"}, NEEDS_KEY, V1, sr_state, NULL},
     {{"/v2/health/live", GET, "v2_health"}, 0, V2, h_v2_live, NULL},
     {{"/v2/health/ready", GET, "v2_health"}, 0, V2, h_v2_ready, NULL},
     {{"/v2", GET, "v2_metadata"}, 0, V2, h_v2_server, NULL},
@@ -77,6 +86,7 @@ static const route_row ROWS[] = {
 };
 #undef GET
 #undef POST
+#undef DELETE
 #undef V1
 #undef V2
 #define N_ROWS (sizeof ROWS / sizeof *ROWS)
@@ -90,6 +100,7 @@ static const struct {
 } TREES[] = {
     {"/v2", api_wire_v2, NULL},
     {"/v1/models/", api_wire_v1, NULL},
+    {"/v1/sessions/", api_wire_v1, NULL},
     {"", api_wire_v1, "(see GET /v1/models, POST /forward)"},
 };
 
@@ -151,11 +162,12 @@ static size_t tree_of(const char *path)
     }
 }
 
-/* PATH against PATTERN: literal segments, and {name} for one segment, whose span is stored in
- * *name, *len. An empty name matches too: it is a model that does not exist (404 naming ""). */
+/* PATH against PATTERN: literal segments, and {name} or {id} for one segment, whose span is
+ * stored in *name, *len. An empty name matches too: it is a model (or a session) that does not
+ * exist (404 naming ""). */
 static int match(const char *pattern, const char *path, const char **name, size_t *len)
 {
-    const char *cap = strstr(pattern, "{name}");
+    const char *cap = strchr(pattern, '{');
     if (!cap)
         return strcmp(pattern, path) == 0;
     size_t head = (size_t)(cap - pattern);
@@ -163,7 +175,7 @@ static int match(const char *pattern, const char *path, const char **name, size_
         return 0;
     const char *seg = path + head, *end = strchr(seg, '/');
     size_t n = end ? (size_t)(end - seg) : strlen(seg);
-    if (strcmp(cap + 6, seg + n) != 0)
+    if (strcmp(strchr(cap, '}') + 1, seg + n) != 0)
         return 0;
     *name = seg;
     *len = n;
@@ -173,14 +185,15 @@ static int match(const char *pattern, const char *path, const char **name, size_
 static int method_ok(unsigned methods, const char *m)
 {
     return ((methods & ROUTE_GET) && (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)) ||
-           ((methods & ROUTE_POST) && strcmp(m, "POST") == 0);
+           ((methods & ROUTE_POST) && strcmp(m, "POST") == 0) ||
+           ((methods & ROUTE_DELETE) && strcmp(m, "DELETE") == 0);
 }
 
 /* The Allow header's value for METHODS: "GET, HEAD, OPTIONS", "POST, OPTIONS", ... */
 static void allow_list(unsigned methods, char *out, size_t len)
 {
     snprintf(out, len, "%s%s%sOPTIONS", methods & ROUTE_GET ? "GET, HEAD, " : "",
-             methods & ROUTE_POST ? "POST" : "", methods & ROUTE_POST ? ", " : "");
+             methods & ROUTE_POST ? "POST, " : "", methods & ROUTE_DELETE ? "DELETE, " : "");
 }
 
 void routes_match(req *r)
@@ -195,8 +208,13 @@ void routes_match(req *r)
             r->row = row;
             r->label = r->s->row_label[i];
             r->wire = row->wire();
-            r->name = name;
-            r->name_len = len;
+            if (strstr(row->pub.pattern, "{id}")) { /* a session: routes_answer looks up none */
+                r->sid = name;
+                r->sid_len = len;
+            } else {
+                r->name = name;
+                r->name_len = len;
+            }
             return;
         }
     }
@@ -229,8 +247,8 @@ static enum MHD_Result preflight(req *r)
     for (size_t i = 0; i < N_ROWS; i++)
         all |= ROWS[i].pub.methods;
     char allow[64];
-    snprintf(allow, sizeof allow, "%s%sOPTIONS", all & ROUTE_GET ? "GET, " : "",
-             all & ROUTE_POST ? "POST, " : "");
+    snprintf(allow, sizeof allow, "%s%s%sOPTIONS", all & ROUTE_GET ? "GET, " : "",
+             all & ROUTE_POST ? "POST, " : "", all & ROUTE_DELETE ? "DELETE, " : "");
     const char *const extra[] = {"Access-Control-Allow-Methods",
                                  allow,
                                  "Access-Control-Allow-Headers",
@@ -372,6 +390,7 @@ static enum MHD_Result h_metrics(req *r)
                         .last_reload_s = (double)atomic_load(&s->models.last_reload_ns) / 1e9};
     size_t len;
     char *text = metrics_render(s->met, &st, &len);
+    text = text ? sr_metrics_append(r->s, text, &len) : NULL;
     if (!text)
         return http_respond_error(r, 500, NULL, "out of memory rendering metrics");
     return http_respond(r, 200, text, len, 1, "text/plain; version=0.0.4; charset=utf-8", NULL);
@@ -443,9 +462,10 @@ enum MHD_Result routes_reloaded(req *r)
 
 static enum MHD_Result h_v2_server(req *r)
 {
-    return http_respond_static(
-        r, 200, "{\"name\":\"rnnserve\",\"version\":\"" RNNSERVE_VERSION "\",\"extensions\":[]}",
-        JSON);
+    return http_respond_static(r, 200,
+                               "{\"name\":\"rnnserve\",\"version\":\"" RNNSERVE_VERSION
+                               "\",\"extensions\":[\"sequence\"]}",
+                               JSON);
 }
 
 static enum MHD_Result h_v2_live(req *r)

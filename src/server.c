@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "http_impl.h"
+#include "session_routes.h"
 #include "rnnserve/file.h"
 #include "rnnserve/sysres.h"
 #include "rnnserve/version.h"
@@ -139,6 +140,74 @@ static int vet_heads(srv *s)
     return 0;
 }
 
+/* The sweeper: expires idle sessions every second, so that their memory is freed on time on an
+ * idle server too (the table otherwise expires them only on its next call). */
+static void *sweep_main(void *p)
+{
+    srv *s = p;
+    pthread_mutex_lock(&s->sweep_mu);
+    while (!s->sweep_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&s->sweep_cv, &s->sweep_mu, &until);
+        if (s->sweep_stop)
+            break;
+        pthread_mutex_unlock(&s->sweep_mu);
+        sess_sweep(s->sessions);
+        pthread_mutex_lock(&s->sweep_mu);
+    }
+    pthread_mutex_unlock(&s->sweep_mu);
+    return NULL;
+}
+
+/* The session table from server.max_sessions and server.session_ttl_s, and its sweeper. The last
+ * 4 x max_sessions ends are remembered, so that a client is told 410 (and why) rather than 404;
+ * at most SESS_REMEMBER_MAX of them (the ring is allocated whole: ~2 MB, and ~200 bytes an end). */
+#define SESS_REMEMBER_MAX ((size_t)1 << 18)
+static int start_sessions(srv *s, char *err, size_t errlen)
+{
+    const cfg_server *cs = &s->cfg->server;
+    const sess_config sc = {.max_sessions = (size_t)cs->max_sessions,
+                            .ttl_ns = (int64_t)cs->session_ttl_s * 1000000000LL,
+                            .remember_ends = 4 * (size_t)cs->max_sessions < SESS_REMEMBER_MAX
+                                                 ? 4 * (size_t)cs->max_sessions
+                                                 : SESS_REMEMBER_MAX};
+    char why[256];
+    if (!(s->sessions = sess_new(&sc, why, sizeof why))) {
+        snprintf(err, errlen, "sessions: %s", why);
+        return -1;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&s->sweep_mu, NULL);
+    pthread_cond_init(&s->sweep_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&s->sweeper, NULL, sweep_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the session sweeper thread");
+        return -1;
+    }
+    s->sweeping = 1;
+    return 0;
+}
+
+static void stop_sessions(srv *s)
+{
+    if (s->sweeping) {
+        pthread_mutex_lock(&s->sweep_mu);
+        s->sweep_stop = 1;
+        pthread_cond_signal(&s->sweep_cv);
+        pthread_mutex_unlock(&s->sweep_mu);
+        pthread_join(s->sweeper, NULL);
+    }
+    if (s->sessions) {
+        pthread_cond_destroy(&s->sweep_cv);
+        pthread_mutex_destroy(&s->sweep_mu);
+    }
+    sess_free(s->sessions);
+}
+
 int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
 {
     srv *s = NULL;
@@ -164,7 +233,7 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
     if (start_metrics(s) < 0)
         goto oom;
     /* The PEM files before the port: a file that cannot be read fails start-up at once. */
-    if (load_tls(s, err, errlen) < 0 ||
+    if (load_tls(s, err, errlen) < 0 || start_sessions(s, err, errlen) < 0 ||
         !(s->compute = compute_new(&cfg->server, &s->lim, err, errlen)) ||
         start_reloader(s, err, errlen) < 0 ||
         accept_listen(&s->acc, cfg->server.host, cfg->server.port,
@@ -229,7 +298,14 @@ void srv_wait_quiet(srv *s, int deadline_ms, int quiet_ms)
 
 int srv_reload(srv *s, const char *config_path, char *err, size_t errlen)
 {
-    return modelset_slot_reload(&s->models, config_path, err, errlen);
+    if (modelset_slot_reload(&s->models, config_path, err, errlen) < 0)
+        return -1;
+    /* Sessions whose model kept its name and state shape go on with the new weights. Two
+     * reloads at once may ask in either order; each asks about the set current after its swap. */
+    modelset *m = modelset_slot_get(&s->models);
+    sr_reload(s, m);
+    modelset_release(m);
+    return 0;
 }
 
 void srv_log_models(srv *s, const char *prefix, int mark_default)
@@ -264,6 +340,7 @@ void srv_stop(srv *s)
         MHD_stop_daemon(s->d);
     accept_close(&s->acc);
     compute_free(s->compute);
+    stop_sessions(s); /* after compute: every step has handed its session back */
     modelset_slot_destroy(&s->models);
     free(s->tls_cert);
     free(s->tls_key);

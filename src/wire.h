@@ -47,6 +47,7 @@ typedef struct {
     size_t steps;           /* sum of the batch's lengths */
     int64_t timeout_us;     /* the request's own deadline from its arrival; 0: none given */
     bool only_last;         /* outputs and predictions at each sequence's last step only */
+    api_sequence seq;       /* v2's sequence parameters (strings borrowed from the request) */
 } wire_decoded;
 
 struct api_wire {

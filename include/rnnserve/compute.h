@@ -52,8 +52,16 @@ typedef struct compute_job {
     void (*resume)(struct compute_job *);
     int (*gone)(struct compute_job *);
     void *ctx;
-    /* the hand-off's own */
+    /* A session step's hook (NULL: none): runs exactly once on the thread that computed the
+     * pass, right after it and before encoding, OK 1 when it succeeded (api_call_result(call)
+     * holds the final states), else 0 with nothing computed (refused, expired, cancelled,
+     * stopped, failed). COMPUTED_CTX is the submitter's. */
+    void (*computed)(struct compute_job *, int ok);
+    void *computed_ctx;
+    /* in/out: a call the submitter decoded itself (api_decode, timed in decode_ns), which the
+     * job then owns and frees (no body is read); NULL: the hand-off decodes BODY */
     api_call *call;
+    /* the hand-off's own */
     sched_job sj;
 } compute_job;
 
