@@ -211,7 +211,7 @@ char *http_vet(void *cls, const char *head, size_t len, size_t *alen)
     snprintf(msg, sizeof msg, "Content-Length \"%.*s%s\" %s", bad_len > 64 ? 64 : (int)bad_len, bad,
              bad_len > 64 ? "..." : "", status == 413 ? "exceeds 64 bits" : "is not a number");
     size_t blen;
-    char *body = api_error_body(routes_wire_of(s, path), status, msg, &blen);
+    char *body = api_error_body(s->router.wire_of(s, path), status, msg, &blen);
     if (!body)
         return NULL;
     int vary;
@@ -521,8 +521,8 @@ static req *begin_request(srv *s, struct MHD_Connection *c, const char *url, con
     atomic_fetch_add(&s->inflight, 1);
     atomic_fetch_add(&s->started, 1);
     metrics_inflight_add(s->met, 1);
-    routes_match(r);
-    r->wants_body = routes_keeps_body(r);
+    s->router.match(r);
+    r->wants_body = s->router.keeps_body(r);
     /* Already checked by libmicrohttpd: digits only, within 64 bits. */
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
@@ -586,7 +586,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * a request, a missing API key (a keyless client never has its body kept), and a
          * declared length over the limit. */
         enum MHD_Result ret;
-        if (bad_framing(r, &ret) || routes_refuse_early(r, &ret) ||
+        if (bad_framing(r, &ret) || r->s->router.refuse_early(r, &ret) ||
             (r->wants_body && (early_413(r, &ret) || early_503(r, &ret))))
             return ret;
         return r->has_body ? check_half_close(r) : MHD_YES;
@@ -604,8 +604,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->queued) /* resumed by the compute pool */
         return answer_job(r);
     if (r->reloading) /* resumed by the reloader */
-        return routes_reloaded(r);
-    return routes_answer(r);
+        return r->s->router.reloaded(r);
+    return r->s->router.answer(r);
 }
 
 /* How a request ended, for the access log's end= field. */

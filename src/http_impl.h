@@ -25,9 +25,24 @@
 /* Rows the route table may have (routes.c checks). */
 #define ROUTES_MAX 32
 
+typedef struct req req;
+typedef struct srv srv;
+
+/* What http.c asks of the route table, plugged in by server.c at start: http.c is the loop the
+ * routes plug into (as redis's handlers plug into ae.c), so it never calls up into routes.c. */
+typedef struct {
+    void (*match)(req *r);                                      /* routes_match */
+    int (*keeps_body)(const req *r);                            /* routes_keeps_body */
+    int (*refuse_early)(req *r, enum MHD_Result *ret);          /* routes_refuse_early */
+    enum MHD_Result (*answer)(req *r);                          /* routes_answer */
+    enum MHD_Result (*reloaded)(req *r);                        /* routes_reloaded */
+    const api_wire *(*wire_of)(const srv *s, const char *path); /* routes_wire_of */
+} http_router;
+
 /* The one server instance: everything mutable the process has lives here. */
 struct srv {
     const cfg_config *cfg; /* server settings; a reload replaces models only */
+    http_router router;    /* the route table's answers to http.c (server.c plugs them in) */
     modelset_slot models;
     struct MHD_Daemon *d;
     acceptor acc;
@@ -137,13 +152,19 @@ enum MHD_Result http_forward(req *r);
  * hook): adds the connection's hooks, submits, answers. */
 enum MHD_Result http_submit(req *r);
 
-/* --- server.c: the admin reload's hand-off */
+/* --- reloader.c: hot reload and the admin reload's hand-off */
 
+/* Reloads the config at CONFIG_PATH (modelset_slot_reload) and tells the sessions what changed
+ * (sr_reload). Returns 0, or -1 with err while the old models keep serving. */
+int reloader_reload(srv *s, const char *config_path, char *err, size_t errlen);
+/* Starts and stops the reloader thread (srv_start, srv_stop). */
+int reloader_start(srv *s, char *err, size_t errlen);
+void reloader_stop(srv *s);
 /* Suspends R's connection (on its I/O thread, from the handler) and queues the reload of the
  * config's models on the reloader thread, which sets r->reload_rc and r->reload_err and resumes
  * the connection; its handler then runs again (routes_reloaded answers). Reloads run one at a
  * time, in arrival order. Returns 0, or -1 (nothing suspended) when the server is stopping. */
-int srv_reload_submit(srv *s, req *r);
+int reloader_submit(srv *s, req *r);
 
 /* --- routes.c: dispatch */
 

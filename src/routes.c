@@ -431,7 +431,7 @@ static enum MHD_Result h_admin_reload(req *r)
                         &token, 1))
         return http_respond_error(r, 401, challenge,
                                   "reloading needs \"Authorization: Bearer <server.admin_token>\"");
-    if (srv_reload_submit(s, r) < 0)
+    if (reloader_submit(s, r) < 0)
         return http_respond_error(r, 503, NULL, "draining: the server is shutting down");
     return MHD_YES;
 }

@@ -56,81 +56,6 @@ static int load_tls(srv *s, char *err, size_t errlen)
     return 0;
 }
 
-static void *reloader_main(void *arg);
-
-static int start_reloader(srv *s, char *err, size_t errlen)
-{
-    int e = pthread_create(&s->reloader, NULL, reloader_main, s);
-    if (e != 0) {
-        snprintf(err, errlen, "cannot start the reloader thread: %s", strerror(e));
-        return -1;
-    }
-    s->reloader_running = 1;
-    return 0;
-}
-
-/* The reloader thread: one admin reload at a time, each resumed when done. At a stop, the
- * reloads still waiting are refused (rc -1) rather than run. */
-static void *reloader_main(void *arg)
-{
-    srv *s = arg;
-    pthread_mutex_lock(&s->rl_mu);
-    for (;;) {
-        while (!s->rl_head && !s->rl_stop)
-            pthread_cond_wait(&s->rl_cv, &s->rl_mu);
-        req *r = s->rl_head;
-        if (!r)
-            break; /* stopping, and nothing waits */
-        s->rl_head = r->rl_next;
-        if (!s->rl_head)
-            s->rl_tail = NULL;
-        int stopping = s->rl_stop;
-        pthread_mutex_unlock(&s->rl_mu);
-        char err[1024] = "the server is shutting down";
-        r->reload_rc = stopping ? -1 : srv_reload(s, s->cfg->path, err, sizeof err);
-        if (r->reload_rc < 0)
-            r->reload_err = strdup(err);
-        /* MHD's resume lock orders these writes before the I/O thread reads them. */
-        MHD_resume_connection(r->conn);
-        pthread_mutex_lock(&s->rl_mu);
-    }
-    pthread_mutex_unlock(&s->rl_mu);
-    return NULL;
-}
-
-int srv_reload_submit(srv *s, req *r)
-{
-    pthread_mutex_lock(&s->rl_mu);
-    if (s->rl_stop || !s->reloader_running) {
-        pthread_mutex_unlock(&s->rl_mu);
-        return -1;
-    }
-    r->reloading = 1;
-    r->rl_next = NULL;
-    MHD_suspend_connection(r->conn);
-    if (s->rl_tail)
-        s->rl_tail->rl_next = r;
-    else
-        s->rl_head = r;
-    s->rl_tail = r;
-    pthread_cond_signal(&s->rl_cv);
-    pthread_mutex_unlock(&s->rl_mu);
-    return 0;
-}
-
-/* Stops the reloader once the reloads waiting are answered (MHD must not stop with one of
- * their connections suspended). */
-static void stop_reloader(srv *s)
-{
-    pthread_mutex_lock(&s->rl_mu);
-    s->rl_stop = 1;
-    pthread_cond_signal(&s->rl_cv);
-    pthread_mutex_unlock(&s->rl_mu);
-    if (s->reloader_running)
-        pthread_join(s->reloader, NULL);
-    s->reloader_running = 0;
-}
-
 /* Plain HTTP: each connection's first request head is vetted before libmicrohttpd reads it
  * (http_vet); under TLS the head is encrypted, and libmicrohttpd answers alone. */
 static int vet_heads(srv *s)
@@ -218,6 +143,8 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
     if (!(s = calloc(1, sizeof *s)))
         goto oom;
     s->cfg = cfg;
+    s->router = (http_router){routes_match,  routes_keeps_body, routes_refuse_early,
+                              routes_answer, routes_reloaded,   routes_wire_of};
     accept_init(&s->acc);
     pthread_mutex_init(&s->rl_mu, NULL);
     pthread_cond_init(&s->rl_cv, NULL);
@@ -235,7 +162,7 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
     /* The PEM files before the port: a file that cannot be read fails start-up at once. */
     if (load_tls(s, err, errlen) < 0 || start_sessions(s, err, errlen) < 0 ||
         !(s->compute = compute_new(&cfg->server, &s->lim, err, errlen)) ||
-        start_reloader(s, err, errlen) < 0 ||
+        reloader_start(s, err, errlen) < 0 ||
         accept_listen(&s->acc, cfg->server.host, cfg->server.port,
                       (unsigned)cfg->server.max_connections, &mhd_limit, err, errlen) < 0 ||
         http_start(s, (unsigned)sysres_cpus_usable(), mhd_limit, err, errlen) < 0 ||
@@ -298,14 +225,7 @@ void srv_wait_quiet(srv *s, int deadline_ms, int quiet_ms)
 
 int srv_reload(srv *s, const char *config_path, char *err, size_t errlen)
 {
-    if (modelset_slot_reload(&s->models, config_path, err, errlen) < 0)
-        return -1;
-    /* Sessions whose model kept its name and state shape go on with the new weights. Two
-     * reloads at once may ask in either order; each asks about the set current after its swap. */
-    modelset *m = modelset_slot_get(&s->models);
-    sr_reload(s, m);
-    modelset_release(m);
-    return 0;
+    return reloader_reload(s, config_path, err, errlen);
 }
 
 void srv_log_models(srv *s, const char *prefix, int mark_default)
@@ -335,7 +255,7 @@ void srv_stop(srv *s)
     accept_stop(&s->acc);
     if (s->compute)
         compute_stop(s->compute, 0);
-    stop_reloader(s);
+    reloader_stop(s);
     if (s->d)
         MHD_stop_daemon(s->d);
     accept_close(&s->acc);
