@@ -10,10 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "httpc.h"
 #include "rnnserve/config.h"
 #include "rnnserve/embed.h"
 #include "rnnserve/engine.h"
 #include "rnnserve/generate.h"
+#include "rnnserve/server.h"
 #include "testutil.h"
 
 #define CHAR_LSTM "examples/char-lstm/config.json"
@@ -312,6 +320,351 @@ START_TEST(stop_between_steps)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------------------------------
+ * Over HTTP */
+
+typedef struct {
+    cfg_config *cfg;
+    srv *s;
+    int port;
+} server;
+
+/* A server on an ephemeral port for the char model and the forecast model (one config). */
+static server serve(int threads)
+{
+    static const char conf[] =
+        "{\"server\": {\"port\": 0, \"threads\": %d}, \"models\": ["
+        "{\"name\": \"char-lstm\", \"type\": \"lstm\", \"input_size\": 32, \"hidden_size\": 128,"
+        " \"num_layers\": 2, \"weights\": \"examples/char-lstm/model.safetensors\","
+        " \"embedding\": \"embedding.weight\", \"head\": {\"weight\": \"fc.weight\","
+        " \"bias\": \"fc.bias\", \"activation\": \"softmax\"}},"
+        "{\"name\": \"forecast\", \"type\": \"lstm\", \"input_size\": 2, \"hidden_size\": 6,"
+        " \"num_layers\": 1, \"weights\": \"tests/fixtures/generate/forecast/model.safetensors\","
+        " \"head\": {\"weight\": \"fc.weight\", \"bias\": \"fc.bias\"}},"
+        "{\"name\": \"sine-next\", \"type\": \"gru\", \"input_size\": 1, \"hidden_size\": 8,"
+        " \"num_layers\": 1, \"weights\": \"examples/sine-next/model.safetensors\"}]}";
+    char text[2048], err[1024];
+    snprintf(text, sizeof text, conf, threads);
+    server v;
+    ck_assert_msg(cfg_load_buffer(text, strlen(text), ".", &v.cfg, err, sizeof err) == 0, "%s",
+                  err);
+    ck_assert_msg(srv_start(v.cfg, &v.s, err, sizeof err) == 0, "%s", err);
+    v.port = srv_port(v.s);
+    return v;
+}
+
+static void unserve(server *v)
+{
+    srv_stop(v->s);
+    cfg_free(v->cfg);
+}
+
+static json_t *post(const server *v, const char *model, const char *body,
+                    const char *const *headers, long want, httpc_resp *out)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/models/%s/generate", model);
+    ck_assert_int_eq(httpc(v->port, "POST", path, body, headers, out), CURLE_OK);
+    ck_assert_msg(out->status == want, "status %ld (want %ld): %s", out->status, want, out->body);
+    json_error_t je;
+    json_t *j = json_loads(out->body, 0, &je);
+    return j;
+}
+
+/* The plain answer: the same ids as rnn_generate in process (greedy: PyTorch's), hidden and cell
+ * as PyTorch's h_n/c_n [L][B][H]. */
+START_TEST(http_plain_tokens)
+{
+    server v = serve(1);
+    httpc_resp r;
+    json_t *j = post(&v, "char-lstm",
+                     "{\"tokens\": [[35, 58, 52], [69]], \"steps\": 30, \"temperature\": 0}", NULL,
+                     200, &r);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "model")), "char-lstm");
+    loaded l = load(CHAR_LSTM);
+    static const int32_t lengths[2] = {3, 1}, ids[4] = {35, 58, 52, 69};
+    rnn_batch pb = {.batch = 2, .lengths = lengths};
+    owned_result o;
+    rnn_gen_result res = alloc_result(l.m, 2, 30, &o);
+    rnn_gen_params p = {.steps = 30};
+    char err[512];
+    ck_assert_msg(rnn_generate(l.m, &pb, ids, &p, &res, err, sizeof err) == 0, "%s", err);
+    json_t *toks = json_object_get(j, "tokens");
+    ck_assert_int_eq(json_array_size(toks), 2);
+    for (size_t b = 0; b < 2; b++) {
+        ck_assert_int_eq(json_array_size(json_array_get(toks, b)), 30);
+        for (size_t s = 0; s < 30; s++)
+            ck_assert_int_eq(json_integer_value(json_array_get(json_array_get(toks, b), s)),
+                             o.tokens[b * 30 + s]);
+    }
+    json_t *h = json_object_get(j, "hidden"), *c = json_object_get(j, "cell");
+    ck_assert_int_eq(json_array_size(h), 2);                    /* L */
+    ck_assert_int_eq(json_array_size(json_array_get(h, 0)), 2); /* B */
+    ck_assert_int_eq(json_array_size(json_array_get(json_array_get(h, 1), 1)), 128);
+    /* [layer 1][sequence 1][unit 5] is the engine's (sequence 1, layer 1, unit 5) */
+    double hv = json_number_value(json_array_get(json_array_get(json_array_get(h, 1), 1), 5));
+    double cv = json_number_value(json_array_get(json_array_get(json_array_get(c, 1), 1), 5));
+    ck_assert_float_eq_tol(hv, o.hidden[(1 * 2 + 1) * 128 + 5], 1e-6);
+    ck_assert_float_eq_tol(cv, o.cell[(1 * 2 + 1) * 128 + 5], 1e-5);
+    free_result(&o);
+    unload(&l);
+    json_decref(j);
+    httpc_resp_free(&r);
+    unserve(&v);
+}
+END_TEST
+
+/* The events of an SSE body: names into NAMES, data parsed into DATA (json_decref each). */
+static size_t parse_sse(const char *body, const char **names, json_t **data, size_t cap)
+{
+    size_t n = 0;
+    const char *p = body;
+    while (*p && n < cap) {
+        const char *end = strstr(p, "\n\n");
+        ck_assert_msg(end != NULL, "an event without its blank line: %s", p);
+        ck_assert_msg(strncmp(p, "event: ", 7) == 0, "not an event: %.40s", p);
+        const char *nl = strchr(p, '\n');
+        names[n] = strncmp(p + 7, "step\n", 5) == 0    ? "step"
+                   : strncmp(p + 7, "done\n", 5) == 0  ? "done"
+                   : strncmp(p + 7, "error\n", 6) == 0 ? "error"
+                                                       : "?";
+        ck_assert_msg(strncmp(nl + 1, "data: ", 6) == 0, "no data line: %.40s", nl + 1);
+        json_error_t je;
+        data[n] = json_loadb(nl + 7, (size_t)(end - nl - 7), 0, &je);
+        ck_assert_msg(data[n] != NULL, "event %zu data: %s", n, je.text);
+        n++;
+        p = end + 2;
+    }
+    return n;
+}
+
+/* The stream: one step event per generated step with every sequence's id, then done with the
+ * states and the whole answer, equal to the plain answer; asked by "stream" or by Accept. */
+START_TEST(http_stream_tokens)
+{
+    server v = serve(1);
+    const char *body =
+        "{\"tokens\": [[35, 58, 52], [69]], \"steps\": 12, \"seed\": 5, \"top_k\": 8}";
+    httpc_resp plain, sse;
+    json_t *want = post(&v, "char-lstm", body, NULL, 200, &plain);
+    const char *const accept[] = {"Accept: text/event-stream", NULL};
+    ck_assert_ptr_null(post(&v, "char-lstm", body, accept, 200, &sse));
+    char val[128];
+    ck_assert_str_eq(httpc_header(&sse, "Content-Type", val, sizeof val), "text/event-stream");
+    ck_assert_str_eq(httpc_header(&sse, "Cache-Control", val, sizeof val), "no-cache");
+    const char *names[32];
+    json_t *data[32];
+    size_t n = parse_sse(sse.body, names, data, 32);
+    ck_assert_int_eq(n, 13);
+    json_t *wt = json_object_get(want, "tokens");
+    for (size_t s = 0; s < 12; s++) {
+        ck_assert_str_eq(names[s], "step");
+        ck_assert_int_eq(json_integer_value(json_object_get(data[s], "step")), (json_int_t)s);
+        json_t *ids = json_object_get(data[s], "tokens");
+        ck_assert_int_eq(json_array_size(ids), 2);
+        for (size_t b = 0; b < 2; b++)
+            ck_assert_int_eq(json_integer_value(json_array_get(ids, b)),
+                             json_integer_value(json_array_get(json_array_get(wt, b), s)));
+    }
+    ck_assert_str_eq(names[12], "done");
+    ck_assert_msg(json_equal(data[12], want), "the done event is not the plain answer");
+    for (size_t i = 0; i < n; i++)
+        json_decref(data[i]);
+    httpc_resp_free(&sse);
+    /* "stream": true in the body does the same */
+    char sbody[256];
+    snprintf(sbody, sizeof sbody, "%.*s, \"stream\": true}", (int)strlen(body) - 1, body);
+    ck_assert_ptr_null(post(&v, "char-lstm", sbody, NULL, 200, &sse));
+    n = parse_sse(sse.body, names, data, 32);
+    ck_assert_int_eq(n, 13);
+    ck_assert_msg(json_equal(data[12], want), "stream: true: the done event differs");
+    for (size_t i = 0; i < n; i++)
+        json_decref(data[i]);
+    httpc_resp_free(&sse);
+    json_decref(want);
+    httpc_resp_free(&plain);
+    unserve(&v);
+}
+END_TEST
+
+/* A forecast over HTTP: the fixture's rollout, plain and streamed (rows per sequence). */
+START_TEST(http_forecast)
+{
+    server v = serve(1);
+    json_t *fx = fixture("generate/forecast.json");
+    json_t *req = json_pack("{s:[O],s:i}", "inputs", json_object_get(fx, "prompt"), "steps", 100);
+    char *body = json_dumps(req, JSON_COMPACT);
+    httpc_resp r;
+    json_t *j = post(&v, "forecast", body, NULL, 200, &r);
+    json_t *got = json_array_get(json_object_get(j, "forecast"), 0);
+    json_t *want = json_object_get(fx, "forecast");
+    ck_assert_int_eq(json_array_size(got), 100);
+    for (size_t s = 0; s < 100; s++)
+        for (size_t k = 0; k < 2; k++)
+            ck_assert_float_eq_tol(json_number_value(json_array_get(json_array_get(got, s), k)),
+                                   json_number_value(json_array_get(json_array_get(want, s), k)),
+                                   1e-4);
+    httpc_resp_free(&r);
+    json_decref(j);
+    const char *const accept[] = {"Accept: text/event-stream", NULL};
+    ck_assert_ptr_null(post(&v, "forecast", body, accept, 200, &r));
+    const char *names[128];
+    json_t *data[128];
+    size_t n = parse_sse(r.body, names, data, 128);
+    ck_assert_int_eq(n, 101);
+    json_t *row = json_array_get(json_object_get(data[99], "forecast"), 0);
+    ck_assert_int_eq(json_array_size(row), 2);
+    ck_assert_float_eq_tol(json_number_value(json_array_get(row, 1)),
+                           json_number_value(json_array_get(json_array_get(want, 99), 1)), 1e-4);
+    for (size_t i = 0; i < n; i++)
+        json_decref(data[i]);
+    httpc_resp_free(&r);
+    free(body);
+    json_decref(req);
+    json_decref(fx);
+    unserve(&v);
+}
+END_TEST
+
+/* What is refused, with a 400 saying why (and a 404 for a model that does not exist). */
+START_TEST(http_errors)
+{
+    server v = serve(1);
+    static const struct {
+        const char *model, *body, *says;
+        long status;
+    } cases[] = {
+        {"char-lstm", "{\"tokens\": [[1]]}", "steps: missing", 400},
+        {"char-lstm", "{\"tokens\": [[1]], \"steps\": 0}", "steps: expected an integer", 400},
+        {"char-lstm", "{\"tokens\": [[1]], \"steps\": 2.5}", "steps: expected an integer", 400},
+        {"char-lstm", "{\"tokens\": [[1]], \"steps\": 1e9}", "max_steps", 400},
+        {"char-lstm", "{\"tokens\": [[1]], \"steps\": 3, \"temperature\": -1}", "temperature", 400},
+        {"char-lstm", "{\"tokens\": [[1]], \"steps\": 3, \"top_k\": -2}", "top_k", 400},
+        {"char-lstm", "{\"tokens\": [[1]], \"steps\": 3, \"seed\": 1.5}", "seed", 400},
+        {"char-lstm", "{\"tokens\": [[1]], \"steps\": 3, \"seed\": 18446744073709551616}", "seed",
+         400},
+        {"char-lstm", "{\"tokens\": [[1]], \"steps\": 3, \"stream\": 1}", "stream", 400},
+        {"char-lstm", "{\"tokens\": [[1]], \"steps\": 3, \"return\": [\"outputs\"]}",
+         "not a generate field", 400},
+        {"char-lstm", "{\"tokens\": [[1]], \"steps\": 3, \"nope\": 1}", "unknown field", 400},
+        {"char-lstm", "{\"tokens\": [[], [1]], \"steps\": 3}", "nothing to predict", 400},
+        {"char-lstm", "{\"tokens\": [[99]], \"steps\": 3}", "tokens[0][0]", 400},
+        {"char-lstm", "{\"inputs\": [[[1]]], \"steps\": 3}", "token ids", 400},
+        {"sine-next", "{\"inputs\": [[[1]]], \"steps\": 3}", "cannot forecast", 400},
+        {"nope", "{\"inputs\": [[[1]]], \"steps\": 3}", "not found", 404},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        httpc_resp r;
+        json_t *j = post(&v, cases[i].model, cases[i].body, NULL, cases[i].status, &r);
+        ck_assert_msg(j != NULL, "case %zu: not JSON: %s", i, r.body);
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        ck_assert_msg(msg && strstr(msg, cases[i].says), "case %zu: %s", i, r.body);
+        json_decref(j);
+        httpc_resp_free(&r);
+    }
+    /* an empty prompt with h0 continues from that state */
+    char body[8192];
+    int k = snprintf(body, sizeof body, "{\"tokens\": [[]], \"steps\": 2, \"h0\": [[");
+    for (int row = 0; row < 2; row++) {
+        k += snprintf(body + k, sizeof body - (size_t)k, "%s[", row ? "," : "");
+        for (int u = 0; u < 128; u++)
+            k += snprintf(body + k, sizeof body - (size_t)k, "%s0.1", u ? "," : "");
+        k += snprintf(body + k, sizeof body - (size_t)k, "]");
+    }
+    snprintf(body + k, sizeof body - (size_t)k, "]]}");
+    httpc_resp r;
+    json_t *j = post(&v, "char-lstm", body, NULL, 200, &r);
+    ck_assert_int_eq(json_array_size(json_array_get(json_object_get(j, "tokens"), 0)), 2);
+    json_decref(j);
+    httpc_resp_free(&r);
+    unserve(&v);
+}
+END_TEST
+
+/* A raw connection that sends REQ: the socket. */
+static int raw_post(int port, const char *path, const char *body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     path, strlen(body));
+    ck_assert_int_eq(write(fd, head, (size_t)n), n);
+    ck_assert_int_eq(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+    return fd;
+}
+
+/* A client that leaves mid-stream stops its generation: with one compute thread, the next
+ * request is answered at once instead of after the abandoned one's 50000 steps. */
+START_TEST(http_stream_client_leaves)
+{
+    server v = serve(1);
+    int fd = raw_post(v.port, "/v1/models/char-lstm/generate",
+                      "{\"tokens\": [[35]], \"steps\": 50000, \"stream\": true}");
+    char got[4096];
+    size_t have = 0;
+    while (have < sizeof got - 1) {
+        ssize_t n = read(fd, got + have, sizeof got - 1 - have);
+        ck_assert_msg(n > 0, "the stream ended before its first event");
+        have += (size_t)n;
+        got[have] = '\0';
+        if (strstr(got, "event: step"))
+            break;
+    }
+    close(fd);
+    double t0 = tu_now_s();
+    httpc_resp r;
+    json_t *j = post(&v, "char-lstm", "{\"tokens\": [[35]], \"steps\": 5}", NULL, 200, &r);
+    double secs = tu_now_s() - t0;
+    ck_assert_msg(secs < 2.0 * tu_slack(3, 10), "the next request waited %.2f s", secs);
+    json_decref(j);
+    httpc_resp_free(&r);
+    unserve(&v);
+}
+END_TEST
+
+/* Sampling with a seed is the same in another process (a fork computing it from scratch). */
+START_TEST(sampling_same_across_processes)
+{
+    rnn_gen_params p = {.steps = 40, .temperature = 0.8, .top_k = 0, .seed = 1234567890123ULL};
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        loaded l = load(CHAR_LSTM);
+        int32_t *t = run_tokens(l.m, &p, NULL);
+        ssize_t w = write(fds[1], t, 2 * 40 * sizeof(int32_t));
+        free(t);
+        unload(&l);
+        _exit(w == (ssize_t)(2 * 40 * sizeof(int32_t)) ? 0 : 1);
+    }
+    close(fds[1]);
+    int32_t child[80];
+    size_t have = 0;
+    while (have < sizeof child) {
+        ssize_t n = read(fds[0], (char *)child + have, sizeof child - have);
+        ck_assert_msg(n > 0, "the child wrote %zu bytes", have);
+        have += (size_t)n;
+    }
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed");
+    loaded l = load(CHAR_LSTM);
+    int32_t *mine = run_tokens(l.m, &p, NULL);
+    ck_assert_mem_eq(mine, child, sizeof child);
+    free(mine);
+    unload(&l);
+}
+END_TEST
+
 Suite *generate_suite(void);
 Suite *generate_suite(void)
 {
@@ -324,7 +677,16 @@ Suite *generate_suite(void)
     tcase_add_test(tc, sampler_rules);
     tcase_add_test(tc, states_continue);
     tcase_add_test(tc, stop_between_steps);
+    tcase_add_test(tc, sampling_same_across_processes);
     suite_add_tcase(s, tc);
+    TCase *th = tcase_create("http");
+    tcase_set_timeout(th, 120);
+    tcase_add_test(th, http_plain_tokens);
+    tcase_add_test(th, http_stream_tokens);
+    tcase_add_test(th, http_forecast);
+    tcase_add_test(th, http_errors);
+    tcase_add_test(th, http_stream_client_leaves);
+    suite_add_tcase(s, th);
     return s;
 }
 
