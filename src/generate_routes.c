@@ -260,32 +260,25 @@ static int put_floats(buf *b, const float *v, size_t n, int digits, size_t *bad)
     return 0;
 }
 
-/* The states (B, L, H) as PyTorch's h_n, [L][B][H]: "name":[[[...]]]. -1 when not finite. */
+/* The states (B, L, H) as v1 writes them (and reads h0/c0): per sequence, its L rows of H.
+ * -1 when a value is not finite. */
 static int put_states(buf *b, const char *name, const float *s, size_t B, size_t L, size_t H,
                       int digits)
 {
-    const size_t n = B * L * H;
-    float *t = malloc((n ? n : 1) * sizeof *t);
     size_t bad;
-    int rc = 0;
-    if (!t) {
-        b->oom = 1;
-        return 0;
-    }
-    wire_states_to_layers(s, B, L, H, t);
     buf_printf(b, ",\"%s\":[", name);
-    for (size_t l = 0; l < L && rc == 0; l++) {
-        buf_puts(b, l ? ",[" : "[");
-        for (size_t i = 0; i < B && rc == 0; i++) {
-            if (i)
+    for (size_t i = 0; i < B; i++) {
+        buf_puts(b, i ? ",[" : "[");
+        for (size_t l = 0; l < L; l++) {
+            if (l)
                 buf_putc(b, ',');
-            rc = put_floats(b, t + (l * B + i) * H, H, digits, &bad);
+            if (put_floats(b, s + (i * L + l) * H, H, digits, &bad) < 0)
+                return -1;
         }
         buf_putc(b, ']');
     }
     buf_putc(b, ']');
-    free(t);
-    return rc;
+    return 0;
 }
 
 /* Sequence i's generated ids (or rows) of steps [0, N). */

@@ -372,7 +372,7 @@ static json_t *post(const server *v, const char *model, const char *body,
 }
 
 /* The plain answer: the same ids as rnn_generate in process (greedy: PyTorch's), hidden and cell
- * as PyTorch's h_n/c_n [L][B][H]. */
+ * per sequence as /forward answers them (and takes h0/c0): [B][L][H]. */
 START_TEST(http_plain_tokens)
 {
     server v = serve(1);
@@ -399,18 +399,54 @@ START_TEST(http_plain_tokens)
                              o.tokens[b * 30 + s]);
     }
     json_t *h = json_object_get(j, "hidden"), *c = json_object_get(j, "cell");
-    ck_assert_int_eq(json_array_size(h), 2);                    /* L */
-    ck_assert_int_eq(json_array_size(json_array_get(h, 0)), 2); /* B */
+    ck_assert_int_eq(json_array_size(h), 2);                    /* B */
+    ck_assert_int_eq(json_array_size(json_array_get(h, 0)), 2); /* L */
     ck_assert_int_eq(json_array_size(json_array_get(json_array_get(h, 1), 1)), 128);
-    /* [layer 1][sequence 1][unit 5] is the engine's (sequence 1, layer 1, unit 5) */
-    double hv = json_number_value(json_array_get(json_array_get(json_array_get(h, 1), 1), 5));
-    double cv = json_number_value(json_array_get(json_array_get(json_array_get(c, 1), 1), 5));
-    ck_assert_float_eq_tol(hv, o.hidden[(1 * 2 + 1) * 128 + 5], 1e-6);
-    ck_assert_float_eq_tol(cv, o.cell[(1 * 2 + 1) * 128 + 5], 1e-5);
+    /* [sequence 0][layer 1][unit 5] is the engine's (sequence 0, layer 1, unit 5) */
+    double hv = json_number_value(json_array_get(json_array_get(json_array_get(h, 0), 1), 5));
+    double cv = json_number_value(json_array_get(json_array_get(json_array_get(c, 0), 1), 5));
+    ck_assert_float_eq_tol(hv, o.hidden[(0 * 2 + 1) * 128 + 5], 1e-6);
+    ck_assert_float_eq_tol(cv, o.cell[(0 * 2 + 1) * 128 + 5], 1e-5);
     free_result(&o);
     unload(&l);
     json_decref(j);
     httpc_resp_free(&r);
+    unserve(&v);
+}
+END_TEST
+
+/* The answer's hidden/cell, sent back as h0/c0 with an empty prompt, continue the generation:
+ * 10 steps, then 10 more from the states, are the 20 steps of one request. */
+START_TEST(http_states_continue)
+{
+    server v = serve(1);
+    httpc_resp r20, r10, rc;
+    json_t *all =
+        post(&v, "char-lstm", "{\"tokens\": [[35, 58, 52]], \"steps\": 20, \"temperature\": 0}",
+             NULL, 200, &r20);
+    json_t *first =
+        post(&v, "char-lstm", "{\"tokens\": [[35, 58, 52]], \"steps\": 10, \"temperature\": 0}",
+             NULL, 200, &r10);
+    json_t *req =
+        json_pack("{s:[[]],s:i,s:i,s:O,s:O}", "tokens", "steps", 10, "temperature", 0, "h0",
+                  json_object_get(first, "hidden"), "c0", json_object_get(first, "cell"));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_t *cont = post(&v, "char-lstm", body, NULL, 200, &rc);
+    json_t *a = json_array_get(json_object_get(all, "tokens"), 0);
+    json_t *c = json_array_get(json_object_get(cont, "tokens"), 0);
+    for (size_t s = 0; s < 10; s++)
+        ck_assert_int_eq(json_integer_value(json_array_get(c, s)),
+                         json_integer_value(json_array_get(a, 10 + s)));
+    ck_assert_msg(json_equal(json_object_get(cont, "hidden"), json_object_get(all, "hidden")),
+                  "the continued final state is not the 20-step one");
+    free(body);
+    json_decref(req);
+    json_decref(all);
+    json_decref(first);
+    json_decref(cont);
+    httpc_resp_free(&r20);
+    httpc_resp_free(&r10);
+    httpc_resp_free(&rc);
     unserve(&v);
 }
 END_TEST
@@ -682,6 +718,7 @@ Suite *generate_suite(void)
     TCase *th = tcase_create("http");
     tcase_set_timeout(th, 120);
     tcase_add_test(th, http_plain_tokens);
+    tcase_add_test(th, http_states_continue);
     tcase_add_test(th, http_stream_tokens);
     tcase_add_test(th, http_forecast);
     tcase_add_test(th, http_errors);
