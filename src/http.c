@@ -169,8 +169,7 @@ void http_unpark(req *r)
 
 int http_client_gone(req *r)
 {
-    r->job.ctx = r;
-    return gone(&r->job);
+    return gone(&r->job); /* r->job.ctx is R since http_park */
 }
 
 /* ---------------------------------------------------------------------------------------------
