@@ -665,6 +665,44 @@ START_TEST(http_stream_client_leaves)
 }
 END_TEST
 
+/* Reads FD until it holds NEEDLE or ends; what came, malloc'ed. */
+static char *read_until(int fd, const char *needle)
+{
+    size_t cap = 1 << 16, have = 0;
+    char *got = malloc(cap);
+    got[0] = '\0';
+    while (!strstr(got, needle)) {
+        if (have + 4096 + 1 > cap)
+            got = realloc(got, cap *= 2);
+        ssize_t n = read(fd, got + have, 4096);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        got[have] = '\0';
+    }
+    return got;
+}
+
+/* Shutdown's abort stops a running generation: its stream ends with an error event carrying
+ * the v1 error body (503), after the step events already sent. */
+START_TEST(http_stream_error_event)
+{
+    server v = serve(1);
+    int fd = raw_post(v.port, "/v1/models/char-lstm/generate",
+                      "{\"tokens\": [[35]], \"steps\": 100000, \"stream\": true}");
+    free(read_until(fd, "event: step"));
+    srv_drain(v.s);
+    srv_abort(v.s);
+    char *rest = read_until(fd, "event: error\ndata: {\"error\":{\"status\":503");
+    ck_assert_msg(strstr(rest, "event: error\ndata: {\"error\":{\"status\":503") != NULL,
+                  "no error event: ...%s", strlen(rest) > 300 ? rest + strlen(rest) - 300 : rest);
+    ck_assert_msg(strstr(rest, "event: done") == NULL, "a done event after the abort");
+    free(rest);
+    close(fd);
+    unserve(&v);
+}
+END_TEST
+
 /* Sampling with a seed is the same in another process (a fork computing it from scratch). */
 START_TEST(sampling_same_across_processes)
 {
@@ -723,6 +761,7 @@ Suite *generate_suite(void)
     tcase_add_test(th, http_forecast);
     tcase_add_test(th, http_errors);
     tcase_add_test(th, http_stream_client_leaves);
+    tcase_add_test(th, http_stream_error_event);
     suite_add_tcase(s, th);
     return s;
 }
