@@ -211,17 +211,28 @@ static enum MHD_Result gen_decode(req *r, gen_req **out)
                                   r->s->lim.max_steps);
     }
     const rnn_batch *pb = wire_v1_batch(g->fwd);
+    for (size_t b = 0; b < pb->batch && !pb->h0; b++)
+        if (pb->lengths[b] == 0) {
+            const char *field = g->info->vocab_size > 0 ? "tokens" : "inputs";
+            gen_free(g);
+            return http_respond_error(r, 400, NULL,
+                                      "%s[%zu]: an empty prompt and no h0: nothing to predict the "
+                                      "first step from (send at least one step, or an h0 to "
+                                      "continue from)",
+                                      field, b);
+        }
     if (rnn_gen_check(g->model, pb, wire_v1_tokens(g->fwd), &g->p, msg, sizeof msg) < 0) {
         gen_free(g);
         return http_respond_error(r, 400, NULL, "%s", msg);
     }
     const size_t width = g->mode == RNN_GEN_TOKENS ? 1 : (size_t)g->info->input_size;
     if (pb->batch * g->p.steps * width > MAX_VALUES) {
+        const size_t B = pb->batch, steps = g->p.steps;
         gen_free(g);
         return http_respond_error(r, 413, NULL,
                                   "steps: %zu sequences x %zu steps x %zu values is over the %zu "
                                   "values one generate request may produce",
-                                  pb->batch, g->p.steps, width, MAX_VALUES);
+                                  B, steps, width, MAX_VALUES);
     }
     size_t nt, nf, nc;
     rnn_gen_sizes(g->model, pb->batch, g->p.steps, &nt, &nf, &g->n_hidden, &nc);
@@ -524,6 +535,7 @@ enum MHD_Result generate_handle(req *r)
     const rnn_batch *pb = wire_v1_batch(g->fwd);
     r->stats.sequences = pb->batch;
     r->stats.steps = wire_v1_steps(g->fwd) + pb->batch * g->p.steps;
+    r->job.stats = r->stats; /* what answer_job reports once the job resumes R */
     const int64_t t_us = wire_v1_timeout_us(g->fwd);
     const int64_t arrival = (int64_t)r->t0.tv_sec * 1000000000LL + r->t0.tv_nsec;
     g->sj = (sched_job){.model = g->model,

@@ -584,15 +584,21 @@ START_TEST(http_errors)
         {"char-lstm", "{\"tokens\": [[1]], \"steps\": 3, \"return\": [\"outputs\"]}",
          "not a generate field", 400},
         {"char-lstm", "{\"tokens\": [[1]], \"steps\": 3, \"nope\": 1}", "unknown field", 400},
-        {"char-lstm", "{\"tokens\": [[], [1]], \"steps\": 3}", "nothing to predict", 400},
+        {"char-lstm", "{\"tokens\": [[1], []], \"steps\": 3}", "tokens[1]: an empty prompt", 400},
         {"char-lstm", "{\"tokens\": [[99]], \"steps\": 3}", "tokens[0][0]", 400},
         {"char-lstm", "{\"inputs\": [[[1]]], \"steps\": 3}", "token ids", 400},
         {"sine-next", "{\"inputs\": [[[1]]], \"steps\": 3}", "cannot forecast", 400},
         {"nope", "{\"inputs\": [[[1]]], \"steps\": 3}", "not found", 404},
+        {"char-lstm", NULL, "50 sequences x 90000 steps x 1 values is over", 413},
     };
+    char big[512] = "{\"steps\": 90000, \"tokens\": [[1]"; /* 50 prompts */
+    for (int i = 1; i < 50; i++)
+        strcat(big, ",[1]");
+    strcat(big, "]}");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         httpc_resp r;
-        json_t *j = post(&v, cases[i].model, cases[i].body, NULL, cases[i].status, &r);
+        json_t *j = post(&v, cases[i].model, cases[i].body ? cases[i].body : big, NULL,
+                         cases[i].status, &r);
         ck_assert_msg(j != NULL, "case %zu: not JSON: %s", i, r.body);
         const char *msg =
             json_string_value(json_object_get(json_object_get(j, "error"), "message"));
