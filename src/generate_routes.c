@@ -494,6 +494,8 @@ static void done_plain(gen_req *g, sched_outcome o, const char *msg)
         status = e.status;
         msg = e.message;
     }
+    if (o == SCHED_FAILED && strstr(msg, "not finite")) /* the model's values, not the server */
+        status = 422;
     if (status != 200 && status != 0)
         j->out = api_error_body(api_wire_v1(), status, msg, &j->outlen);
     j->status = status;
