@@ -19,6 +19,9 @@
  *   sessions model B stepped one step per request: 1,024 sessions from 64 connections
  *            (bench/wrk_sessions.lua) vs the client carrying the state (/forward with 1 step,
  *            h0 and c0) from 64 connections
+ *   generate examples/char-lstm: one 200-step greedy POST /v1/models/char-lstm/generate against
+ *            200 /forward round trips that carry h0/c0 back and forth (only_last, the client
+ *            taking the argmax), the same server and prompt; both must give the same ids
  * Shapes (tanh Elman RNNs with bias, weights uniform in +-1/sqrt(H), inputs uniform in +-1, fixed
  * seeds) are generated into build/bench/ at every run: weights as safetensors, configs, request
  * bodies. One table is printed, and the same data is written as JSON (bench/results/latest.json
@@ -1249,6 +1252,142 @@ static void section_l1(void)
         s->request_len, len);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * generate: one request against the client's loop of round trips */
+
+#define GEN_STEPS 200
+static double gen_one_s, gen_loop_s;
+static int gen_same; /* both gave the same ids */
+
+/* The argmax of a JSON array of numbers (ties to the lowest index). */
+static int argmax_json(json_t *a)
+{
+    int best = 0;
+    for (size_t i = 1; i < json_array_size(a); i++)
+        if (json_number_value(json_array_get(a, i)) >
+            json_number_value(json_array_get(a, (size_t)best)))
+            best = (int)i;
+    return best;
+}
+
+/* The JSON body of an HTTP answer RESP (after its headers), parsed; NULL when not JSON. */
+static json_t *answer_json(const char *resp)
+{
+    const char *b = resp ? strstr(resp, "\r\n\r\n") : NULL;
+    return b ? json_loads(b + 4, 0, NULL) : NULL;
+}
+
+/* The client's loop: the prompt, then one /forward per id with the last states as h0/c0 and
+ * "only_last" predictions, the argmax fed back. The ids into IDS; 0, or -1 with why. */
+static int gen_loop(int port, const char *prompt_ids, int *ids, char *why, size_t whylen)
+{
+    char first[1024];
+    snprintf(first, sizeof first,
+             "{\"tokens\": [%s], \"only_last\": true, \"return\": [\"hidden\", \"cell\", "
+             "\"predictions\"]}",
+             prompt_ids);
+    char *resp = NULL;
+    int st = http_once(port, "POST", "/v1/models/char-lstm/forward", first, strlen(first), 30, NULL,
+                       &resp);
+    json_t *j = answer_json(resp);
+    free(resp);
+    for (int s = 0; s < GEN_STEPS; s++) {
+        if (st != 200 || !j) {
+            snprintf(why, whylen, "POST /forward answered %d at step %d", st, s);
+            json_decref(j);
+            return -1;
+        }
+        ids[s] = argmax_json(json_array_get(json_object_get(j, "predictions"), 0));
+        json_t *req = json_pack("{s:[[i]],s:O,s:O,s:b,s:[sss]}", "tokens", ids[s], "h0",
+                                json_object_get(j, "hidden"), "c0", json_object_get(j, "cell"),
+                                "only_last", 1, "return", "hidden", "cell", "predictions");
+        char *body = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        json_decref(j);
+        if (s + 1 == GEN_STEPS) { /* the last id is not fed back: generate's states are */
+            free(body);
+            return 0;
+        }
+        st = http_once(port, "POST", "/v1/models/char-lstm/forward", body, strlen(body), 30, NULL,
+                       &resp);
+        free(body);
+        j = answer_json(resp);
+        free(resp);
+    }
+    return 0;
+}
+
+static void section_generate(void)
+{
+    json_t *o = json_object();
+    json_object_set_new(J, "generate", o);
+    int port = free_port();
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    char *argv[] = {"build/rnnserve", "--config",  "examples/char-lstm/config.json",
+                    "--host",         "127.0.0.1", "--port",
+                    portstr,          NULL};
+    pid_t pid = spawn(argv, WORK "/rnnserve-char.log", NULL);
+    if (pid < 0 || wait_ready(pid, port, "/readyz", 10, now()) < 0) {
+        json_object_set_new(o, "skipped", json_string("rnnserve did not start with char-lstm"));
+        say("generate: skipped (rnnserve did not start, see " WORK "/rnnserve-char.log)");
+        stop(pid);
+        return;
+    }
+    /* "Licensed under the " */
+    const char *prompt =
+        "[35, 58, 52, 54, 63, 68, 54, 53, 1, 70, 63, 53, 54, 67, 1, 69, 57, 54, 1]";
+    char body[512];
+    snprintf(body, sizeof body, "{\"tokens\": [%s], \"steps\": %d, \"temperature\": 0}", prompt,
+             GEN_STEPS);
+    double one[8], loop[8];
+    int n = 0, reps = quick ? 2 : 5, ids[GEN_STEPS], same = 1;
+    char why[256] = "";
+    for (int i = 0; i < reps; i++) {
+        char *resp = NULL;
+        double t = now();
+        int st = http_once(port, "POST", "/v1/models/char-lstm/generate", body, strlen(body), 30,
+                           NULL, &resp);
+        t = now() - t;
+        json_t *j = answer_json(resp);
+        free(resp);
+        if (st != 200 || !j) {
+            snprintf(why, sizeof why, "POST generate answered %d", st);
+            json_decref(j);
+            break;
+        }
+        double t2 = now();
+        if (gen_loop(port, prompt, ids, why, sizeof why) < 0) {
+            json_decref(j);
+            break;
+        }
+        t2 = now() - t2;
+        json_t *got = json_array_get(json_object_get(j, "tokens"), 0);
+        for (int s = 0; s < GEN_STEPS; s++)
+            same = same && json_integer_value(json_array_get(got, (size_t)s)) == ids[s];
+        json_decref(j);
+        one[n] = t;
+        loop[n++] = t2;
+    }
+    stop(pid);
+    if (n == 0) {
+        json_object_set_new(o, "skipped", json_string(why));
+        say("generate: skipped (%s)", why);
+        return;
+    }
+    gen_same = same;
+    gen_one_s = median(one, (size_t)n);
+    gen_loop_s = median(loop, (size_t)n);
+    json_object_set_new(o, "steps", json_integer(GEN_STEPS));
+    json_object_set_new(o, "generate_median_s", json_real(gen_one_s));
+    json_object_set_new(o, "forward_loop_median_s", json_real(gen_loop_s));
+    json_object_set_new(o, "speedup", json_real(gen_loop_s / gen_one_s));
+    json_object_set_new(o, "same_ids", json_boolean(same));
+    say("generate: one %d-step request %.1f ms, %d /forward round trips %.1f ms: %.1fx%s",
+        GEN_STEPS, gen_one_s * 1e3, GEN_STEPS, gen_loop_s * 1e3, gen_loop_s / gen_one_s,
+        same ? "" : " (the ids DIFFER)");
+}
+
 static double startup_s;
 
 static void section_startup(void)
@@ -1847,6 +1986,18 @@ static void print_table(void)
         row(&t, "HTTP L1 (hidden only), one request", b, c, d, "<= 0.7x PyTorch in-process",
             verdict(&t, "HTTP L1 one request", p > 0, l1_e2e_s <= 0.7 * p, detail));
     }
+    if (gen_one_s > 0) {
+        double x = gen_loop_s / gen_one_s;
+        char tl[64], detail[128];
+        snprintf(b, sizeof b, "one 200-step generate: %s", fmt_time(tt, sizeof tt, gen_one_s));
+        snprintf(c, sizeof c, "200 /forward round trips with h0/c0: %s",
+                 fmt_time(tl, sizeof tl, gen_loop_s));
+        snprintf(d, sizeof d, "%.1fx", x);
+        snprintf(detail, sizeof detail, "%.1fx faster than the client's loop%s", x,
+                 gen_same ? "" : ", but the ids differ");
+        row(&t, "char-lstm generation, 200 greedy steps", b, c, d, ">= 20x, the same ids",
+            verdict(&t, "generate vs /forward round trips", 1, x >= 20 && gen_same, detail));
+    }
     /* memory and start-up */
     if (idle_rss_kb > 0) {
         snprintf(b, sizeof b, "%.1f MB (idle again after the load: %.1f MB)", idle_rss_kb / 1024.0,
@@ -1981,6 +2132,8 @@ int main(int argc, char **argv)
         section_sched();
     if (want("sessions"))
         section_sessions();
+    if (want("generate"))
+        section_generate();
     kill_children();
 
     double load[3] = {0};

@@ -221,6 +221,19 @@ int compute_submit(compute *c, compute_job *j)
     return 0;
 }
 
+int compute_submit_job(compute *c, sched_job *sj, char *why, size_t whylen, int *retry_after_s)
+{
+    pthread_mutex_lock(&c->mu);
+    int stopped = c->stopped;
+    pthread_mutex_unlock(&c->mu);
+    *retry_after_s = 1;
+    if (stopped) {
+        snprintf(why, whylen, "the server is shutting down");
+        return -1;
+    }
+    return sched_submit(c->sc, sj, why, whylen, retry_after_s);
+}
+
 int compute_busy(compute *c, char *why, size_t whylen, int *retry_after_s)
 {
     return sched_full(c->sc, why, whylen, retry_after_s);

@@ -8,6 +8,7 @@
  * limit. What answers it is the route table's business (routes.c). */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,6 +299,164 @@ enum MHD_Result http_submit(req *r)
     if (compute_submit(r->s->compute, &r->job) == 0)
         return MHD_YES; /* answered by answer_job once the scheduler resumes the connection */
     return answer_job(r);
+}
+
+void http_park(req *r)
+{
+    r->job.ctx = r;
+    park(&r->job);
+}
+
+void http_unpark(req *r)
+{
+    resume(&r->job);
+}
+
+int http_client_gone(req *r)
+{
+    return gone(&r->job); /* r->job.ctx is R since http_park */
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Streamed responses
+ *
+ * libmicrohttpd 0.9.75 asks a callback response for its bytes on the connection's I/O thread.
+ * With no bytes yet, the reader suspends the connection (the one place besides the request
+ * callback where that is allowed) and returns 0; the producer's next push resumes it. Both sides
+ * hold the stream's lock around suspend and resume, so a push can never miss a suspension, and
+ * the producer never resumes a connection the reader has not suspended. Once the response is
+ * destroyed (sent, or the connection closed) nobody resumes anything: the producer only finds
+ * the stream closed. */
+
+struct http_stream {
+    pthread_mutex_t mu;
+    buf q;         /* pushed, from `sent` on not yet read */
+    size_t sent;   /* bytes of q already handed to libmicrohttpd */
+    int refs;      /* the producer's and the response's */
+    int ended;     /* http_stream_end: no more pushes */
+    int closed;    /* the response was destroyed */
+    int suspended; /* the reader suspended conn, and nobody resumed it yet */
+    struct MHD_Connection *conn;
+};
+
+http_stream *http_stream_new(void)
+{
+    http_stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    pthread_mutex_init(&st->mu, NULL);
+    st->refs = 2;
+    return st;
+}
+
+/* Drops a reference; the last one frees. Called with st->mu held, which it releases. */
+static void stream_unref_locked(http_stream *st)
+{
+    int last = --st->refs == 0;
+    pthread_mutex_unlock(&st->mu);
+    if (last) {
+        pthread_mutex_destroy(&st->mu);
+        buf_free(&st->q);
+        free(st);
+    }
+}
+
+/* With st->mu held. */
+static void stream_wake(http_stream *st)
+{
+    if (st->suspended && !st->closed) {
+        st->suspended = 0;
+        MHD_resume_connection(st->conn);
+    }
+}
+
+int http_stream_push(http_stream *st, const char *data, size_t n)
+{
+    pthread_mutex_lock(&st->mu);
+    int ok = !st->closed && !st->ended;
+    if (ok) {
+        buf_append(&st->q, data, n);
+        ok = !st->q.oom;
+        stream_wake(st);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return ok ? 0 : -1;
+}
+
+int http_stream_closed(http_stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    int closed = st->closed || st->q.oom;
+    pthread_mutex_unlock(&st->mu);
+    return closed;
+}
+
+void http_stream_end(http_stream *st)
+{
+    pthread_mutex_lock(&st->mu);
+    st->ended = 1;
+    stream_wake(st);
+    stream_unref_locked(st);
+}
+
+/* libmicrohttpd's content reader, on the connection's I/O thread. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    http_stream *st = cls;
+    (void)pos;
+    ssize_t n;
+    pthread_mutex_lock(&st->mu);
+    if (st->q.oom) {
+        n = MHD_CONTENT_READER_END_WITH_ERROR;
+    } else if (st->sent < st->q.len) {
+        size_t k = st->q.len - st->sent < max ? st->q.len - st->sent : max;
+        memcpy(out, st->q.data + st->sent, k);
+        st->sent += k;
+        if (st->sent == st->q.len) /* all read: start the queue over */
+            st->sent = st->q.len = 0;
+        n = (ssize_t)k;
+    } else if (st->ended) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    } else {
+        st->suspended = 1;
+        MHD_suspend_connection(st->conn);
+        n = 0;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+static void stream_free(void *cls)
+{
+    http_stream *st = cls;
+    pthread_mutex_lock(&st->mu);
+    st->closed = 1;
+    stream_unref_locked(st);
+}
+
+enum MHD_Result http_respond_stream(req *r, int status, http_stream *st, const char *ctype,
+                                    const char *const *extra)
+{
+    pthread_mutex_lock(&st->mu);
+    st->conn = r->conn; /* read by the producer only once the reader has suspended it */
+    pthread_mutex_unlock(&st->mu);
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                                  stream_read, st, stream_free);
+    if (!resp) {
+        stream_free(st);
+        return MHD_NO;
+    }
+    int ok = add_cors(r->s, r->conn, resp) &&
+             MHD_add_response_header(resp, "Content-Type", ctype) == MHD_YES;
+    for (; extra && extra[0]; extra += 2)
+        ok = ok && MHD_add_response_header(resp, extra[0], extra[1]) == MHD_YES;
+    if (atomic_load(&r->s->draining))
+        ok = ok && MHD_add_response_header(resp, "Connection", "close") == MHD_YES;
+    enum MHD_Result ret = ok ? MHD_queue_response(r->conn, (unsigned)status, resp) : MHD_NO;
+    MHD_destroy_response(resp); /* the connection holds it from here, or stream_free ran */
+    if (ret == MHD_YES)
+        r->status = status;
+    return ret;
 }
 
 /* ---------------------------------------------------------------------------------------------

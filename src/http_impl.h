@@ -166,6 +166,41 @@ void reloader_stop(srv *s);
  * time, in arrival order. Returns 0, or -1 (nothing suspended) when the server is stopping. */
 int reloader_submit(srv *s, req *r);
 
+/* --- http.c: a request that runs its own job (generate), and streamed responses */
+
+/* Suspends R's connection until http_unpark: for a handler that hands R to a job of its own.
+ * The job then answers through r->job (status, out, outlen, retry_after_s; out NULL: nobody to
+ * answer) before calling http_unpark, from any thread; answer_job sends it. */
+void http_park(req *r);
+void http_unpark(req *r);
+/* Whether the client of a parked R has left (safe from any thread while R is parked). */
+int http_client_gone(req *r);
+
+/* A response body written by another thread while it is being sent: a byte queue between the
+ * producer (a compute thread) and libmicrohttpd's content reader, which suspends the connection
+ * when the queue is empty and is resumed by the next push. Two references: the producer's
+ * (dropped by http_stream_end) and the response's (dropped when libmicrohttpd destroys it). */
+typedef struct http_stream http_stream;
+/* A new stream, or NULL when out of memory. */
+http_stream *http_stream_new(void);
+/* Appends N bytes at DATA and wakes the connection. 0, or -1 when the client has gone (the
+ * response was destroyed before its end) or memory ran out: the producer may stop. */
+int http_stream_push(http_stream *st, const char *data, size_t n);
+/* Whether the client has gone (any thread). */
+int http_stream_closed(http_stream *st);
+/* The end of the body: sent once what was pushed is. Drops the producer's reference. */
+void http_stream_end(http_stream *st);
+/* Queues STATUS with a chunked body read from ST as it is pushed (Content-Type CTYPE, EXTRA
+ * headers as http_respond's). The response's reference is taken in every case: on failure
+ * (MHD_NO) it is dropped, and the stream reads as closed. */
+enum MHD_Result http_respond_stream(req *r, int status, http_stream *st, const char *ctype,
+                                    const char *const *extra);
+
+/* --- generate_routes.c */
+
+/* POST /v1/models/{name}/generate (routes.c's row). */
+enum MHD_Result generate_handle(req *r);
+
 /* --- routes.c: dispatch */
 
 /* Routes R by its path (sets row, label, wire, name): the first callback calls it so that the

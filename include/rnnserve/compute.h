@@ -79,6 +79,13 @@ int compute_runs_inline(const api_call *call);
  * parked: resume() follows exactly once, from another thread or from this one. */
 int compute_submit(compute *c, compute_job *job);
 
+/* Hands SJ, a job that brings its own work (sj->run: a generation loop), to the scheduler as it
+ * is: its admission, deadline, cancellation and `done` are the scheduler's (sched.h). Returns 0
+ * when accepted (`done` follows exactly once), or -1 with a sentence in why[whylen] and the
+ * seconds after which a retry may succeed in *retry_after_s when refused (the server is
+ * stopping, or the queue is full): `done` is then never called. */
+int compute_submit_job(compute *c, sched_job *sj, char *why, size_t whylen, int *retry_after_s);
+
 /* Whether a forward request would be refused now whatever its size (the queue is full, or the
  * server is stopping): asked before its body is read, so that overload costs no body reads.
  * Fills why and *retry_after_s when it returns 1. */
