@@ -86,6 +86,15 @@ static void answer_error(compute_job *j, int status, compute_outcome o, const ch
     j->outcome = o;
     j->reason = reason;
     j->out = api_call_error_body(j->call, status, msg, &j->outlen);
+    j->ctype = "application/json";
+    j->header_len = 0;
+}
+
+/* The answer's framing, read from the call after api_finish (before it is freed). */
+static void take_framing(compute_job *j)
+{
+    j->ctype = api_call_content_type(j->call);
+    j->header_len = api_call_header_len(j->call);
 }
 
 static void job_done(sched_job *sj, sched_outcome o, const char *msg, void *ctx)
@@ -99,6 +108,7 @@ static void job_done(sched_job *sj, sched_outcome o, const char *msg, void *ctx)
     case SCHED_OK: {
         int64_t t = now_ns();
         j->status = api_finish(j->call, &j->out, &j->outlen, &j->stats);
+        take_framing(j);
         j->encode_ns = now_ns() - t;
         j->outcome = COMPUTE_DONE;
         break;
@@ -169,7 +179,10 @@ int compute_submit(compute *c, compute_job *j)
     j->outcome = COMPUTE_DONE;
     j->reason = NULL;
     j->retry_after_s = 0;
-    j->status = api_decode(j->wire, j->model, j->body, j->len, &c->lim, &j->call, &err, &errlen);
+    j->ctype = "application/json";
+    j->header_len = 0;
+    j->status = api_decode_framed(j->wire, j->model, j->body, j->len, &j->framing, &c->lim,
+                                  &j->call, &err, &errlen);
     j->decode_ns = now_ns() - t0;
     if (j->status != 200) {
         j->out = err;
@@ -180,6 +193,7 @@ int compute_submit(compute *c, compute_job *j)
     if (api_call_flops(j->call) < INLINE_FLOPS && api_call_response_bytes(j->call) < INLINE_BYTES) {
         int64_t t = now_ns();
         j->status = api_compute_and_finish(j->call, &j->out, &j->outlen, &j->stats);
+        take_framing(j);
         j->compute_ns = now_ns() - t;
         j->pass_sequences = api_call_batch(j->call)->batch;
         j->pass_jobs = 1;

@@ -14,12 +14,13 @@ struct api_call {
     const rnn_info *info;
     void *req; /* the format's decoded request; owns the batch */
     wire_decoded d;
-    rnn_result res; /* owned */
+    rnn_result res;    /* owned */
+    size_t header_len; /* the response's JSON header, when binary tensors follow it */
 };
 
 const char *api_wire_content_type(const api_wire *w)
 {
-    (void)w; /* both formats are JSON today; a binary one would say otherwise */
+    (void)w; /* both formats are JSON; a binary response says so itself (api_call_content_type) */
     return "application/json";
 }
 
@@ -77,6 +78,13 @@ oom:
 int api_decode(const api_wire *w, const rnn_model *model, const char *body, size_t len,
                const api_limits *lim, api_call **out, char **errbody, size_t *errlen)
 {
+    return api_decode_framed(w, model, body, len, NULL, lim, out, errbody, errlen);
+}
+
+int api_decode_framed(const api_wire *w, const rnn_model *model, const char *body, size_t len,
+                      const api_framing *f, const api_limits *lim, api_call **out, char **errbody,
+                      size_t *errlen)
+{
     wire_error e = {500, "out of memory"};
     api_call *c = calloc(1, sizeof *c);
     *out = NULL;
@@ -87,7 +95,7 @@ int api_decode(const api_wire *w, const rnn_model *model, const char *body, size
     c->w = w;
     c->model = model;
     c->info = rnn_model_info(model);
-    if (w->decode(body, len, c->info, lim, &c->req, &c->d, &e) < 0 || alloc_results(c, &e) < 0)
+    if (w->decode(body, len, f, c->info, lim, &c->req, &c->d, &e) < 0 || alloc_results(c, &e) < 0)
         goto fail;
     *out = c;
     return 200;
@@ -133,6 +141,16 @@ size_t api_call_response_bytes(const api_call *c)
     return c->w->response_bytes(c->req, c->info);
 }
 
+size_t api_call_header_len(const api_call *c)
+{
+    return c->header_len;
+}
+
+const char *api_call_content_type(const api_call *c)
+{
+    return c->header_len ? "application/octet-stream" : api_wire_content_type(c->w);
+}
+
 char *api_call_error_body(const api_call *c, int status, const char *message, size_t *len)
 {
     return c->w->encode_error(status, message, len);
@@ -144,6 +162,7 @@ int api_finish(api_call *c, char **out, size_t *outlen, api_stats *stats)
     buf b = BUF_INIT;
     *out = NULL;
     *outlen = 0;
+    c->header_len = 0;
     if (stats) {
         stats->sequences = c->d.batch->batch;
         stats->steps = c->d.steps;
@@ -153,7 +172,7 @@ int api_finish(api_call *c, char **out, size_t *outlen, api_stats *stats)
         wire_fail(&e, 500, "the output head failed");
         goto fail;
     }
-    if (c->w->encode(c->req, c->info, &c->res, &b, &e) < 0)
+    if (c->w->encode(c->req, c->info, &c->res, &b, &c->header_len, &e) < 0)
         goto fail;
     if (!(*out = buf_take(&b, outlen))) {
         wire_fail(&e, 500, "out of memory encoding the response");
@@ -161,6 +180,7 @@ int api_finish(api_call *c, char **out, size_t *outlen, api_stats *stats)
     }
     return 200;
 fail:
+    c->header_len = 0;
     buf_free(&b);
     *out = c->w->encode_error(e.status, e.message, outlen);
     return e.status;

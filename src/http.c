@@ -131,19 +131,36 @@ static enum MHD_Result answer_job(req *r)
     r->stats = r->job.stats;
     if (!body)
         return MHD_NO; /* cancelled: nobody to answer, the connection closes */
-    char retry[16];
+    char retry[16], header_len[24];
+    const char *extra[5], **x = extra;
     snprintf(retry, sizeof retry, "%d", r->job.retry_after_s);
-    const char *const extra[] = {"Retry-After", retry, NULL};
-    return http_respond(r, r->job.status, body, r->job.outlen, 1, api_wire_content_type(r->wire),
-                        r->job.retry_after_s > 0 ? extra : NULL);
+    snprintf(header_len, sizeof header_len, "%zu", r->job.header_len);
+    if (r->job.retry_after_s > 0) {
+        *x++ = "Retry-After";
+        *x++ = retry;
+    }
+    if (r->job.header_len) { /* binary tensors follow a JSON header this long */
+        *x++ = "Inference-Header-Content-Length";
+        *x++ = header_len;
+    }
+    *x = NULL;
+    return http_respond(r, r->job.status, body, r->job.outlen, 1,
+                        r->job.ctype ? r->job.ctype : api_wire_content_type(r->wire), extra);
 }
 
 enum MHD_Result http_forward(req *r)
 {
+    api_framing framing;
+    char why[160];
+    const char *ihcl =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
+    if (api_framing_parse(ihcl, &framing, why, sizeof why) < 0)
+        return http_respond_error(r, 400, NULL, "%s", why);
     r->job = (compute_job){.wire = r->wire,
                            .model = r->model,
                            .body = r->body,
                            .len = r->len,
+                           .framing = framing,
                            .arrival_ns = (int64_t)r->t0.tv_sec * 1000000000LL + r->t0.tv_nsec,
                            .park = park,
                            .resume = resume,

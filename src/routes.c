@@ -392,9 +392,10 @@ static enum MHD_Result h_admin_reload(req *r)
 
 static enum MHD_Result h_v2_server(req *r)
 {
-    return http_respond_static(
-        r, 200, "{\"name\":\"rnnserve\",\"version\":\"" RNNSERVE_VERSION "\",\"extensions\":[]}",
-        JSON);
+    return http_respond_static(r, 200,
+                               "{\"name\":\"rnnserve\",\"version\":\"" RNNSERVE_VERSION
+                               "\",\"extensions\":[\"binary_tensor_data\"]}",
+                               JSON);
 }
 
 static enum MHD_Result h_v2_live(req *r)
