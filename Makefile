@@ -161,6 +161,8 @@ fuzz:
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 # The replay runner #includes every target; the catalogue and fault suites start the binary.
 $(B)/tests/test_fuzz $(SAN)/tests/test_fuzz: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+# test_binary replays fuzz_binary's seeds with the target's own checks.
+$(B)/tests/test_binary $(SAN)/tests/test_binary: tests/fuzz/fuzz_binary.c tests/fuzz/fuzz.h
 $(B)/tests/test_badinput $(B)/tests/test_faults: | $(B)/rnnserve
 $(SAN)/tests/test_badinput $(SAN)/tests/test_faults: | $(SAN)/rnnserve
 

@@ -12,6 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NO_MAIN
+#include "fuzz/fuzz_binary.c"
+
+#include <dirent.h>
+
 #include "rnnserve/api.h"
 #include "rnnserve/buf.h"
 #include "rnnserve/config.h"
@@ -597,6 +602,37 @@ START_TEST(test_framing_header_values)
 }
 END_TEST
 
+/* The fuzz target's seeds and regressions (tests/fuzz/corpus/binary, tests/fuzz/regress/binary)
+ * replay cleanly: its checks abort on a violation. */
+START_TEST(test_fuzz_binary_seeds_replay_cleanly)
+{
+    const char *dirs[] = {"tests/fuzz/corpus/binary", "tests/fuzz/regress/binary"};
+    size_t seeds = 0;
+    for (int k = 0; k < 2; k++) {
+        DIR *d = opendir(dirs[k]);
+        if (!d) {
+            ck_assert_msg(k == 1, "%s is missing", dirs[k]);
+            continue;
+        }
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            char path[600];
+            size_t len;
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dirs[k], e->d_name);
+            char *data = tu_read_file(path, &len);
+            ck_assert_msg(data != NULL, "%s", path);
+            fz_binary_one((const uint8_t *)data, len);
+            free(data);
+            seeds += k == 0;
+        }
+        closedir(d);
+    }
+    ck_assert_uint_ge(seeds, 12);
+}
+END_TEST
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -609,6 +645,7 @@ int main(void)
     tcase_add_test(tc, test_mixed_json_and_binary_inputs);
     tcase_add_test(tc, test_mismatches_are_400s_naming_them);
     tcase_add_test(tc, test_framing_header_values);
+    tcase_add_test(tc, test_fuzz_binary_seeds_replay_cleanly);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
