@@ -5,7 +5,9 @@
  * worker, so a worker must never sit in a long forward pass; probes and small requests on other
  * connections are served meanwhile. Decoding stays on the I/O thread: its cost is bounded by the
  * body (max_body_bytes at ~1 GB/s), and the scheduler needs the decoded batch to price, merge
- * and admit it. Encoding runs on the scheduler's thread that computed the pass. */
+ * and admit it. Encoding runs on the scheduler's thread that computed the pass, and so does
+ * compressing its answer (Accept-Encoding); an inline answer (under 64 KB) is compressed by the
+ * HTTP layer. */
 #include "rnnserve/compute.h"
 
 #include <pthread.h>
@@ -97,6 +99,29 @@ static void take_framing(compute_job *j)
     j->header_len = api_call_header_len(j->call);
 }
 
+/* Compresses a computed answer as the job asked, here on the scheduler's thread: a large body
+ * (a padded output runs to megabytes) costs milliseconds to deflate, which the I/O thread must
+ * not spend while other connections wait on it. Out of memory leaves the body as it was. */
+static void compress_answer(compute_job *j)
+{
+    char err[128];
+    buf z = BUF_INIT;
+    if (j->coding == CZ_IDENTITY || !j->out || !cz_worth_compressing(j->outlen))
+        return;
+    if (cz_compress(j->coding, j->out, j->outlen, &z, err, sizeof err) < 0) {
+        buf_free(&z);
+        return;
+    }
+    size_t len;
+    char *body = buf_take(&z, &len);
+    if (!body)
+        return;
+    free(j->out);
+    j->out = body;
+    j->outlen = len;
+    j->coded = j->coding;
+}
+
 static void job_done(sched_job *sj, sched_outcome o, const char *msg, void *ctx)
 {
     compute_job *j = ctx;
@@ -109,6 +134,7 @@ static void job_done(sched_job *sj, sched_outcome o, const char *msg, void *ctx)
         int64_t t = now_ns();
         j->status = api_finish(j->call, &j->out, &j->outlen, &j->stats);
         take_framing(j);
+        compress_answer(j);
         j->encode_ns = now_ns() - t;
         j->outcome = COMPUTE_DONE;
         break;
@@ -181,6 +207,7 @@ int compute_submit(compute *c, compute_job *j)
     j->retry_after_s = 0;
     j->ctype = "application/json";
     j->header_len = 0;
+    j->coded = CZ_IDENTITY;
     j->status = api_decode_framed(j->wire, j->model, j->body, j->len, &j->framing, &c->lim,
                                   &j->call, &err, &errlen);
     j->decode_ns = now_ns() - t0;
