@@ -38,9 +38,28 @@ static int add_cors(srv *s, struct MHD_Connection *c, struct MHD_Response *resp)
     return 1;
 }
 
-enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int owned,
-                             const char *ctype, const char *const *extra)
+/* Queues BODY, compressed as CODED says (CZ_IDENTITY: not yet, so compressed here when the
+ * request's Accept-Encoding allows it and the body is worth it). */
+static enum MHD_Result respond_coded(req *r, int status, char *body, size_t len, int owned,
+                                     const char *ctype, const char *const *extra, cz_coding coded)
 {
+    if (coded == CZ_IDENTITY && r->accept != CZ_IDENTITY && cz_worth_compressing(len)) {
+        char err[128];
+        buf z = BUF_INIT;
+        size_t zlen;
+        char *zbody = cz_compress(r->accept, body, len, &z, err, sizeof err) == 0
+                          ? buf_take(&z, &zlen)
+                          : NULL;
+        buf_free(&z);
+        if (zbody) { /* out of memory sends it as it is */
+            if (owned)
+                free(body);
+            body = zbody;
+            len = zlen;
+            owned = 1;
+            coded = r->accept;
+        }
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
@@ -53,6 +72,11 @@ enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int own
         ok = ok && MHD_add_response_header(resp, "Content-Type", ctype) == MHD_YES;
     for (; extra && extra[0]; extra += 2)
         ok = ok && MHD_add_response_header(resp, extra[0], extra[1]) == MHD_YES;
+    /* every answer could have been compressed for another Accept-Encoding: caches must know */
+    ok = ok && MHD_add_response_header(resp, "Vary", "Accept-Encoding") == MHD_YES;
+    if (coded != CZ_IDENTITY)
+        ok = ok &&
+             MHD_add_response_header(resp, "Content-Encoding", cz_coding_name(coded)) == MHD_YES;
     if (atomic_load(&r->s->draining))
         ok = ok && MHD_add_response_header(resp, "Connection", "close") == MHD_YES;
     enum MHD_Result ret = ok ? MHD_queue_response(r->conn, (unsigned)status, resp) : MHD_NO;
@@ -62,6 +86,12 @@ enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int own
         r->out_bytes = len;
     }
     return ret;
+}
+
+enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int owned,
+                             const char *ctype, const char *const *extra)
+{
+    return respond_coded(r, status, body, len, owned, ctype, extra, CZ_IDENTITY);
 }
 
 enum MHD_Result http_respond_json(req *r, int status, char *body, size_t len)
@@ -144,14 +174,17 @@ static enum MHD_Result answer_job(req *r)
         *x++ = header_len;
     }
     *x = NULL;
-    return http_respond(r, r->job.status, body, r->job.outlen, 1,
-                        r->job.ctype ? r->job.ctype : api_wire_content_type(r->wire), extra);
+    return respond_coded(r, r->job.status, body, r->job.outlen, 1,
+                         r->job.ctype ? r->job.ctype : api_wire_content_type(r->wire), extra,
+                         r->job.coded);
 }
 
 enum MHD_Result http_forward(req *r)
 {
     api_framing framing;
     char why[160];
+    if (r->body_status) /* the body's Content-Encoding failed (take_body) */
+        return http_respond_error(r, r->body_status, NULL, "%s", r->body_err);
     const char *ihcl =
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
     if (api_framing_parse(ihcl, &framing, why, sizeof why) < 0)
@@ -161,6 +194,7 @@ enum MHD_Result http_forward(req *r)
                            .body = r->body,
                            .len = r->len,
                            .framing = framing,
+                           .coding = r->accept,
                            .arrival_ns = (int64_t)r->t0.tv_sec * 1000000000LL + r->t0.tv_nsec,
                            .park = park,
                            .resume = resume,
@@ -211,6 +245,42 @@ static int early_503(req *r, enum MHD_Result *ret)
     return 1;
 }
 
+/* 415 before reading a body in a coding rnnserve does not decode; else the inflater for a gzip
+ * or deflate body. Returns 1 when it answered (or 0 with *ret MHD_NO when out of memory). */
+static int early_415(req *r, enum MHD_Result *ret)
+{
+    char why[160];
+    cz_coding c;
+    const char *ce = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Encoding");
+    if (!ce)
+        return 0;
+    if (cz_parse_content_encoding(ce, &c, why, sizeof why) < 0) {
+        *ret = http_respond_error(r, 415, NULL, "%s", why);
+        return 1;
+    }
+    if (c != CZ_IDENTITY && !(r->inflater = cz_inflater_new(c, r->s->cfg->server.max_body_bytes))) {
+        *ret = MHD_NO;
+        return 1;
+    }
+    return 0;
+}
+
+/* The Content-Encoding body's end: its stream must be complete; the inflated bytes become the
+ * body. */
+static void finish_body(req *r)
+{
+    if (!r->inflater || r->body_status || r->too_big)
+        return;
+    if (cz_inflate_end(r->inflater, &r->body_status, r->body_err, sizeof r->body_err) < 0)
+        return;
+    free(r->body);
+    if (!(r->body = buf_take(&r->zbody, &r->len))) {
+        r->body_status = 500;
+        snprintf(r->body_err, sizeof r->body_err, "out of memory inflating the body");
+    }
+    r->cap = r->len;
+}
+
 /* The first callback, headers in: a new request context (freed in on_completed), routed so that
  * the body-keeping decision follows the route's row. NULL when out of memory. */
 static req *begin_request(srv *s, struct MHD_Connection *c, const char *url, const char *method)
@@ -229,6 +299,9 @@ static req *begin_request(srv *s, struct MHD_Connection *c, const char *url, con
     metrics_inflight_add(s->met, 1);
     routes_match(r);
     r->wants_body = routes_keeps_body(r);
+    if (cz_choose_encoding(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding"),
+                           &r->accept) < 0)
+        r->accept = CZ_IDENTITY; /* even identity refused: unencoded anyway, as RFC 9110 allows */
     return r;
 }
 
@@ -244,8 +317,14 @@ static enum MHD_Result take_body(req *r, const char *data, size_t n)
     r->received += n;
     if (r->received > max + (max > DISCARD_MIN ? max : DISCARD_MIN))
         return MHD_NO;
-    if (!r->wants_body || r->too_big)
+    if (!r->wants_body || r->too_big || r->body_status)
         return MHD_YES;
+    if (r->inflater) { /* inflated as it arrives, the inflated bytes counted against max */
+        if (cz_inflate(r->inflater, data, n, &r->zbody, &r->body_status, r->body_err,
+                       sizeof r->body_err) < 0)
+            buf_free(&r->zbody);
+        return MHD_YES;
+    }
     if (r->len + n > max) {
         /* chunked upload (no Content-Length): stop storing, answer 413 at the end */
         r->too_big = 1;
@@ -281,7 +360,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         *con_cls = r;
         enum MHD_Result ret;
-        if (r->wants_body && (early_413(r, &ret) || early_503(r, &ret)))
+        if (r->wants_body && (early_413(r, &ret) || early_415(r, &ret) || early_503(r, &ret)))
             return ret;
         return MHD_YES;
     }
@@ -297,6 +376,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     /* The request is complete. */
     if (r->queued) /* resumed by the compute pool */
         return answer_job(r);
+    finish_body(r);
     return routes_answer(r);
 }
 
@@ -361,6 +441,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     metrics_inflight_add(s->met, -1);
     atomic_fetch_sub(&s->inflight, 1);
     modelset_release(r->set);
+    cz_inflater_free(r->inflater);
+    buf_free(&r->zbody);
     free(r->body);
     free(r->job.out);
     free(r);

@@ -12,6 +12,7 @@
 
 #include "rnnserve/accept.h"
 #include "rnnserve/api.h"
+#include "rnnserve/compress.h"
 #include "rnnserve/compute.h"
 #include "rnnserve/config.h"
 #include "rnnserve/metrics.h"
@@ -64,6 +65,13 @@ typedef struct req {
     size_t received; /* body bytes so far, kept or not */
     int wants_body;  /* a POST to a route that takes a body */
     int too_big;
+    /* Content-Encoding: the body is inflated into zbody as it arrives (under max_body_bytes),
+     * and a failure (400 corrupt, 413 inflated past the limit) kept for the route's answer */
+    cz_inflater *inflater;
+    buf zbody;
+    int body_status;
+    char body_err[160];
+    cz_coding accept; /* the response's coding, from Accept-Encoding */
     /* outcome */
     int status; /* 0 until a response is queued */
     size_t out_bytes;

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <zlib.h>
 
 #define FUZZ_NO_MAIN
 #include "fuzz/fuzz_binary.c"
@@ -602,6 +604,377 @@ START_TEST(test_framing_header_values)
 }
 END_TEST
 
+/* ---- over HTTP: the headers, and compression on every route ---------------------------------- */
+
+/* The server and the config it runs on (the config must outlive it). */
+typedef struct {
+    srv *s;
+    cfg_config *cfg;
+} server;
+
+static server start(const char *fixture, size_t max_body, int *port)
+{
+    char path[512], err[512];
+    cfg_config *cfg;
+    srv *s;
+    snprintf(path, sizeof path, "tests/fixtures/cases/%s/config.json", fixture);
+    ck_assert_msg(cfg_load_file(path, &cfg, err, sizeof err) == 0, "%s", err);
+    free(cfg->server.host);
+    cfg->server.host = strdup("127.0.0.1");
+    cfg->server.port = 0;
+    if (max_body)
+        cfg->server.max_body_bytes = max_body;
+    ck_assert_msg(srv_start(cfg, &s, err, sizeof err) == 0, "%s", err);
+    *port = srv_port(s);
+    return (server){s, cfg};
+}
+
+static void stop(server sv)
+{
+    srv_stop(sv.s);
+    cfg_free(sv.cfg);
+}
+
+/* BODY compressed by zlib itself (an encoder other than the one under test): WBITS 31 gzip, 15
+ * the zlib format (HTTP's "deflate", as Python's zlib.compress and tritonclient send it). */
+static char *zlib_compress(const void *body, size_t len, int wbits, size_t *outlen)
+{
+    z_stream z = {0};
+    ck_assert_int_eq(deflateInit2(&z, 6, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    const size_t cap = deflateBound(&z, (uLong)len) + 64;
+    char *out = malloc(cap);
+    z.next_in = (Bytef *)body;
+    z.avail_in = (uInt)len;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    ck_assert_int_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *outlen = z.total_out;
+    deflateEnd(&z);
+    return out;
+}
+
+/* A response body inflated by zlib (gzip or zlib format, told apart by its header). */
+static char *zlib_inflate(const char *body, size_t len, size_t *outlen)
+{
+    z_stream z = {0};
+    ck_assert_int_eq(inflateInit2(&z, 47), Z_OK);
+    size_t cap = len * 8 + 1024, n = 0;
+    char *out = malloc(cap);
+    z.next_in = (Bytef *)body;
+    z.avail_in = (uInt)len;
+    int rc;
+    do {
+        if (n == cap)
+            out = realloc(out, cap *= 2);
+        z.next_out = (Bytef *)out + n;
+        z.avail_out = (uInt)(cap - n);
+        rc = inflate(&z, Z_NO_FLUSH);
+        n = z.total_out;
+    } while (rc == Z_OK);
+    ck_assert_msg(rc == Z_STREAM_END, "inflate: %d", rc);
+    inflateEnd(&z);
+    *outlen = n;
+    return out;
+}
+
+static const char *header_of(const httpc_resp *r, const char *name, char *buf, size_t cap)
+{
+    return httpc_header(r, name, buf, cap);
+}
+
+/* The binary framing over HTTP: the request's header in, the response's headers out, the bytes
+ * as the API path gives them; and the v1 routes refuse it. */
+START_TEST(test_binary_over_http_has_its_headers)
+{
+    int port;
+    server s = start("lstm_h0c0", 0, &port);
+    rnn_model *m = load_model("lstm_h0c0");
+    tensors t;
+    fixture_tensors("lstm_h0c0", rnn_model_info(m), &t);
+    size_t len, hlen, wl, wh;
+    char *body = binary_request(&t, "INT64", ",\"parameters\":{\"binary_data_output\":true}", &len,
+                                &hlen),
+         *want;
+    api_framing f = {1, hlen};
+    ck_assert_int_eq(run(m, body, len, &f, &want, &wl, &wh), 200);
+    char ihcl[96], v[128];
+    snprintf(ihcl, sizeof ihcl, "Inference-Header-Content-Length: %zu", hlen);
+    const char *hdrs[] = {ihcl, "Content-Type: application/octet-stream", NULL};
+    CURL *h = curl_easy_init();
+    httpc_resp r;
+    ck_assert_int_eq(
+        httpc_full(h, port, "POST", "/v2/models/lstm_h0c0/infer", body, len, 0, hdrs, &r),
+        CURLE_OK);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(header_of(&r, "Content-Type", v, sizeof v), "application/octet-stream");
+    ck_assert_uint_eq(
+        strtoul(header_of(&r, "Inference-Header-Content-Length", v, sizeof v), NULL, 10), wh);
+    ck_assert_msg(r.len == wl && memcmp(r.body, want, wl) == 0, "HTTP's bytes differ");
+    httpc_resp_free(&r);
+    /* chunked, so the body arrives in pieces, gives the same */
+    ck_assert_int_eq(
+        httpc_full(h, port, "POST", "/v2/models/lstm_h0c0/infer", body, len, 1, hdrs, &r),
+        CURLE_OK);
+    ck_assert_msg(r.status == 200 && r.len == wl && memcmp(r.body, want, wl) == 0, "chunked");
+    httpc_resp_free(&r);
+    const char *bad[] = {"Inference-Header-Content-Length: 12abc", NULL};
+    ck_assert_int_eq(
+        httpc_full(h, port, "POST", "/v2/models/lstm_h0c0/infer", body, len, 0, bad, &r), CURLE_OK);
+    ck_assert_msg(r.status == 400 && strstr(r.body, "expected the JSON header's length"), "%s",
+                  r.body);
+    httpc_resp_free(&r);
+    ck_assert_int_eq(httpc_full(h, port, "POST", "/forward", body, len, 0, hdrs, &r), CURLE_OK);
+    ck_assert_msg(r.status == 400 && strstr(r.body, "accepted on /v2/models/{name}/infer only"),
+                  "%s", r.body);
+    httpc_resp_free(&r);
+    ck_assert_int_eq(httpc_full(h, port, "GET", "/v2", NULL, 0, 0, NULL, &r), CURLE_OK);
+    ck_assert_msg(strstr(r.body, "\"extensions\":[\"binary_tensor_data\""), "%s", r.body);
+    httpc_resp_free(&r);
+    curl_easy_cleanup(h);
+    free(want);
+    free(body);
+    tensors_free(&t);
+    rnn_model_free(m);
+    stop(s);
+}
+END_TEST
+
+/* gzip and deflate both ways on v1 and v2: a compressed request answers what the plain one
+ * does, and an Accept-Encoding answer inflates to the plain answer's bytes, with
+ * Content-Encoding and Vary; small answers stay plain, but still say Vary. A long request goes
+ * through the scheduler, which compresses on its own thread. */
+START_TEST(test_gzip_and_deflate_both_ways_on_v1_and_v2)
+{
+    int port;
+    server s = start("lstm_h0c0", 0, &port);
+    rnn_model *m = load_model("lstm_h0c0");
+    tensors t;
+    fixture_tensors("lstm_h0c0", rnn_model_info(m), &t);
+    size_t blen, bh;
+    char *bin =
+        binary_request(&t, "INT64", ",\"parameters\":{\"binary_data_output\":true}", &blen, &bh);
+    /* a long v1 request: its answer (~250 KB) is computed and compressed by the scheduler */
+    buf lb = BUF_INIT;
+    buf_puts(&lb, "{\"inputs\":[[");
+    for (int k = 0; k < 2500; k++)
+        buf_printf(&lb, "%s[%.3f,%.3f]", k ? "," : "", 0.001 * (k % 97), -0.002 * (k % 89));
+    buf_puts(&lb, "]]}");
+    size_t llen;
+    char *longreq = buf_take(&lb, &llen);
+    char *jreq = json_request(&t, NULL);
+    size_t v1len;
+    char *v1req = tu_read_file("tests/fixtures/cases/lstm_h0c0/request.json", &v1len);
+    ck_assert_ptr_nonnull(v1req);
+    char ihcl[96], v[128];
+    snprintf(ihcl, sizeof ihcl, "Inference-Header-Content-Length: %zu", bh);
+    struct {
+        const char *path, *body;
+        size_t len;
+        const char *ihcl;
+    } reqs[] = {{"/forward", v1req, v1len, NULL},
+                {"/v2/models/lstm_h0c0/infer", jreq, 0, NULL},
+                {"/v2/models/lstm_h0c0/infer", bin, blen, ihcl},
+                {"/v1/models/lstm_h0c0/forward", longreq, llen, NULL}};
+    /* the v2 JSON request: json_request's tensors, which the v2 route takes as they are */
+    reqs[1].len = strlen(jreq);
+    const int wbits[2] = {31, 15};
+    const char *names[2] = {"gzip", "deflate"};
+    CURL *h = curl_easy_init();
+    for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
+        const char *plain_h[] = {reqs[i].ihcl, NULL};
+        httpc_resp plain;
+        ck_assert_int_eq(httpc_full(h, port, "POST", reqs[i].path, reqs[i].body, reqs[i].len, 0,
+                                    plain_h, &plain),
+                         CURLE_OK);
+        ck_assert_msg(plain.status == 200, "%s: %ld %s", reqs[i].path, plain.status, plain.body);
+        ck_assert_ptr_null(header_of(&plain, "Content-Encoding", v, sizeof v));
+        ck_assert_msg(header_of(&plain, "Vary", v, sizeof v) &&
+                          strstr(plain.headers, "Vary: Accept-Encoding"),
+                      "%s: no Vary: %s", reqs[i].path, plain.headers);
+        for (int c = 0; c < 2; c++) {
+            size_t zlen, ilen;
+            char *z = zlib_compress(reqs[i].body, reqs[i].len, wbits[c], &zlen);
+            char ce[64], ae[64];
+            snprintf(ce, sizeof ce, "Content-Encoding: %s", names[c]);
+            snprintf(ae, sizeof ae, "Accept-Encoding: %s", names[c]);
+            const char *both[] = {ce, ae, reqs[i].ihcl, NULL};
+            httpc_resp r;
+            ck_assert_int_eq(httpc_full(h, port, "POST", reqs[i].path, z, zlen, c, both, &r),
+                             CURLE_OK);
+            ck_assert_msg(r.status == 200, "%s %s: %ld %s", reqs[i].path, names[c], r.status,
+                          r.body);
+            ck_assert_msg(header_of(&r, "Content-Encoding", v, sizeof v) &&
+                              strcmp(v, names[c]) == 0,
+                          "%s %s: Content-Encoding %s", reqs[i].path, names[c],
+                          header_of(&r, "Content-Encoding", v, sizeof v));
+            ck_assert_msg(strstr(r.headers, "Vary: Accept-Encoding"), "%s", r.headers);
+            char *in = zlib_inflate(r.body, r.len, &ilen);
+            ck_assert_msg(ilen == plain.len && memcmp(in, plain.body, ilen) == 0,
+                          "%s %s: the answer inflates to other bytes", reqs[i].path, names[c]);
+            ck_assert_uint_lt(r.len, plain.len);
+            free(in);
+            free(z);
+            httpc_resp_free(&r);
+        }
+        httpc_resp_free(&plain);
+    }
+    /* small answers (under 1 KiB) go out plain even when asked */
+    const char *gz[] = {"Accept-Encoding: gzip", NULL};
+    httpc_resp r;
+    ck_assert_int_eq(httpc_full(h, port, "GET", "/healthz", NULL, 0, 0, gz, &r), CURLE_OK);
+    ck_assert_msg(r.status == 200 && !header_of(&r, "Content-Encoding", v, sizeof v) &&
+                      strstr(r.headers, "Vary: Accept-Encoding"),
+                  "%s", r.headers);
+    httpc_resp_free(&r);
+    /* other routes too: the OpenAPI document */
+    ck_assert_int_eq(httpc_full(h, port, "GET", "/openapi.json", NULL, 0, 0, gz, &r), CURLE_OK);
+    ck_assert_msg(r.status == 200 && header_of(&r, "Content-Encoding", v, sizeof v) &&
+                      strcmp(v, "gzip") == 0,
+                  "%s", r.headers);
+    httpc_resp_free(&r);
+    curl_easy_cleanup(h);
+    free(jreq);
+    free(v1req);
+    free(longreq);
+    free(bin);
+    tensors_free(&t);
+    rnn_model_free(m);
+    stop(s);
+}
+END_TEST
+
+/* Accept-Encoding's q-values pick the coding; a refused identity with nothing else acceptable is
+ * answered plain (RFC 9110 allows it). Content-Encoding the server does not decode: a 415 naming
+ * it; a corrupt or truncated stream: a 400. */
+START_TEST(test_accept_encoding_q_values_and_bad_codings)
+{
+    int port;
+    server s = start("lstm_h0c0", 0, &port);
+    struct {
+        const char *accept, *want; /* NULL: plain */
+    } cases[] = {
+        {"gzip", "gzip"},
+        {"deflate", "deflate"},
+        {"gzip;q=0.5, deflate;q=0.9", "deflate"},
+        {"deflate;q=0.5, gzip", "gzip"},
+        {"gzip;q=0, deflate;q=0", NULL},
+        {"gzip, deflate", "gzip"},
+        {"*", "gzip"},
+        {"*;q=0.3, identity;q=0.5", NULL},
+        {"br", NULL},
+        {"identity;q=0", NULL},
+        {"x-gzip;q=1.0", "gzip"},
+    };
+    CURL *h = curl_easy_init();
+    char v[64];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char ae[96];
+        snprintf(ae, sizeof ae, "Accept-Encoding: %s", cases[i].accept);
+        const char *hd[] = {ae, NULL};
+        httpc_resp r;
+        ck_assert_int_eq(httpc_full(h, port, "GET", "/openapi.json", NULL, 0, 0, hd, &r), CURLE_OK);
+        const char *got = header_of(&r, "Content-Encoding", v, sizeof v);
+        ck_assert_msg(r.status == 200 &&
+                          ((!got && !cases[i].want) ||
+                           (got && cases[i].want && strcmp(got, cases[i].want) == 0)),
+                      "%s: got %s, want %s", cases[i].accept, got ? got : "plain",
+                      cases[i].want ? cases[i].want : "plain");
+        httpc_resp_free(&r);
+    }
+    const char *body = "{\"inputs\":[[[0.1,0.2]]]}";
+    size_t zlen;
+    char *z = zlib_compress(body, strlen(body), 31, &zlen);
+    struct {
+        const char *ce;
+        const char *data;
+        size_t len;
+        long status;
+        const char *says;
+    } bad[] = {
+        {"Content-Encoding: br", body, strlen(body), 415, "unsupported Content-Encoding"},
+        {"Content-Encoding: gzip, gzip", z, zlen, 415, "stacked"},
+        {"Content-Encoding: gzip", z, zlen - 6, 400, "ends before its stream does"},
+        {"Content-Encoding: gzip", body, strlen(body), 400, "gzip body is corrupt"},
+        {"Content-Encoding: deflate", body, strlen(body), 400, "deflate body is corrupt"},
+        {"Content-Encoding: identity", body, strlen(body), 200, "\"outputs\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *hd[] = {bad[i].ce, NULL};
+        httpc_resp r;
+        ck_assert_int_eq(
+            httpc_full(h, port, "POST", "/forward", bad[i].data, bad[i].len, 0, hd, &r), CURLE_OK);
+        ck_assert_msg(r.status == bad[i].status && strstr(r.body, bad[i].says), "%s: %ld %s",
+                      bad[i].ce, r.status, r.body);
+        httpc_resp_free(&r);
+        /* MHD closes the connection after an early answer: a fresh one for the next */
+        curl_easy_cleanup(h);
+        h = curl_easy_init();
+    }
+    free(z);
+    curl_easy_cleanup(h);
+    stop(s);
+}
+END_TEST
+
+static long peak_rss_kb(void)
+{
+    char *st = tu_read_file("/proc/self/status", NULL);
+    const char *p = st ? strstr(st, "VmHWM:") : NULL;
+    long kb = p ? strtol(p + 6, NULL, 10) : -1;
+    free(st);
+    return kb;
+}
+
+/* A zip bomb: 256 MiB of zeros in about 250 KB of gzip, against max_body_bytes 1 MiB, is a 413
+ * naming the limit, and the server's process (this one) peaks at no more than the limit's worth
+ * of memory more. The bomb is compressed piece by piece, so the test itself holds only its
+ * compressed bytes. */
+START_TEST(test_zip_bomb_is_a_413_with_bounded_memory)
+{
+    int port;
+    server s = start("lstm_h0c0", (size_t)1 << 20, &port);
+    z_stream z = {0};
+    ck_assert_int_eq(deflateInit2(&z, 9, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    static char zeros[1 << 16];
+    size_t cap = 1 << 20, n = 0;
+    char *bomb = malloc(cap);
+    for (int k = 0; k < 4096; k++) { /* 4096 x 64 KiB = 256 MiB */
+        z.next_in = (Bytef *)zeros;
+        z.avail_in = sizeof zeros;
+        do {
+            if (cap - n < 65536)
+                bomb = realloc(bomb, cap *= 2);
+            z.next_out = (Bytef *)bomb + n;
+            z.avail_out = (uInt)(cap - n);
+            deflate(&z, k == 4095 ? Z_FINISH : Z_NO_FLUSH);
+            n = z.total_out;
+        } while (z.avail_out == 0 || (k == 4095 && z.avail_in));
+    }
+    deflate(&z, Z_FINISH);
+    n = z.total_out;
+    deflateEnd(&z);
+    const long before = peak_rss_kb();
+    const char *hd[] = {"Content-Encoding: gzip", NULL};
+    for (int route = 0; route < 2; route++) {
+        httpc_resp r;
+        CURL *h = curl_easy_init();
+        ck_assert_int_eq(httpc_full(h, port, "POST",
+                                    route ? "/v2/models/lstm_h0c0/infer" : "/forward", bomb, n, 0,
+                                    hd, &r),
+                         CURLE_OK);
+        ck_assert_msg(r.status == 413 && strstr(r.body, "inflated body exceeds max_body_bytes"),
+                      "%ld %s", r.status, r.body);
+        httpc_resp_free(&r);
+        curl_easy_cleanup(h);
+    }
+    const long after = peak_rss_kb();
+    ck_assert_msg(after - before < 16 * 1024, "peak RSS grew by %ld KiB for a %zu-byte bomb",
+                  after - before, n);
+    free(bomb);
+    stop(s);
+}
+END_TEST
+
 /* The fuzz target's seeds and regressions (tests/fuzz/corpus/binary, tests/fuzz/regress/binary)
  * replay cleanly: its checks abort on a violation. */
 START_TEST(test_fuzz_binary_seeds_replay_cleanly)
@@ -646,6 +1019,13 @@ int main(void)
     tcase_add_test(tc, test_mismatches_are_400s_naming_them);
     tcase_add_test(tc, test_framing_header_values);
     tcase_add_test(tc, test_fuzz_binary_seeds_replay_cleanly);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("http");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_binary_over_http_has_its_headers);
+    tcase_add_test(tc, test_gzip_and_deflate_both_ways_on_v1_and_v2);
+    tcase_add_test(tc, test_accept_encoding_q_values_and_bad_codings);
+    tcase_add_test(tc, test_zip_bomb_is_a_413_with_bounded_memory);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
