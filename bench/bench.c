@@ -416,8 +416,7 @@ __attribute__((target("avx512f"))) static double fma_loop512(long iters)
     for (long k = 0; k < iters; k++) {
 #define F5(x) x = _mm512_fmadd_ps(x, m, c);
         F5(a0)
-        F5(a1)
-        F5(a2) F5(a3) F5(a4) F5(a5) F5(a6) F5(a7) F5(a8) F5(a9) F5(a10)
+        F5(a1) F5(a2) F5(a3) F5(a4) F5(a5) F5(a6) F5(a7) F5(a8) F5(a9) F5(a10)
             F5(a11) __asm__(""
                             : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6),
                               "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
@@ -438,8 +437,7 @@ __attribute__((target("avx2,fma"))) static double fma_loop256(long iters)
     for (long k = 0; k < iters; k++) {
 #define F2(x) x = _mm256_fmadd_ps(x, m, c);
         F2(a0)
-        F2(a1)
-        F2(a2) F2(a3) F2(a4) F2(a5) F2(a6) F2(a7) F2(a8) F2(a9) F2(a10)
+        F2(a1) F2(a2) F2(a3) F2(a4) F2(a5) F2(a6) F2(a7) F2(a8) F2(a9) F2(a10)
             F2(a11) __asm__(""
                             : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6),
                               "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));

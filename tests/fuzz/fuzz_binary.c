@@ -66,7 +66,8 @@ static void fz_binary_check_answer(int status, const char *out, size_t outlen, s
                      count);
         }
     }
-    FZ_CHECK(hlen == 0 || hlen + bytes == outlen, "header %zu + binary %zu != body %zu", hlen, bytes, outlen);
+    FZ_CHECK(hlen == 0 || hlen + bytes == outlen, "header %zu + binary %zu != body %zu", hlen,
+             bytes, outlen);
     json_decref(root);
 }
 
