@@ -546,7 +546,8 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
 {
     static const char *const keys[] = {"name",       "type",         "input_size", "hidden_size",
                                        "num_layers", "nonlinearity", "bias",       "bidirectional",
-                                       "weights",    "prefix",       "head",       NULL};
+                                       "weights",    "prefix",       "head",       "embedding",
+                                       NULL};
     char path[64];
     long long v;
     snprintf(path, sizeof path, "models[%zu]", idx);
@@ -599,6 +600,12 @@ static int parse_model(ctx *c, const json_t *jm, size_t idx, const char *base_di
     json_t *head = json_object_get(jm, "head");
     if (head && parse_head(c, head, path, m) < 0)
         return -1;
+    /* "embedding": the state_dict key of an nn.Embedding's weight, full (no prefix), as the
+     * head's are: the model then takes token ids. */
+    if (get_str(c, jm, path, "embedding", &m->embedding) < 0)
+        return -1;
+    if (m->embedding && !m->embedding[0])
+        return fail(c, "%s.embedding: empty tensor name", path);
     return parse_weights(c, jm, path, base_dir, m);
 }
 
@@ -735,6 +742,7 @@ static void free_model(cfg_model *m)
     free(m->weights_path);
     free(m->head_weight);
     free(m->head_bias);
+    free(m->embedding);
     for (size_t i = 0; i < m->n_tensors; i++) {
         free(m->tensors[i].name);
         free(m->tensors[i].data);

@@ -1,20 +1,26 @@
-/* forward.c - the one forward path: decode (the wire format's), the result buffers, the forward
- * pass, the output head, encode (the wire format's again). Every route that runs a model comes
- * through here, whatever it speaks; the wait for compute is the seam between api_decode and
- * api_finish, where a scheduler may merge calls into one engine pass. */
+/* forward.c - the one forward path: decode (the wire format's), a token request's embedding, the
+ * result buffers, the forward pass, only_last's rows, the output head, encode (the wire format's
+ * again). Every route that runs a model comes through here, whatever it speaks; the wait for
+ * compute is the seam between api_decode and api_finish, where a scheduler may merge calls into
+ * one engine pass (it sees the embedded rows: api_call_batch's x). */
 #include "rnnserve/api.h"
 
 #include <stdlib.h>
+#include <string.h>
 
+#include "rnnserve/embed.h"
 #include "wire.h"
 
 struct api_call {
     const api_wire *w;
     const rnn_model *model;
     const rnn_info *info;
-    void *req; /* the format's decoded request; owns the batch */
+    void *req; /* the format's decoded request; owns the batch's lengths and states */
     wire_decoded d;
-    rnn_result res;    /* owned */
+    rnn_batch batch; /* the format's batch, with x the embedded rows for a token request */
+    float *x;        /* owned: a token request's embedded rows (steps, I); NULL otherwise */
+    rnn_result res;  /* owned; what the engine fills */
+    float *last;     /* owned, only_last: (B, D*H) the outputs at each sequence's last step */
     size_t header_len; /* the response's JSON header, when binary tensors follow it */
 };
 
@@ -49,6 +55,8 @@ void api_call_free(api_call *c)
     free(c->res.hidden);
     free(c->res.cell);
     free(c->res.predictions);
+    free(c->x);
+    free(c->last);
     free(c);
 }
 
@@ -62,10 +70,15 @@ static int alloc_results(api_call *c, wire_error *e)
     if ((parts & (WIRE_OUTPUTS | WIRE_PREDICTIONS)) &&
         !(c->res.outputs = malloc((n_out ? n_out : 1) * sizeof(float))))
         goto oom;
+    /* only_last: the head runs on one row per sequence, gathered into last */
+    const size_t B = c->batch.batch, rows = c->d.only_last ? B : c->d.steps;
+    const size_t DH = (size_t)(c->info->num_directions * c->info->hidden_size);
+    if (c->d.only_last && (parts & (WIRE_OUTPUTS | WIRE_PREDICTIONS)) &&
+        !(c->last = malloc((B * DH + 1) * sizeof(float))))
+        goto oom;
     if ((parts & WIRE_PREDICTIONS) &&
-        !(c->res.predictions =
-              malloc((c->d.steps * (size_t)c->info->head_size + 1) * sizeof(float))))
-        return wire_fail(e, 503, "out of memory for the predictions of %zu steps", c->d.steps);
+        !(c->res.predictions = malloc((rows * (size_t)c->info->head_size + 1) * sizeof(float))))
+        return wire_fail(e, 503, "out of memory for the predictions of %zu steps", rows);
     if ((parts & WIRE_HIDDEN) && !(c->res.hidden = malloc((n_hid ? n_hid : 1) * sizeof(float))))
         goto oom;
     if ((parts & WIRE_CELL) && !(c->res.cell = malloc((n_cell ? n_cell : 1) * sizeof(float))))
@@ -73,6 +86,19 @@ static int alloc_results(api_call *c, wire_error *e)
     return 0;
 oom:
     return wire_fail(e, 503, "out of memory for the results of %zu steps", c->d.steps);
+}
+
+/* A token request's ids, looked up into the batch's x: the only copy of its inputs. */
+static int embed(api_call *c, wire_error *e)
+{
+    char msg[128];
+    const size_t I = (size_t)c->info->input_size;
+    if (!(c->x = malloc((c->d.steps * I + 1) * sizeof(float))))
+        return wire_fail(e, 503, "out of memory for the inputs of %zu steps", c->d.steps);
+    if (rnn_embed_rows(c->model, c->d.tokens, c->d.steps, c->x, msg, sizeof msg) < 0)
+        return wire_fail(e, 500, "embedding: %s", msg); /* the decoder checked every id */
+    c->batch.x = c->x;
+    return 0;
 }
 
 int api_decode(const api_wire *w, const rnn_model *model, const char *body, size_t len,
@@ -95,7 +121,13 @@ int api_decode_framed(const api_wire *w, const rnn_model *model, const char *bod
     c->w = w;
     c->model = model;
     c->info = rnn_model_info(model);
-    if (w->decode(body, len, f, c->info, lim, &c->req, &c->d, &e) < 0 || alloc_results(c, &e) < 0)
+    if (w->decode(body, len, f, c->info, lim, &c->req, &c->d, &e) < 0)
+        goto fail;
+    c->batch = *c->d.batch;
+    c->d.batch = &c->batch;
+    if (c->d.tokens && embed(c, &e) < 0)
+        goto fail;
+    if (alloc_results(c, &e) < 0)
         goto fail;
     *out = c;
     return 200;
@@ -132,7 +164,7 @@ double api_call_flops(const api_call *c)
                          (in->num_layers - 1) * gh * (DH + in->hidden_size));
     double f = step * (double)c->d.steps;
     if (c->d.parts & WIRE_PREDICTIONS)
-        f += 2.0 * DH * in->head_size * (double)c->d.steps;
+        f += 2.0 * DH * in->head_size * (double)(c->d.only_last ? c->batch.batch : c->d.steps);
     return f;
 }
 
@@ -156,6 +188,22 @@ char *api_call_error_body(const api_call *c, int status, const char *message, si
     return c->w->encode_error(status, message, len);
 }
 
+/* only_last: each sequence's row at its own last step (for a bidirectional model the backward
+ * half there has seen that one element only), zeros for an empty sequence, into last. */
+static void gather_last(api_call *c)
+{
+    const size_t DH = (size_t)(c->info->num_directions * c->info->hidden_size);
+    size_t row = 0;
+    for (size_t i = 0; i < c->batch.batch; i++) {
+        const size_t T = (size_t)c->batch.lengths[i];
+        if (T)
+            memcpy(c->last + i * DH, c->res.outputs + (row + T - 1) * DH, DH * sizeof(float));
+        else
+            memset(c->last + i * DH, 0, DH * sizeof(float));
+        row += T;
+    }
+}
+
 int api_finish(api_call *c, char **out, size_t *outlen, api_stats *stats)
 {
     wire_error e = {500, ""};
@@ -167,12 +215,25 @@ int api_finish(api_call *c, char **out, size_t *outlen, api_stats *stats)
         stats->sequences = c->d.batch->batch;
         stats->steps = c->d.steps;
     }
-    if (c->res.predictions &&
-        rnn_head_forward(c->model, c->res.outputs, c->d.steps, c->res.predictions) < 0) {
+    rnn_result shown = c->res;
+    if (c->last) {
+        gather_last(c);
+        shown.outputs = c->last;
+    }
+    const size_t rows = c->last ? c->batch.batch : c->d.steps;
+    if (shown.predictions &&
+        rnn_head_forward(c->model, shown.outputs, rows, shown.predictions) < 0) {
         wire_fail(&e, 500, "the output head failed");
         goto fail;
     }
-    if (c->w->encode(c->req, c->info, &c->res, &b, &c->header_len, &e) < 0)
+    if (c->last && shown.predictions) {
+        /* an empty sequence has no last step: its row stays zeros, not the head of zeros */
+        const size_t O = (size_t)c->info->head_size;
+        for (size_t i = 0; i < c->batch.batch; i++)
+            if (c->batch.lengths[i] == 0)
+                memset(shown.predictions + i * O, 0, O * sizeof(float));
+    }
+    if (c->w->encode(c->req, c->info, &shown, &b, &c->header_len, &e) < 0)
         goto fail;
     if (!(*out = buf_take(&b, outlen))) {
         wire_fail(&e, 500, "out of memory encoding the response");

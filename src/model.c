@@ -225,6 +225,43 @@ static int load_head(source *s, const cfg_model *cm, rnn_model *m, size_t *param
     return 0;
 }
 
+/* The largest vocabulary: ids travel as float32 on /v2, exact up to 2^24. */
+#define MAX_VOCAB (1 << 24)
+
+/* The input embedding: an nn.Embedding's weight [num_embeddings, input_size] named by its full
+ * state_dict key (no prefix: it sits beside the rnn, e.g. "embedding.weight"). */
+static int load_embedding(source *s, const cfg_model *cm, rnn_model *m, size_t *params, char *err,
+                          size_t errlen)
+{
+    const int64_t I = cm->input_size;
+    src_tensor *t = source_find(s, cm->embedding);
+    if (!t)
+        return fail(err, errlen, "%s: embedding \"%s\" is not in the weights", s->where,
+                    cm->embedding);
+    if (t->ndim != 2 || t->shape[1] != I || t->shape[0] < 1 || t->shape[0] > MAX_VOCAB) {
+        char got[128];
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        return fail(err, errlen,
+                    "%s: embedding \"%s\" must be [num_embeddings, %lld] (num_embeddings 1 to "
+                    "%d, embedding_dim == input_size), got %s",
+                    s->where, cm->embedding, (long long)I, MAX_VOCAB, got);
+    }
+    t->used = 1;
+    if (!(m->embed = malloc(t->numel * sizeof(float))))
+        return fail(err, errlen, "%s: out of memory for the embedding", s->where);
+    if (t->st ? st_read_f32(s->file, t->st, m->embed, err, errlen) < 0
+              : (memcpy(m->embed, t->inln->data, t->numel * sizeof(float)), 0))
+        return -1;
+    for (size_t k = 0; k < t->numel; k++)
+        if (!isfinite(m->embed[k]))
+            return fail(err, errlen,
+                        "%s: embedding \"%s\" holds a non-finite value (%g) at index %zu", s->where,
+                        cm->embedding, (double)m->embed[k], k);
+    *params += t->numel;
+    m->info.vocab_size = (int)t->shape[0];
+    return 0;
+}
+
 /* Layer L, direction D's weights into W (its pointers already carved out of the model's block):
  * the tensors taken from the source (absent ones appended to MISSING), packed for the kernels,
  * and the biases folded as the cell table says. Adds the scalars read to *params. */
@@ -366,6 +403,8 @@ int rnn_model_load(const cfg_model *cm, rnn_model **out, char *err, size_t errle
     }
     if (cm->head_weight && load_head(&src, cm, m, &params, err, errlen) < 0)
         goto fail;
+    if (cm->embedding && load_embedding(&src, cm, m, &params, err, errlen) < 0)
+        goto fail;
     if (check_unexpected(&src, cm, err, errlen) < 0)
         goto fail;
     m->info.parameters = params;
@@ -391,6 +430,7 @@ void rnn_model_free(rnn_model *m)
     }
     free(m->head_w);
     free(m->head_b);
+    free(m->embed);
     free(m->block);
     free(m->dirs);
     free(m->name);
@@ -411,4 +451,7 @@ void rnn_info_summary(const rnn_info *in, char *buf, size_t len)
              in->hidden_size, in->num_layers, in->num_layers == 1 ? "" : "s",
              in->num_directions == 2 ? "bidirectional" : "unidirectional",
              in->bias ? "bias" : "no bias", in->parameters);
+    const size_t n = strlen(buf);
+    if (in->vocab_size > 0 && n < len)
+        snprintf(buf + n, len - n, ", embedding of %d tokens", in->vocab_size);
 }

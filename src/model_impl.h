@@ -29,6 +29,7 @@ struct rnn_model {
     float *block;  /* every weight above lives here */
     float *head_w; /* (O, D*H): the optional output head, PyTorch Linear layout */
     float *head_b; /* (O), zeros without a bias */
+    float *embed;  /* (V, I): the optional input embedding, nn.Embedding's weight */
 };
 
 #endif

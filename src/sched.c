@@ -75,6 +75,8 @@ static int64_t now_ns(void)
 static size_t job_steps(const sched_job *j)
 {
     size_t n = 0;
+    if (!j->batch)
+        return 0;
     for (size_t i = 0; i < j->batch->batch; i++)
         n += (size_t)j->batch->lengths[i];
     return n;
@@ -213,7 +215,7 @@ static int pass_should_stop(void *ctx)
 static void take_pass(sched *s, pass *p, sched_job **buf, size_t cap)
 {
     sched_job *seed = s->head;
-    size_t seqs = seed->batch->batch;
+    size_t seqs = seed->batch ? seed->batch->batch : 0;
     double flops = seed->flops;
     p->n = 0;
     unlink_job(s, &s->head);
@@ -221,7 +223,8 @@ static void take_pass(sched *s, pass *p, sched_job **buf, size_t cap)
     p->est_ns = seed->est_ns;
     for (sched_job **q = &s->head; *q && p->n < cap;) {
         sched_job *j = *q;
-        if (j->model == seed->model && seqs + j->batch->batch <= s->cfg.max_pass_sequences &&
+        if (!seed->run && !j->run && j->model == seed->model &&
+            seqs + j->batch->batch <= s->cfg.max_pass_sequences &&
             p->est_ns + j->est_ns <= s->cfg.max_pass_ns && j->flops <= flops) {
             seqs += j->batch->batch;
             flops += j->flops;
@@ -331,38 +334,31 @@ static int run_pass(pass *p, char *err, size_t errlen)
     if (p->n > 1)
         return run_merged(p, err, errlen);
     sched_job *j = p->jobs[0];
+    if (j->run)
+        return j->run(j, pass_should_stop, p, err, errlen);
     rnn_batch b = *j->batch;
     b.stop = pass_should_stop;
     b.stop_ctx = p;
     return rnn_forward(j->model, &b, j->result, err, errlen);
 }
 
-static void *worker_main(void *arg)
+/* Waits (mu held) until a pass may start: 1 then, 0 when the thread should leave. */
+static int wait_for_work(sched *s)
 {
-    sched *s = arg;
-    size_t cap = s->cfg.max_pass_sequences ? s->cfg.max_pass_sequences : 1;
-    sched_job **buf = malloc(cap * sizeof *buf);
-    char err[256];
-    pthread_mutex_lock(&s->mu);
     for (;;) {
         int abort = atomic_load(&s->aborting);
-        if (!s->head || (s->paused && !abort)) {
-            if (s->stopping && !s->head)
-                break;
+        if (!s->head && s->stopping)
+            return 0;
+        /* Nothing to do, paused, or aborting (the timer thread ends the queued jobs then). */
+        if (!s->head || (s->paused && !abort) || abort) {
             pthread_cond_wait(&s->work_cv, &s->mu);
             continue;
         }
-        if (abort) { /* the timer thread, or sched_abort, ends queued jobs */
-            pthread_cond_wait(&s->work_cv, &s->mu);
-            continue;
-        }
-        int64_t now = now_ns();
-        /* Waiting for company: the seed has been queued less than batch_delay, and the pass
-         * is not full yet (a full pass goes at once). */
-        if (s->cfg.batch_delay_ns > 0 && !s->stopping &&
-            now - s->head->enq_ns < s->cfg.batch_delay_ns &&
+        /* Waiting for company: the seed has been queued less than batch_delay, and the pass is
+         * not full yet (a full pass goes at once). */
+        int64_t now = now_ns(), until = s->head->enq_ns + s->cfg.batch_delay_ns;
+        if (s->cfg.batch_delay_ns > 0 && !s->stopping && now < until &&
             (size_t)s->n_jobs < s->cfg.max_pass_sequences) {
-            int64_t until = s->head->enq_ns + s->cfg.batch_delay_ns;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             int64_t wake = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + (until - now);
@@ -371,63 +367,89 @@ static void *worker_main(void *arg)
             pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
             continue;
         }
-        pass p = {.s = s, .next_poll_ns = now + POLL_NS};
-        sched_job *single[1]; /* when buf could not be had: one job a pass */
+        return 1;
+    }
+}
+
+/* Last look before computing (mu not held): whoever left since the timer's sweep is dropped.
+ * Returns how many jobs of P remain. */
+static size_t drop_gone(pass *p, int64_t now)
+{
+    size_t kept = 0;
+    for (size_t k = 0; k < p->n; k++) {
+        sched_job *j = p->jobs[k];
+        j->wait_ns = now - j->enq_ns;
+        if (j->gone && j->gone(j->ctx)) {
+            char msg[160];
+            finish(j, SCHED_CANCELLED, outcome_msg(SCHED_CANCELLED, msg, sizeof msg, j, now), now);
+        } else {
+            p->jobs[kept++] = j;
+        }
+    }
+    return p->n = kept;
+}
+
+/* Takes P off the running list (mu held) and learns the throughput from it: passes shorter than
+ * 1 ms say more about overheads than about the engine, and a stopped pass says nothing. */
+static void end_pass(sched *s, pass *p, int rc, int64_t end)
+{
+    for (pass **q = &s->running; *q; q = &(*q)->next)
+        if (*q == p) {
+            *q = p->next;
+            break;
+        }
+    s->n_running--;
+    double flops = 0;
+    for (size_t k = 0; k < p->n; k++)
+        flops += p->jobs[k]->flops;
+    if (rc == 0 && end - p->start_ns > 1000000 && flops > 0)
+        s->rate = 0.7 * s->rate + 0.3 * flops / (double)(end - p->start_ns);
+}
+
+/* Hands every job of P its outcome (mu not held). */
+static void deliver(sched *s, pass *p, int rc, const char *err, int64_t end)
+{
+    size_t seqs = 0;
+    for (size_t k = 0; k < p->n; k++)
+        seqs += p->jobs[k]->batch ? p->jobs[k]->batch->batch : 0;
+    char msg[160];
+    for (size_t k = 0; k < p->n; k++) {
+        sched_job *j = p->jobs[k];
+        j->compute_ns = end - p->start_ns;
+        j->pass_sequences = seqs;
+        j->pass_jobs = p->n;
+        sched_outcome o = rc == 0                                     ? SCHED_OK
+                          : rc == -1                                  ? SCHED_FAILED
+                          : atomic_load(&s->aborting) && !p->all_gone ? SCHED_STOPPED
+                                                                      : SCHED_CANCELLED;
+        finish(j, o, o == SCHED_FAILED ? err : outcome_msg(o, msg, sizeof msg, j, end), end);
+    }
+}
+
+/* A compute thread: take a pass, compute it, hand the results back; until stopped. */
+static void *worker_main(void *arg)
+{
+    sched *s = arg;
+    size_t cap = s->cfg.max_pass_sequences;
+    sched_job **buf = malloc(cap * sizeof *buf);
+    sched_job *single[1]; /* when buf could not be had: one job a pass */
+    char err[256];
+    pthread_mutex_lock(&s->mu);
+    while (wait_for_work(s)) {
+        int64_t now = now_ns();
+        pass p = {.s = s, .start_ns = now, .next_poll_ns = now + POLL_NS, .next = s->running};
         take_pass(s, &p, buf ? buf : single, buf ? cap : 1);
-        p.start_ns = now;
-        p.next = s->running;
         s->running = &p;
         s->n_running++;
         pthread_mutex_unlock(&s->mu);
 
-        /* Last look before computing: whoever left since the timer's sweep is dropped. */
-        size_t kept = 0;
-        for (size_t k = 0; k < p.n; k++) {
-            sched_job *j = p.jobs[k];
-            j->wait_ns = now - j->enq_ns;
-            if (j->gone && j->gone(j->ctx)) {
-                char msg[160];
-                finish(j, SCHED_CANCELLED, outcome_msg(SCHED_CANCELLED, msg, sizeof msg, j, now),
-                       now);
-            } else {
-                p.jobs[kept++] = j;
-            }
-        }
-        p.n = kept;
-        int rc = p.n ? run_pass(&p, err, sizeof err) : 0;
+        int rc = drop_gone(&p, now) ? run_pass(&p, err, sizeof err) : 0;
         int64_t end = now_ns();
-        size_t seqs = 0;
-        double flops = 0;
-        for (size_t k = 0; k < p.n; k++)
-            seqs += p.jobs[k]->batch->batch, flops += p.jobs[k]->flops;
-
         pthread_mutex_lock(&s->mu);
-        for (pass **q = &s->running; *q; q = &(*q)->next)
-            if (*q == &p) {
-                *q = p.next;
-                break;
-            }
-        s->n_running--;
-        /* Throughput per thread: passes shorter than 1 ms say more about overheads than about
-         * the engine, and an aborted pass says nothing. */
-        if (rc == 0 && end - p.start_ns > 1000000 && flops > 0) {
-            double r = flops / (double)(end - p.start_ns);
-            s->rate = 0.7 * s->rate + 0.3 * r;
-        }
+        end_pass(s, &p, rc, end);
         pthread_mutex_unlock(&s->mu);
+        deliver(s, &p, rc, err, end);
 
-        char msg[160];
-        for (size_t k = 0; k < p.n; k++) {
-            sched_job *j = p.jobs[k];
-            j->compute_ns = end - p.start_ns;
-            j->pass_sequences = seqs;
-            j->pass_jobs = p.n;
-            sched_outcome o = rc == 0                                    ? SCHED_OK
-                              : rc == -1                                 ? SCHED_FAILED
-                              : atomic_load(&s->aborting) && !p.all_gone ? SCHED_STOPPED
-                                                                         : SCHED_CANCELLED;
-            finish(j, o, o == SCHED_FAILED ? err : outcome_msg(o, msg, sizeof msg, j, end), end);
-        }
         pthread_mutex_lock(&s->mu);
         if (s->stopping && !s->head)
             pthread_cond_broadcast(&s->work_cv); /* the others may leave too */

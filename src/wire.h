@@ -39,10 +39,14 @@ enum { WIRE_OUTPUTS = 1, WIRE_HIDDEN = 2, WIRE_CELL = 4, WIRE_PREDICTIONS = 8 };
 
 /* What a decoded request tells the forward path. */
 typedef struct {
-    const rnn_batch *batch; /* borrowed from the format's request */
+    const rnn_batch *batch; /* borrowed from the format's request; its x is NULL when tokens
+                               are given (the forward path embeds them) */
+    const int32_t *tokens;  /* a token model's ids, (steps), already checked against the
+                               vocabulary; borrowed from the format's request; NULL: floats */
     unsigned parts;         /* WIRE_* bits the forward pass must produce */
     size_t steps;           /* sum of the batch's lengths */
     int64_t timeout_us;     /* the request's own deadline from its arrival; 0: none given */
+    bool only_last;         /* outputs and predictions at each sequence's last step only */
 } wire_decoded;
 
 struct api_wire {
@@ -55,9 +59,11 @@ struct api_wire {
     void (*free_req)(void *req);
     /* An upper bound of what encode appends for REQ (every value at its longest). */
     size_t (*response_bytes)(const void *req, const rnn_info *info);
-    /* Appends the response for REQ and RES (laid out as engine.h says) to OUT: 0, or -1 with E
-     * (422 for a value JSON cannot carry, 500 out of memory). *HEADER_LEN (0 on entry) becomes
-     * the JSON header's length when binary tensors follow it in OUT. */
+    /* Appends the response for REQ and RES (laid out as engine.h says; for an only_last
+     * request, outputs (B, D*H) and predictions (B, O), one row per sequence at its last step,
+     * zeros for an empty sequence) to OUT: 0, or -1 with E (422 for a value JSON cannot carry,
+     * 500 out of memory). *HEADER_LEN (0 on entry) becomes the JSON header's length when binary
+     * tensors follow it in OUT. */
     int (*encode)(const void *req, const rnn_info *info, const rnn_result *res, buf *out,
                   size_t *header_len, wire_error *e);
     /* The format's error body: malloc'ed, NUL-terminated, *len excludes the NUL; NULL when out
@@ -83,6 +89,10 @@ const rnn_batch *wire_v1_batch(const wire_v1_request *r);
 unsigned wire_v1_parts(const wire_v1_request *r);
 int wire_v1_precision(const wire_v1_request *r);
 size_t wire_v1_steps(const wire_v1_request *r);
+/* A token model's ids (wire_v1_steps of them; the batch's x is then NULL), else NULL; borrowed. */
+const int32_t *wire_v1_tokens(const wire_v1_request *r);
+/* "only_last": true. */
+bool wire_v1_only_last(const wire_v1_request *r);
 /* The response for REQ and RES as a new malloc'ed buffer (*out, not NUL-terminated, *len bytes):
  * 0, or -1 with E (422 a non-finite value, 500 out of memory). */
 int wire_v1_encode(const char *model_name, const rnn_info *info, const wire_v1_request *req,

@@ -23,9 +23,11 @@ struct wire_v1_request {
     rnn_batch batch;
     int32_t *lengths;
     float *x, *h0, *c0;
+    int32_t *tokens; /* a token model's ids (steps); x is then NULL (forward.c embeds them) */
     size_t steps;
     unsigned parts;
     int precision;
+    bool only_last;     /* "only_last": outputs and predictions at each sequence's last step */
     int padded;         /* "layout": "padded": PyTorch's tensors instead of ragged rows */
     int64_t timeout_us; /* "timeout_ms": how long it may wait for compute; 0: the server's */
 };
@@ -55,6 +57,7 @@ enum {
     E_PRECISION,
     E_LAYOUT,
     E_TIMEOUT,
+    E_ONLY_LAST,
     E_KINDS
 };
 
@@ -77,6 +80,7 @@ typedef struct {
     bool has[E_KINDS];
     wire_error err[E_KINDS];
     bool inputs_seen, return_seen, precision_seen, layout_seen, timeout_seen;
+    bool tokens_seen, only_last_seen, only_last;
     int padded;         /* "layout": "padded" */
     int64_t timeout_us; /* "timeout_ms", 0 when absent */
     size_t B;
@@ -84,6 +88,8 @@ typedef struct {
     size_t lcap;
     float *x; /* (sum(lengths), I) while no error is found */
     size_t nx, xcap;
+    int32_t *ids; /* "tokens": (sum(lengths)) while no error is found */
+    size_t nids, idcap;
     state_field h0, c0;
     unsigned parts;
     int precision;
@@ -221,13 +227,85 @@ static int read_sequence(decoder *d, size_t i)
     return 0;
 }
 
-/* "inputs", at depth 2. Past max_batch sequences nothing is kept: the answer is a 413. */
-static int read_inputs(decoder *d)
+/* tokens[i][t], at depth 4: an integer id in [0, vocab_size), however it is written (7, 7.0). */
+static int read_token(decoder *d, size_t i, size_t t)
 {
     js_reader *js = &d->js;
+    const size_t V = (size_t)d->info->vocab_size;
+    const jpath path = {"tokens", {i, t}, 2};
+    char p[96], num[48];
+    if (d->nids == d->idcap) {
+        const size_t c = d->idcap ? 2 * d->idcap : 256;
+        int32_t *n = realloc(d->ids, c * sizeof *n);
+        if (!n) {
+            js->oom = true;
+            return js_fail(js, js->p, "out of memory");
+        }
+        d->ids = n;
+        d->idcap = c;
+    }
+    const js_kind k = js_peek(js);
+    if (k != JS_NUMBER) {
+        FIRST(d, E_STEP, 400, "%s: expected an integer token id in [0, %zu), got %s",
+              path_str(&path, p, sizeof p), V, wire_kind_name(k));
+        return js_skip(js, 4);
+    }
+    float f;
+    const char *a, *b;
+    if (js_number(js, 4, &f, &a, &b) < 0)
+        return -1;
+    const double v = jn_to_double(a, b);
+    if (!(v >= 0 && v < (double)V && v == floor(v))) {
+        FIRST(d, E_STEP, 400, "%s: %s is not a token id (an integer in [0, %zu))",
+              path_str(&path, p, sizeof p), wire_number_text(a, b, num, sizeof num), V);
+        return 0;
+    }
+    d->ids[d->nids++] = (int32_t)v;
+    return 0;
+}
+
+/* tokens[i], at depth 3: as read_sequence, with ids for steps. */
+static int read_token_sequence(decoder *d, size_t i)
+{
+    js_reader *js = &d->js;
+    const size_t max = d->lim->max_steps;
+    const js_kind k = js_peek(js);
+    d->lengths[i] = 0;
+    if (k != JS_ARRAY) {
+        FIRST(d, E_SEQUENCE, 400, "tokens[%zu]: expected an array of token ids, got %s", i,
+              wire_kind_name(k));
+        return js_skip(js, 3);
+    }
+    if (js_array_begin(js, 3) < 0)
+        return -1;
+    size_t t = 0;
+    int rc;
+    while ((rc = js_array_next(js, t)) > 0) {
+        if (t < max && !d->has[E_SEQUENCE] && !d->has[E_STEP]) {
+            if (read_token(d, i, t) < 0)
+                return -1;
+        } else if (js_skip(js, 4) < 0) {
+            return -1;
+        }
+        t++;
+    }
+    if (rc < 0)
+        return -1;
+    if (t > max)
+        FIRST(d, E_SEQUENCE, 413, "tokens[%zu]: %zu steps exceed max_steps %zu", i, t, max);
+    d->lengths[i] = t > INT32_MAX ? INT32_MAX : (int32_t)t;
+    return 0;
+}
+
+/* "inputs" (or a token model's "tokens", when TOKENS), at depth 2. Past max_batch sequences
+ * nothing is kept: the answer is a 413. */
+static int read_inputs(decoder *d, bool tokens)
+{
+    js_reader *js = &d->js;
+    const char *field = tokens ? "tokens" : "inputs";
     const js_kind k = js_peek(js);
     if (k != JS_ARRAY) {
-        FIRST(d, E_INPUTS, 400, "inputs: expected an array of sequences, got %s",
+        FIRST(d, E_INPUTS, 400, "%s: expected an array of sequences, got %s", field,
               wire_kind_name(k));
         return js_skip(js, 2);
     }
@@ -248,7 +326,7 @@ static int read_inputs(decoder *d)
                 d->lengths = l;
                 d->lcap = c;
             }
-            if (read_sequence(d, i) < 0)
+            if ((tokens ? read_token_sequence(d, i) : read_sequence(d, i)) < 0)
                 return -1;
         } else if (js_skip(js, 3) < 0) {
             return -1;
@@ -259,9 +337,10 @@ static int read_inputs(decoder *d)
         return -1;
     d->B = i;
     if (i == 0)
-        FIRST(d, E_INPUTS, 400, "inputs: expected at least one sequence, got an empty array");
+        FIRST(d, E_INPUTS, 400, "%s: expected at least one sequence, got an empty array", field);
     else if (i > d->lim->max_batch)
-        FIRST(d, E_INPUTS, 413, "inputs: %zu sequences exceed max_batch %zu", i, d->lim->max_batch);
+        FIRST(d, E_INPUTS, 413, "%s: %zu sequences exceed max_batch %zu", field, i,
+              d->lim->max_batch);
     return 0;
 }
 
@@ -466,6 +545,19 @@ static int read_timeout(decoder *d)
     return 0;
 }
 
+/* "only_last", at depth 2: true or false. */
+static int read_only_last(decoder *d)
+{
+    js_reader *js = &d->js;
+    if (js_peek(js) == JS_BOOL) {
+        d->only_last = *js->p == 't';
+        return js_skip(js, 2);
+    }
+    FIRST(d, E_ONLY_LAST, 400, "only_last: expected true or false, got %s",
+          wire_kind_name(js_peek(js)));
+    return js_skip(js, 2);
+}
+
 /* The body, at depth 1. A repeated known field is skipped here; the reader fails it. */
 static int read_root(void *p)
 {
@@ -486,9 +578,18 @@ static int read_root(void *p)
         return -1;
     while ((rc = js_object_next(js, &o, &key)) > 0) {
         int r;
+        /* a token model reads "tokens", any other "inputs"; the other one is only noted, for
+         * the message that says which to send */
+        const bool tok = d->info->vocab_size > 0;
         if (js_str_eq(&key, "inputs") && !d->inputs_seen) {
             d->inputs_seen = true;
-            r = read_inputs(d);
+            r = tok ? js_skip(js, 2) : read_inputs(d, false);
+        } else if (js_str_eq(&key, "tokens") && !d->tokens_seen) {
+            d->tokens_seen = true;
+            r = tok ? read_inputs(d, true) : js_skip(js, 2);
+        } else if (js_str_eq(&key, "only_last") && !d->only_last_seen) {
+            d->only_last_seen = true;
+            r = read_only_last(d);
         } else if (js_str_eq(&key, "h0") && !d->h0.seen) {
             r = read_state(d, &d->h0, "h0");
         } else if (js_str_eq(&key, "c0") && !d->c0.seen) {
@@ -509,13 +610,14 @@ static int read_root(void *p)
             if (!d->has[E_FIELD] && !js_str_eq(&key, "inputs") && !js_str_eq(&key, "h0") &&
                 !js_str_eq(&key, "c0") && !js_str_eq(&key, "return") &&
                 !js_str_eq(&key, "precision") && !js_str_eq(&key, "layout") &&
-                !js_str_eq(&key, "timeout_ms")) {
+                !js_str_eq(&key, "timeout_ms") && !js_str_eq(&key, "tokens") &&
+                !js_str_eq(&key, "only_last")) {
                 char name[WIRE_MSG_LEN];
                 js_str_copy(&key, name, sizeof name);
                 FIRST(d, E_FIELD, 400,
-                      "%s: unknown field (expected \"inputs\", \"h0\", \"c0\", \"return\", "
-                      "\"precision\", \"layout\", \"timeout_ms\")",
-                      name);
+                      "%s: unknown field (expected \"%s\", \"h0\", \"c0\", \"return\", "
+                      "\"precision\", \"layout\", \"timeout_ms\", \"only_last\")",
+                      name, d->info->vocab_size > 0 ? "tokens" : "inputs");
             }
             r = js_skip(js, 2);
         }
@@ -525,16 +627,44 @@ static int read_root(void *p)
     return rc;
 }
 
-/* The state field's error, in read_state's order, if it has one; B is the batch size. */
-static bool state_error(const state_field *st, const char *name, size_t B, wire_error *e)
+/* The state field's error, in read_state's order, if it has one; B is the batch size, read
+ * from FIELD. */
+/* Whether the body sent what the model takes: "tokens" for a token model, "inputs" otherwise,
+ * one of them only. -1 with E when not. */
+static int which_error(const decoder *d, bool tok, wire_error *e)
+{
+    const int V = d->info->vocab_size;
+    if (d->tokens_seen && d->inputs_seen)
+        return wire_fail(e, 400, "tokens, inputs: send one of them, not both (this model takes %s)",
+                         tok ? "\"tokens\"" : "\"inputs\"");
+    if (tok && d->inputs_seen)
+        return wire_fail(e, 400,
+                         "inputs: this model takes token ids (an embedding of %d tokens): send "
+                         "\"tokens\": [[id, ...], ...] instead",
+                         V);
+    if (!tok && d->tokens_seen)
+        return wire_fail(e, 400,
+                         "tokens: this model has no embedding: send \"inputs\" (%d numbers per "
+                         "step) instead",
+                         d->info->input_size);
+    if (tok && !d->tokens_seen)
+        return wire_fail(
+            e, 400, "tokens: missing (expected an array of sequences of token ids in [0, %d))", V);
+    if (!tok && !d->inputs_seen)
+        return wire_fail(e, 400, "inputs: missing (expected an array of sequences)");
+    return 0;
+}
+
+static bool state_error(const state_field *st, const char *name, const char *field, size_t B,
+                        wire_error *e)
 {
     if (!st->seen || st->null)
         return false;
     if (st->shape_set)
         *e = st->shape;
     else if (st->entries != B)
-        wire_fail(e, 400, "%s: expected %zu entries (one per sequence in inputs), got %zu", name, B,
-                  st->entries);
+        wire_fail(e, 400, "%s: expected %zu entries (one per sequence in %s), got %zu", name, B,
+                  field, st->entries);
     else if (st->entry_set)
         *e = st->entry;
     else
@@ -564,24 +694,23 @@ int wire_v1_decode(const char *body, size_t len, const rnn_info *info, const api
     d->precision = 9;
     if (wire_scan(&d->js, body, len, read_root, d, e) < 0)
         goto fail;
+    const bool tok = info->vocab_size > 0;
     for (int k = E_ROOT; k <= E_STEP; k++) {
-        if (k == E_INPUTS && !d->inputs_seen && !d->has[E_ROOT] && !d->has[E_FIELD]) {
-            wire_fail(e, 400, "inputs: missing (expected an array of sequences)");
+        if (k == E_INPUTS && !d->has[E_ROOT] && !d->has[E_FIELD] && which_error(d, tok, e) < 0)
             goto fail;
-        }
         if (d->has[k]) {
             *e = d->err[k];
             goto fail;
         }
     }
-    if (state_error(&d->h0, "h0", d->B, e))
+    if (state_error(&d->h0, "h0", tok ? "tokens" : "inputs", d->B, e))
         goto fail;
     if (d->c0.seen && !d->c0.null && info->type != RNN_CELL_LSTM) {
         wire_fail(e, 400, "c0: only lstm models have a cell state (this model is %s)",
                   rnn_cell_describe(info->type)->name);
         goto fail;
     }
-    if (state_error(&d->c0, "c0", d->B, e))
+    if (state_error(&d->c0, "c0", tok ? "tokens" : "inputs", d->B, e))
         goto fail;
     for (int k = E_RETURN; k < E_KINDS; k++) {
         if (d->has[k]) {
@@ -594,7 +723,14 @@ int wire_v1_decode(const char *body, size_t len, const rnn_info *info, const api
         wire_fail(e, 500, "out of memory");
         goto fail;
     }
-    if (!d->x && !(d->x = malloc(d->I * sizeof(float)))) { /* no steps: still a valid pointer */
+    if (tok) {
+        if (!d->ids && !(d->ids = malloc(sizeof *d->ids))) { /* no steps: still a pointer */
+            wire_fail(e, 500, "out of memory");
+            goto fail;
+        }
+        r->tokens = d->ids;
+        d->ids = NULL;
+    } else if (!d->x && !(d->x = malloc(d->I * sizeof(float)))) { /* the same for floats */
         wire_fail(e, 500, "out of memory");
         goto fail;
     }
@@ -610,7 +746,8 @@ int wire_v1_decode(const char *body, size_t len, const rnn_info *info, const api
         r->c0 = d->c0.v;
         d->c0.v = NULL;
     }
-    r->steps = d->nx / d->I;
+    r->steps = tok ? d->nids : d->nx / d->I;
+    r->only_last = d->only_last;
     r->parts = d->parts;
     r->precision = d->precision;
     r->padded = d->padded;
@@ -620,7 +757,7 @@ int wire_v1_decode(const char *body, size_t len, const rnn_info *info, const api
     r->batch.x = r->x;
     r->batch.h0 = r->h0;
     r->batch.c0 = r->c0;
-    if (r->padded) {
+    if (r->padded && !r->only_last) {
         const size_t width =
             (r->parts & WIRE_OUTPUTS ? (size_t)(info->num_directions * info->hidden_size) : 0) +
             (r->parts & WIRE_PREDICTIONS ? (size_t)info->head_size : 0);
@@ -636,6 +773,7 @@ fail:
         js_release(&d->js);
         free(d->lengths);
         free(d->x);
+        free(d->ids);
         free(d->h0.v);
         free(d->c0.v);
         free(d);
@@ -650,6 +788,7 @@ void wire_v1_free(wire_v1_request *r)
         return;
     free(r->lengths);
     free(r->x);
+    free(r->tokens);
     free(r->h0);
     free(r->c0);
     free(r);
@@ -673,6 +812,16 @@ int wire_v1_precision(const wire_v1_request *r)
 size_t wire_v1_steps(const wire_v1_request *r)
 {
     return r->steps;
+}
+
+const int32_t *wire_v1_tokens(const wire_v1_request *r)
+{
+    return r->tokens;
+}
+
+bool wire_v1_only_last(const wire_v1_request *r)
+{
+    return r->only_last;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -710,6 +859,8 @@ static size_t response_bound(const rnn_info *info, const wire_v1_request *req)
         need += strlen(PART_NAMES[p]) + 6;
         if (!per_step)
             need += req->padded ? LD * rows_bound(b->batch, n) : b->batch * rows_bound(LD, n);
+        else if (req->only_last)
+            need += rows_bound(b->batch, n) + 5 * b->batch; /* "null," for an empty sequence */
         else if (req->padded)
             need += b->batch * rows_bound(T, n);
         else
@@ -780,6 +931,29 @@ static int put_steps(buf *w, const wire_v1_request *req, const float *data, size
     return 0;
 }
 
+/* One per-step part of an only_last request: a row per sequence (its last step), null for an
+ * empty sequence, which has none. */
+static int put_last(buf *w, const wire_v1_request *req, const float *data, size_t n,
+                    const char *name, wire_error *e)
+{
+    const rnn_batch *b = &req->batch;
+    for (size_t i = 0; i < b->batch; i++) {
+        if (i)
+            buf_putc(w, ',');
+        if (b->lengths[i] == 0) {
+            buf_puts(w, "null");
+            continue;
+        }
+        /* one row, without the brackets put_rows sets around its rows */
+        const size_t at = w->len;
+        if (put_rows(w, data + i * n, 1, n, req->precision, name, i, e) < 0)
+            return -1;
+        memmove(w->data + at, w->data + at + 1, w->len - at - 2);
+        w->len -= 2;
+    }
+    return 0;
+}
+
 /* One state part: ragged, per sequence its L*D rows (the engine's own layout); padded, PyTorch's
  * h_n/c_n [L*D][B][H], through TMP (room for B*L*D*H). */
 static int put_states(buf *w, const wire_v1_request *req, const rnn_info *info, const float *data,
@@ -825,8 +999,9 @@ static int encode(const char *model_name, const rnn_info *info, const wire_v1_re
         buf_puts(w, ",\"");
         buf_puts(w, PART_NAMES[p]);
         buf_puts(w, "\":[");
-        if (per_step ? put_steps(w, req, data[p], n, PART_NAMES[p], e) < 0
-                     : put_states(w, req, info, data[p], tmp, PART_NAMES[p], e) < 0)
+        if (per_step && req->only_last ? put_last(w, req, data[p], n, PART_NAMES[p], e) < 0
+            : per_step                 ? put_steps(w, req, data[p], n, PART_NAMES[p], e) < 0
+                       : put_states(w, req, info, data[p], tmp, PART_NAMES[p], e) < 0)
             goto done;
         buf_putc(w, ']');
     }
@@ -888,6 +1063,10 @@ static void put_model(buf *w, const rnn_info *in, int is_default)
     } else {
         buf_puts(w, ",\"head\":null");
     }
+    if (in->vocab_size > 0)
+        buf_printf(w, ",\"embedding\":{\"num_embeddings\":%d}", in->vocab_size);
+    else
+        buf_puts(w, ",\"embedding\":null");
     buf_puts(w, ",\"outputs\":[");
     const unsigned have = wire_parts_of(in);
     for (int p = 0, k = 0; p < 4; p++)
@@ -934,6 +1113,8 @@ static int v1_decode(const char *body, size_t len, const api_framing *f, const r
         return -1;
     *req = r;
     d->batch = &r->batch;
+    d->tokens = r->tokens;
+    d->only_last = r->only_last;
     d->parts = r->parts;
     d->steps = r->steps;
     d->timeout_us = r->timeout_us;

@@ -25,8 +25,8 @@
 #define MAX_NEST 9
 #define MAX_RANK 8
 
-enum { T_INPUT, T_LENGTHS, T_H0, T_C0, T_SLOTS };
-static const char *const SLOT_NAMES[T_SLOTS] = {"input", "lengths", "h0", "c0"};
+enum { T_INPUT, T_LENGTHS, T_H0, T_C0, T_TOKENS, T_SLOTS };
+static const char *const SLOT_NAMES[T_SLOTS] = {"input", "lengths", "h0", "c0", "tokens"};
 
 /* One input tensor as read: its fields, and its data's numbers with the first problems found. */
 typedef struct {
@@ -54,7 +54,8 @@ typedef struct {
     js_reader js;
     const rnn_info *info;
     bool root_bad, id_bad, inputs_seen, inputs_bad, outputs_seen;
-    bool params_seen, params_bad, timeout_bad;
+    bool params_seen, params_bad, timeout_bad, only_last_bad;
+    bool only_last;     /* parameters.only_last */
     int64_t timeout_us; /* parameters.timeout: microseconds, as Triton's clients send it */
     size_t ninputs;
     wire_error tensor_err, outputs_err; /* the first problem of each kind, in document order */
@@ -76,9 +77,11 @@ struct wire_v2_request {
     rnn_batch batch;
     int32_t *lengths;
     float *x, *h0, *c0;
+    int32_t *tokens; /* a token model's ids (steps); x is then NULL (forward.c embeds them) */
     size_t B, T, steps;
     unsigned parts;
     unsigned binary; /* WIRE_* bits returned as binary tensors after the JSON header */
+    bool only_last;
     char *id;
     int64_t timeout_us;
 };
@@ -91,6 +94,7 @@ static void request_free(void *p)
         return;
     free(r->lengths);
     free(r->x);
+    free(r->tokens);
     free(r->h0);
     free(r->c0);
     free(r->id);
@@ -239,6 +243,7 @@ static int read_tensor(decoder *d, size_t i)
 {
     js_reader *js = &d->js;
     const bool lstm = rnn_cell_describe(d->info->type)->has_cell;
+    const bool tok = d->info->vocab_size > 0;
     if (js_peek(js) != JS_OBJECT) {
         wire_first(&d->tensor_err, &d->tensor_set, 400,
                    "inputs[%zu]: expected a tensor object with a \"name\"", i);
@@ -305,10 +310,15 @@ static int read_tensor(decoder *d, size_t i)
     if (!has_name)
         wire_first(&d->tensor_err, &d->tensor_set, 400,
                    "inputs[%zu]: expected a tensor object with a \"name\"", i);
-    else if (slot < 0 || (slot == T_C0 && !lstm))
+    else if (tok && slot == T_INPUT)
         wire_first(&d->tensor_err, &d->tensor_set, 400,
-                   "inputs[%zu]: unknown input \"%s\" (this model takes input, lengths, h0%s)", i,
-                   name, lstm ? ", c0" : "");
+                   "inputs[%zu]: this model takes token ids (an embedding of %d tokens): send "
+                   "\"tokens\" (INT64 [batch, max_len]) instead of \"input\"",
+                   i, d->info->vocab_size);
+    else if (slot < 0 || (slot == T_C0 && !lstm) || (slot == T_TOKENS && !tok))
+        wire_first(&d->tensor_err, &d->tensor_set, 400,
+                   "inputs[%zu]: unknown input \"%s\" (this model takes %s, lengths, h0%s)", i,
+                   name, tok ? "tokens" : "input", lstm ? ", c0" : "");
     else if (d->t[slot].present)
         wire_first(&d->tensor_err, &d->tensor_set, 400, "inputs[%zu]: input \"%s\" given twice", i,
                    name);
@@ -436,8 +446,9 @@ static int read_outputs(decoder *d)
 }
 
 /* The request's "parameters", at depth 2: "timeout" (microseconds the request may wait for
- * compute; 0 is none) and "binary_data_output" are read, and whatever else the protocol's
- * clients send is skipped. */
+ * compute; 0 is none), "only_last" (true: output and predictions at each sequence's last step
+ * only) and "binary_data_output" are read, and whatever else the protocol's clients send is
+ * skipped. */
 static int read_parameters(decoder *d)
 {
     js_reader *js = &d->js;
@@ -456,6 +467,15 @@ static int read_parameters(decoder *d)
                 d->bin_output = *js->p == 't';
             else
                 d->bin_output_bad = true;
+            if (js_skip(js, 3) < 0)
+                return -1;
+            continue;
+        }
+        if (js_str_eq(&key, "only_last")) {
+            if (js_peek(js) == JS_BOOL)
+                d->only_last = *js->p == 't';
+            else
+                d->only_last_bad = true;
             if (js_skip(js, 3) < 0)
                 return -1;
             continue;
@@ -584,7 +604,8 @@ static int check_data(const tensor *t, const char *name, int integers, size_t co
  * place (build copies each sequence's rows from the body), the others into their arrays. */
 static int attach_binary(decoder *d, wire_error *e)
 {
-    static const char *const TYPES[T_SLOTS] = {"FP32", "INT32 or INT64", "FP32", "FP32"};
+    static const char *const TYPES[T_SLOTS] = {"FP32", "INT32 or INT64", "FP32", "FP32",
+                                               "INT32 or INT64"};
     const size_t start = d->framing && d->framing->binary ? d->framing->header_len : d->len;
     const size_t avail = d->len - start;
     int order[T_SLOTS], n = 0;
@@ -618,7 +639,8 @@ static int attach_binary(decoder *d, wire_error *e)
                              "(a tensor's data is in the JSON or in binary, not both)",
                              name);
         const size_t el = t->has_datatype ? wire_bin_dtype_size(t->datatype) : 0;
-        if (!el || (order[j] == T_LENGTHS) != (strcmp(t->datatype, "FP32") != 0))
+        const bool ints = order[j] == T_LENGTHS || order[j] == T_TOKENS;
+        if (!el || ints != (strcmp(t->datatype, "FP32") != 0))
             return wire_fail(e, 400,
                              "inputs[%s].datatype: \"%s\" is not accepted in binary (expected %s)",
                              name, t->has_datatype ? t->datatype : "(missing)", TYPES[order[j]]);
@@ -680,6 +702,34 @@ static int state_in(tensor *t, const char *name, const rnn_info *in, size_t B, f
     return 0;
 }
 
+/* A token model's "tokens" [B, T] (T = r->T), integers already checked: each sequence's ids
+ * within its length (what lies past it is padding, never looked at) into r->tokens, each in
+ * [0, vocab_size). */
+static int tokens_in(const tensor *t, const rnn_info *in, request *r, wire_error *e)
+{
+    const size_t V = (size_t)in->vocab_size;
+    if (!(r->tokens = malloc((r->steps + 1) * sizeof *r->tokens)))
+        return wire_fail(e, 500, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < r->B; i++)
+        for (size_t s = 0; s < (size_t)r->lengths[i]; s++) {
+            const size_t at = i * r->T + s;
+            const float v = t->v[at];
+            char num[48];
+            if (!(v >= 0 && (double)v < (double)V))
+                return wire_fail(e, 400,
+                                 "inputs[tokens].data[%zu]: %s is not a token id (an integer in "
+                                 "[0, %zu))",
+                                 at,
+                                 at == t->range_at
+                                     ? wire_number_text(t->range_tok, t->range_end, num, sizeof num)
+                                     : (snprintf(num, sizeof num, "%g", (double)v), num),
+                                 V);
+            r->tokens[n++] = (int32_t)v;
+        }
+    return 0;
+}
+
 /* The request from what the pass read, in the order the protocol's checks go: the body, "id",
  * "inputs", each tensor, then input's type and shape, the limits, lengths, input's data, the
  * states, and "outputs" last. */
@@ -696,6 +746,8 @@ static int build(decoder *d, const api_limits *lim, request *r, wire_error *e)
         return wire_fail(e, 400,
                          "parameters.timeout: expected an integer number of microseconds from 0 "
                          "to 3600000000");
+    if (d->only_last_bad)
+        return wire_fail(e, 400, "parameters.only_last: expected true or false");
     if (!d->inputs_seen || d->inputs_bad)
         return wire_fail(e, 400, "inputs: expected a non-empty array of tensors");
     if (d->tensor_set) {
@@ -704,25 +756,34 @@ static int build(decoder *d, const api_limits *lim, request *r, wire_error *e)
     }
     if (attach_binary(d, e) < 0)
         return -1;
-    tensor *input = &d->t[T_INPUT], *lengths = &d->t[T_LENGTHS];
+    /* a token model's "tokens" [batch, max_len] stands where "input" [batch, max_len, I] does */
+    const bool tok = in->vocab_size > 0;
+    const char *iname = tok ? "tokens" : "input";
+    tensor *input = &d->t[tok ? T_TOKENS : T_INPUT], *lengths = &d->t[T_LENGTHS];
+    if (!input->present && tok)
+        return wire_fail(e, 400,
+                         "inputs: the tensor \"tokens\" [batch, max_len] (INT64 ids in "
+                         "[0, %d)) is required",
+                         in->vocab_size);
     if (!input->present)
         return wire_fail(e, 400, "inputs: the tensor \"input\" [batch, max_len, %d] is required",
                          in->input_size);
     size_t dims[3];
-    if (check_datatype(input, "input", FP, e) < 0 || check_shape(input, "input", 3, dims, e) < 0)
+    if (check_datatype(input, iname, tok ? INTS : FP, e) < 0 ||
+        check_shape(input, iname, tok ? 2 : 3, dims, e) < 0)
         return -1;
-    const size_t B = dims[0], T = dims[1], I = (size_t)in->input_size;
-    if (dims[2] != I)
+    const size_t B = dims[0], T = dims[1], I = tok ? 1 : (size_t)in->input_size;
+    if (!tok && dims[2] != I)
         return wire_fail(e, 400,
                          "inputs[input].shape: expected [batch, max_len, %zu], got [%zu, %zu, %zu]",
                          I, B, T, dims[2]);
     if (B == 0)
-        return wire_fail(e, 400, "inputs[input].shape: batch must be at least 1");
+        return wire_fail(e, 400, "inputs[%s].shape: batch must be at least 1", iname);
     if (B > lim->max_batch)
-        return wire_fail(e, 413, "inputs[input]: batch %zu exceeds max_batch %zu", B,
+        return wire_fail(e, 413, "inputs[%s]: batch %zu exceeds max_batch %zu", iname, B,
                          lim->max_batch);
     if (T > lim->max_steps)
-        return wire_fail(e, 413, "inputs[input]: max_len %zu exceeds max_steps %zu", T,
+        return wire_fail(e, 413, "inputs[%s]: max_len %zu exceeds max_steps %zu", iname, T,
                          lim->max_steps);
     r->B = B;
     r->T = T;
@@ -750,19 +811,24 @@ static int build(decoder *d, const api_limits *lim, request *r, wire_error *e)
         }
     }
     /* the data present (at most len/2 numbers) bounds every allocation, never the shape */
-    if (check_data(input, "input", 0, B * T * I, e) < 0)
+    if (check_data(input, iname, tok, B * T * I, e) < 0)
         return -1;
     for (size_t i = 0; i < B; i++)
         r->steps += (size_t)r->lengths[i];
-    if (!(r->x = malloc((r->steps ? r->steps : 1) * I * sizeof *r->x)))
-        return wire_fail(e, 500, "out of memory");
-    /* Keep each sequence's own rows; padding past its length never reaches the engine. */
-    float *x = r->x;
-    const char *src = input->raw ? input->raw : (const char *)input->v;
-    for (size_t i = 0; i < B; i++) {
-        const size_t n = (size_t)r->lengths[i] * I;
-        memcpy(x, src + i * T * I * sizeof *x, n * sizeof *x);
-        x += n;
+    if (tok) {
+        if (tokens_in(input, in, r, e) < 0)
+            return -1;
+    } else {
+        if (!(r->x = malloc((r->steps ? r->steps : 1) * I * sizeof *r->x)))
+            return wire_fail(e, 500, "out of memory");
+        /* Keep each sequence's own rows; padding past its length never reaches the engine. */
+        float *x = r->x;
+        const char *src = input->raw ? input->raw : (const char *)input->v;
+        for (size_t i = 0; i < B; i++) {
+            const size_t n = (size_t)r->lengths[i] * I;
+            memcpy(x, src + i * T * I * sizeof *x, n * sizeof *x);
+            x += n;
+        }
     }
     if (d->t[T_H0].present && state_in(&d->t[T_H0], "h0", in, B, &r->h0, e) < 0)
         return -1;
@@ -774,12 +840,16 @@ static int build(decoder *d, const api_limits *lim, request *r, wire_error *e)
     }
     r->parts = d->parts;
     r->binary = ((d->bin_output ? d->parts : 0) | d->bin_on) & ~d->bin_off & d->parts;
+    r->only_last = d->only_last;
     r->batch.batch = B;
     r->batch.lengths = r->lengths;
     r->batch.x = r->x;
     r->batch.h0 = r->h0;
     r->batch.c0 = r->c0;
-    /* output and predictions are always padded here: the same bound as v1's padded layout */
+    /* output and predictions are always padded here (one row per sequence with only_last): the
+     * same bound as v1's padded layout */
+    if (r->only_last)
+        return 0;
     const size_t width =
         (r->parts & WIRE_OUTPUTS ? (size_t)(in->num_directions * in->hidden_size) : 0) +
         (r->parts & WIRE_PREDICTIONS ? (size_t)in->head_size : 0);
@@ -828,6 +898,8 @@ static int v2_decode(const char *body, size_t len, const api_framing *f, const r
     d->id = NULL;
     r->timeout_us = d->timeout_us;
     out->batch = &r->batch;
+    out->tokens = r->tokens;
+    out->only_last = r->only_last;
     out->parts = r->parts;
     out->steps = r->steps;
     out->timeout_us = r->timeout_us;
@@ -860,7 +932,9 @@ typedef struct {
 static size_t tensor_count(const request *r, const rnn_info *in, const out_tensor *t)
 {
     const size_t LD = (size_t)(in->num_layers * in->num_directions);
-    return t->width ? r->B * r->T * t->width : LD * r->B * (size_t)in->hidden_size;
+    if (t->width)
+        return r->B * (r->only_last ? 1 : r->T) * t->width;
+    return LD * r->B * (size_t)in->hidden_size;
 }
 
 static void tensors_of(const request *r, const rnn_info *in, const rnn_result *res,
@@ -909,7 +983,10 @@ static int put_tensor(buf *w, const request *r, const rnn_info *in, const out_te
                       bool comma, wire_error *e)
 {
     const size_t LD = (size_t)(in->num_layers * in->num_directions), H = (size_t)in->hidden_size;
-    if (t->width)
+    if (t->width && r->only_last)
+        buf_printf(w, "%s{\"name\":\"%s\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu]",
+                   comma ? "," : "", t->name, r->B, t->width);
+    else if (t->width)
         buf_printf(w, "%s{\"name\":\"%s\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu,%zu]",
                    comma ? "," : "", t->name, r->B, r->T, t->width);
     else
@@ -926,7 +1003,13 @@ static int put_tensor(buf *w, const request *r, const rnn_info *in, const out_te
         return 0;
     char *o = w->data + w->len;
     size_t bad = 0, at = 0;
-    if (t->width) {
+    if (t->width && r->only_last) {
+        /* [B, width]: a row per sequence at its last step (zeros for an empty one) */
+        if (!(o = put_values(o, t->data, r->B * t->width, false, &bad))) {
+            at = bad;
+            goto not_finite;
+        }
+    } else if (t->width) {
         /* [B, T, width]: each sequence's rows, then zeros past its length (pad_packed_sequence) */
         const size_t n = t->width;
         size_t row = 0;
@@ -973,6 +1056,10 @@ static void put_binary(buf *w, const request *r, const rnn_info *in, const out_t
     if (!t->width) {
         wire_states_to_layers(t->data, r->B, LD, H, tmp);
         wire_bin_put_f32(w, tmp, LD * r->B * H, 0);
+        return;
+    }
+    if (r->only_last) { /* [B, width]: a row per sequence at its last step */
+        wire_bin_put_f32(w, t->data, r->B * t->width, 0);
         return;
     }
     size_t row = 0;
@@ -1052,11 +1139,19 @@ static char *v2_metadata(const rnn_info *in, int is_default, size_t *len)
     (void)is_default;
     buf_puts(&w, "{\"name\":");
     buf_json_string(&w, in->name);
+    /* a token model takes ids [batch, max_len] where another takes input [batch, max_len, I] */
+    if (in->vocab_size > 0)
+        buf_puts(&w, ",\"platform\":\"rnnserve\",\"inputs\":[{\"name\":\"tokens\",\"datatype\":"
+                     "\"INT64\",\"shape\":[-1,-1]}");
+    else
+        buf_printf(&w,
+                   ",\"platform\":\"rnnserve\",\"inputs\":[{\"name\":\"input\",\"datatype\":"
+                   "\"FP32\",\"shape\":[-1,-1,%d]}",
+                   in->input_size);
     buf_printf(&w,
-               ",\"platform\":\"rnnserve\",\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\","
-               "\"shape\":[-1,-1,%d]},{\"name\":\"lengths\",\"datatype\":\"INT64\",\"shape\":[-1]},"
+               ",{\"name\":\"lengths\",\"datatype\":\"INT64\",\"shape\":[-1]},"
                "{\"name\":\"h0\",\"datatype\":\"FP32\",\"shape\":[%d,-1,%d]}",
-               in->input_size, LD, H);
+               LD, H);
     if (lstm)
         buf_printf(&w, ",{\"name\":\"c0\",\"datatype\":\"FP32\",\"shape\":[%d,-1,%d]}", LD, H);
     buf_printf(&w,
@@ -1074,6 +1169,8 @@ static char *v2_metadata(const rnn_info *in, int is_default, size_t *len)
         buf_json_string(&w, rnn_head_activation_name(in->head_activation));
         buf_putc(&w, '}');
     }
+    if (in->vocab_size > 0)
+        buf_printf(&w, ",\"embedding\":{\"num_embeddings\":%d}", in->vocab_size);
     buf_putc(&w, '}');
     return buf_take(&w, len);
 }

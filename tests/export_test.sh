@@ -1,7 +1,8 @@
 #!/bin/sh
 # export_test.sh - tools/export_torch.py end to end (tests/tools/export_check.py): a module
 # containing an LSTM, a saved nn.GRU, a checkpoint's state_dict with hyperparameters, an nn.RNN
-# with relu, several RNNs, bad input, a tampered export, and the exported model served over HTTP,
+# with relu, several RNNs, bad input, a tampered export, a token model (embedding, layers left out
+# named), --into a multi-model config, and the exported model served over HTTP,
 # all against PyTorch. Needs Debian's python3-torch for /usr/bin/python3; skips (passing)
 # without it. Run from the repo root after make (tests/run.sh does). Exit 0 = pass.
 

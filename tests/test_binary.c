@@ -498,6 +498,65 @@ START_TEST(test_mixed_json_and_binary_inputs)
 }
 END_TEST
 
+/* A token model's "tokens" in binary (INT32 or INT64 ids), and only_last's [batch, width] rows
+ * in binary: the JSON path's numbers, bit for bit. */
+START_TEST(test_binary_tokens_and_only_last)
+{
+    char err[512];
+    cfg_config *cfg;
+    rnn_model *m;
+    ck_assert_msg(cfg_load_file("tests/fixtures/tokens/embed_gru_bidir/config.json", &cfg, err,
+                                sizeof err) == 0,
+                  "%s", err);
+    ck_assert_msg(rnn_model_load(&cfg->models[0], &m, err, sizeof err) == 0, "%s", err);
+    const int64_t ids[6] = {1, 6, 0, 3, 2, 5}, lens[2] = {3, 2};
+    const char *json =
+        "{\"inputs\":[{\"name\":\"tokens\",\"shape\":[2,3],\"datatype\":\"INT64\",\"data\":[1,6,"
+        "0,3,2,5]},{\"name\":\"lengths\",\"shape\":[2],\"datatype\":\"INT64\",\"data\":[3,2]}],"
+        "\"parameters\":{\"only_last\":true}}";
+    char *jout, *bout;
+    size_t jlen, jh, blen, bh;
+    ck_assert_msg(run(m, json, strlen(json), NULL, &jout, &jlen, &jh) == 200, "%.*s", (int)jlen,
+                  jout);
+    for (int wide = 0; wide < 2; wide++) {
+        buf b = BUF_INIT;
+        buf_printf(&b,
+                   "{\"inputs\":[{\"name\":\"tokens\",\"shape\":[2,3],\"datatype\":\"%s\","
+                   "\"parameters\":{\"binary_data_size\":%d}},{\"name\":\"lengths\",\"shape\":[2],"
+                   "\"datatype\":\"INT64\",\"parameters\":{\"binary_data_size\":16}}],"
+                   "\"parameters\":{\"only_last\":true,\"binary_data_output\":true}}",
+                   wide ? "INT64" : "INT32", wide ? 48 : 24);
+        const size_t hlen = b.len;
+        if (wide)
+            put_le64(&b, ids, 6);
+        else
+            put_le32i(&b, ids, 6);
+        put_le64(&b, lens, 2);
+        size_t len;
+        char *body = buf_take(&b, &len);
+        api_framing f = {1, hlen};
+        ck_assert_msg(run(m, body, len, &f, &bout, &blen, &bh) == 200, "%.*s", (int)blen, bout);
+        static const char *const outs[] = {"output", "h_n", "predictions"};
+        float a[64], c[64];
+        for (int k = 0; k < 3; k++) {
+            int abin, cbin;
+            const size_t na = response_tensor(jout, jlen, 0, outs[k], a, 64, &abin);
+            const size_t nc = response_tensor(bout, blen, bh, outs[k], c, 64, &cbin);
+            ck_assert_msg(na > 0 && na == nc && abin == 0 && cbin == 1, "%s: %zu %zu", outs[k], na,
+                          nc);
+            ck_assert_msg(memcmp(a, c, na * sizeof *a) == 0, "%s: not bit for bit", outs[k]);
+        }
+        ck_assert_msg(strstr(bout, "\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[2,6]"),
+                      "%.*s", (int)bh, bout);
+        free(bout);
+        free(body);
+    }
+    free(jout);
+    rnn_model_free(m);
+    cfg_free(cfg);
+}
+END_TEST
+
 /* Every mismatch between the header and the bytes is a 400 naming it. */
 START_TEST(test_mismatches_are_400s_naming_them)
 {
@@ -1016,6 +1075,7 @@ int main(void)
     tcase_add_test(tc, test_official_client_request_and_result);
     tcase_add_test(tc, test_binary_data_per_output_overrides_binary_data_output);
     tcase_add_test(tc, test_mixed_json_and_binary_inputs);
+    tcase_add_test(tc, test_binary_tokens_and_only_last);
     tcase_add_test(tc, test_mismatches_are_400s_naming_them);
     tcase_add_test(tc, test_framing_header_values);
     tcase_add_test(tc, test_fuzz_binary_seeds_replay_cleanly);

@@ -536,6 +536,57 @@ START_TEST(test_job_of_a_client_gone_before_its_pass_is_never_delivered)
 }
 END_TEST
 
+/* A job with its own work (a generation loop) runs alone, never merged, and is stopped through
+ * the callback it is given when its requester leaves. */
+static atomic_int own_runs;
+static int own_work(sched_job *j, int (*stop)(void *), void *stop_ctx, char *err, size_t errlen)
+{
+    (void)j;
+    (void)err;
+    (void)errlen;
+    atomic_fetch_add(&own_runs, 1);
+    for (int i = 0; i < 2000; i++) {
+        if (stop(stop_ctx))
+            return RNN_STOPPED;
+        tu_sleep_ms(1);
+    }
+    return 0;
+}
+
+START_TEST(test_job_with_its_own_work_runs_alone_and_stops_when_its_client_leaves)
+{
+    model_t m;
+    model_load(&m, "lstm_1layer");
+    waiter w;
+    waiter_init(&w);
+    sched *s = start(1, 1024, 60000);
+    sched_pause(s, 1);
+    tjob *own = tjob_new(m.model, 1, 3, 0, &w), *a = tjob_new(m.model, 1, 3, 0, &w);
+    own->job.run = own_work;
+    own->job.flops = 1e9; /* the forward job goes first */
+    a->job.flops = 1e3;
+    submit_ok(s, own);
+    submit_ok(s, a);
+    sched_pause(s, 0);
+    waiter_wait(&w, 1);
+    /* the forward job was not merged into the other's own work */
+    ck_assert_int_eq(a->outcome, SCHED_OK);
+    ck_assert_int_eq(a->job.pass_jobs, 1);
+    for (double end = tu_now_s() + 30; !atomic_load(&own_runs) && tu_now_s() < end;)
+        tu_sleep_ms(1); /* its thread is on its way to it */
+    ck_assert_int_eq(atomic_load(&own_runs), 1);
+    atomic_store(&own->gone, 1); /* asked at most every 10 ms while it runs */
+    waiter_wait(&w, 2);
+    ck_assert_int_eq(own->outcome, SCHED_CANCELLED);
+    ck_assert_int_eq(own->job.pass_jobs, 1);
+    sched_stop(s, 0);
+    sched_free(s);
+    tjob_free(own);
+    tjob_free(a);
+    model_free(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("sched");
@@ -553,6 +604,7 @@ int main(void)
     tcase_add_test(tc, test_every_accepted_job_gets_exactly_one_done);
     tcase_add_test(tc, test_engine_pass_stops_at_a_step_boundary_when_asked);
     tcase_add_test(tc, test_job_of_a_client_gone_before_its_pass_is_never_delivered);
+    tcase_add_test(tc, test_job_with_its_own_work_runs_alone_and_stops_when_its_client_leaves);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

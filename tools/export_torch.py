@@ -30,6 +30,10 @@ Command line (SOURCE is a file made by torch.save):
   --head-activation none|sigmoid|softmax
                             what follows the output head, when one is found (default none)
   --no-head                 ignore a Linear head even when one is found
+  --no-embedding            ignore an nn.Embedding even when one is found
+  --into CONFIG             also add the model to the existing (multi-model) config CONFIG: its
+                            other models and its server section are kept, a model of the same
+                            name is refused, the file is replaced atomically
   --tol X                   the largest acceptable abs diff (default 1e-5)
   --seed N                  seed of the random verification batch (default 0)
   --no-verify               write the directory without running rnnserve
@@ -45,6 +49,17 @@ An output head (the usual `self.fc = nn.Linear(D*H, O)` applied at every step) i
 automatically: the one nn.Linear (or, in a state_dict, the one WEIGHT/BIAS pair outside the RNN)
 whose input width is the RNN's num_directions * hidden_size. It is exported with the RNN
 ("head" in the config) and its predictions are verified too.
+
+An input embedding (an nn.Embedding before the RNN, as in a char-RNN) is found the same way: the
+one nn.Embedding (in a state_dict, the one 2-D X.weight without an X.bias outside the RNN) whose
+width is the RNN's input_size. It is exported ("embedding" in the config: the served model then
+takes token ids, "tokens"), and the verification sends token ids.
+
+Nothing is dropped silently: every layer of a module that is not exported is named, one line
+each, with why (a Dropout: no weights, inactive at inference; a layer with weights, or one that
+computes something, such as a LayerNorm, a ReLU or a second RNN: a warning naming its class, its
+parameters and their shapes, since the served model does not apply it). For a state_dict, the
+tensors that are not exported are named the same way.
 
 Then: build/rnnserve --config DIR/config.json  (or mount DIR into the Docker image, see README).
 """
@@ -233,12 +248,95 @@ def heads_in_state_dict(sd, rnn_prefix):
     return out
 
 
-def write_model_dir(rnn, spec, out_dir, name, head=None, activation="none"):
-    """Writes OUT_DIR/model.safetensors (RNN's state_dict as float32, plus the head's tensors
-    under their own names) and OUT_DIR/config.json."""
+def find_embedding(named, input_size):
+    """The input embedding among NAMED ((state_dict key, weight) pairs): the one whose width is
+    INPUT_SIZE, or None."""
+    fits = [e for e in named if e[1].dim() == 2 and e[1].shape[1] == input_size]
+    if len(fits) > 1:
+        raise ExportError("several embeddings could feed the RNN ("
+                          + ", ".join(repr(e[0]) for e in fits) + "); pass --no-embedding, or "
+                          "export a module holding one")
+    return fits[0] if fits else None
+
+
+def embeddings_in_module(module):
+    """(state_dict key, weight) of every nn.Embedding in MODULE."""
+    return [(n + ".weight", m.weight.detach()) for n, m in module.named_modules()
+            if isinstance(m, nn.Embedding)]
+
+
+def embeddings_in_state_dict(sd, rnn_prefix, head):
+    """(key, tensor) of every 2-D X.weight outside the RNN with no X.bias and not the head's."""
+    hk = head[0] + "weight" if head else None
+    return [(k, v) for k, v in sd.items()
+            if k.endswith(".weight") and not k.startswith(rnn_prefix) and v.dim() == 2
+            and k[: -len("weight")] + "bias" not in sd and k != hk]
+
+
+# Modules without weights that compute nothing at inference.
+INACTIVE = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+            nn.FeatureAlphaDropout, nn.Identity)
+
+
+def _shapes(params):
+    return ", ".join(f"{n} {list(p.shape)}" for n, p in params)
+
+
+def leftovers_in_module(module, rnn_prefix, head, embedding):
+    """One line per layer of MODULE that the export leaves out, and whether any is a warning:
+    every leaf module (and RNN) that is not the exported RNN, head or embedding."""
+    used = {rnn_prefix}
+    if head:
+        used.add(head[0])
+    if embedding:
+        used.add(embedding[0][: -len("weight")])
+    lines, warn = [], False
+    for n, m in module.named_modules():
+        p = n + "." if n else ""
+        if p in used or any(p.startswith(u) for u in used if u) or not n:
+            continue
+        if any(True for _ in m.children()) and not isinstance(m, nn.RNNBase):
+            continue  # a container: its leaves are named instead
+        cls = type(m).__name__
+        params = list(m.named_parameters())
+        if isinstance(m, INACTIVE):
+            lines.append(f"not exported: {n} ({cls}): no weights, inactive at inference")
+        elif params:
+            warn = True
+            lines.append(f"warning: not exported: {n} ({cls}, {_shapes(params)}): rnnserve does "
+                         "not apply it; the served outputs skip it")
+        else:
+            warn = True
+            lines.append(f"warning: not exported: {n} ({cls}, no weights): rnnserve does not "
+                         "apply it; the served outputs skip it")
+    return lines, warn
+
+
+def leftovers_in_state_dict(sd, rnn_prefix, head, embedding):
+    """The same for a state_dict: its tensors outside the exported ones, grouped by layer."""
+    used = {k for k in sd if k.startswith(rnn_prefix)}
+    if head:
+        used |= {head[0] + "weight", head[0] + "bias"}
+    if embedding:
+        used.add(embedding[0])
+    groups = {}
+    for k, v in sd.items():
+        if k not in used:
+            groups.setdefault(k.rsplit(".", 1)[0] if "." in k else k, []).append((k, v))
+    lines = [f"warning: not exported: {g} (from a state_dict, class unknown: {_shapes(ts)}): "
+             "rnnserve does not apply it; the served outputs skip it" for g, ts in groups.items()]
+    return lines, bool(lines)
+
+
+def write_model_dir(rnn, spec, out_dir, name, head=None, activation="none", embedding=None):
+    """Writes OUT_DIR/model.safetensors (RNN's state_dict as float32, plus the head's and the
+    embedding's tensors under their own names) and OUT_DIR/config.json."""
     os.makedirs(out_dir, exist_ok=True)
     sd = {k: v.detach().to(torch.float32) for k, v in rnn.state_dict().items()}
     entry = {"name": name, **spec, "weights": "model.safetensors"}
+    if embedding is not None:
+        sd[embedding[0]] = embedding[1].to(torch.float32).contiguous()
+        entry["embedding"] = embedding[0]
     if head is not None:
         hp, w, b = head
         sd[hp + "weight"] = w.to(torch.float32).contiguous()
@@ -250,13 +348,46 @@ def write_model_dir(rnn, spec, out_dir, name, head=None, activation="none"):
                      {"format": "pt", "exported_by": "rnnserve tools/export_torch.py"})
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
         f.write(json.dumps({"models": [entry]}, indent=2) + "\n")
+    return entry
+
+
+def add_into(config_path, entry, out_dir):
+    """Adds ENTRY (its weights path made relative to CONFIG_PATH's folder) to the config at
+    CONFIG_PATH, keeping everything else; written to a temporary file, then renamed over it."""
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ExportError(f"--into {config_path}: cannot read it as JSON ({e})") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("models"), list):
+        raise ExportError(f"--into {config_path}: not an rnnserve config (no \"models\" list)")
+    names = [m.get("name") for m in cfg["models"] if isinstance(m, dict)]
+    if entry["name"] in names:
+        raise ExportError(f"--into {config_path}: it already has a model named "
+                          f"{entry['name']!r} (pass --name)")
+    base = os.path.dirname(os.path.abspath(config_path))
+    entry = dict(entry, weights=os.path.relpath(
+        os.path.abspath(os.path.join(out_dir, "model.safetensors")), base))
+    cfg["models"].append(entry)
+    tmp = f"{config_path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(cfg, indent=2) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, config_path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ExportError(f"--into {config_path}: cannot write it ({e})") from None
 
 
 # ---------------------------------------------------------------- verifying
 
-def _random_request(spec, seed):
+def _random_request(spec, seed, embedding=None):
     """A ragged batch of 5 sequences (lengths 1..13, one of each extreme) with random inputs and
-    random h0 (and c0 for LSTM), as Python floats that are exact float32 values."""
+    random h0 (and c0 for LSTM), as Python floats that are exact float32 values. With an
+    EMBEDDING, the request sends random token ids and the sequences are their embedded rows."""
     g = torch.Generator().manual_seed(seed)
     r = random.Random(seed)
     lengths = [1, 13] + [r.randint(1, 13) for _ in range(3)]
@@ -267,10 +398,17 @@ def _random_request(spec, seed):
     def rand(*shape):
         return (torch.rand(*shape, generator=g) * 2 - 1).to(torch.float32)
 
-    seqs = [rand(T, I) for T in lengths]
+    if embedding is not None:
+        table = embedding[1].to(torch.float32)
+        ids = [torch.randint(0, table.shape[0], (T,), generator=g) for T in lengths]
+        seqs = [table[t] for t in ids]
+        req = {"tokens": [t.tolist() for t in ids]}
+    else:
+        seqs = [rand(T, I) for T in lengths]
+        req = {"inputs": [s.tolist() for s in seqs]}
     h0 = [rand(rows, H) for _ in lengths]
     c0 = [rand(rows, H) for _ in lengths] if spec["type"] == "lstm" else None
-    req = {"inputs": [s.tolist() for s in seqs], "h0": [h.tolist() for h in h0]}
+    req["h0"] = [h.tolist() for h in h0]
     if c0 is not None:
         req["c0"] = [c.tolist() for c in c0]
     return req, seqs, h0, c0
@@ -299,7 +437,7 @@ HEAD_ACT = {"none": lambda y: y, "sigmoid": torch.sigmoid,
 
 
 def verify(rnn, spec, config_path, rnnserve=None, tol=1e-5, seed=0, log=print, head=None,
-           activation="none"):
+           activation="none", embedding=None):
     """Runs `rnnserve forward --config CONFIG_PATH` on a random ragged batch and compares every
     number with PyTorch. Returns the max abs diff; raises ExportError when rnnserve fails, the
     shapes differ, or the diff exceeds TOL."""
@@ -307,7 +445,7 @@ def verify(rnn, spec, config_path, rnnserve=None, tol=1e-5, seed=0, log=print, h
     if not (os.path.isfile(rnnserve) and os.access(rnnserve, os.X_OK)):
         raise ExportError(f"{rnnserve} not found: run `make` in the rnnserve repository, or pass "
                           "--rnnserve PATH (or --no-verify to skip the check)")
-    req, seqs, h0, c0 = _random_request(spec, seed)
+    req, seqs, h0, c0 = _random_request(spec, seed, embedding)
     p = subprocess.run([rnnserve, "forward", "--config", config_path],
                        input=json.dumps(req).encode(), capture_output=True, timeout=120)
     if p.returncode != 0:
@@ -338,7 +476,8 @@ def verify(rnn, spec, config_path, rnnserve=None, tol=1e-5, seed=0, log=print, h
             if t.numel():
                 worst = max(worst, (g - t.to(torch.float64)).abs().max().item())
     lengths = [len(s) for s in seqs]
-    log(f"verified: rnnserve vs PyTorch on {len(seqs)} sequences of lengths {lengths} with "
+    log(f"verified: rnnserve vs PyTorch on {len(seqs)} sequences of lengths {lengths}"
+        f"{' (token ids)' if embedding is not None else ''} with "
         f"random h0{'/c0' if c0 is not None else ''}"
         f"{', head predictions' if head is not None else ''}: max abs diff {worst:.3g} "
         f"(tol {tol:g})")
@@ -351,21 +490,27 @@ def verify(rnn, spec, config_path, rnnserve=None, tol=1e-5, seed=0, log=print, h
 # ---------------------------------------------------------------- the whole thing
 
 def export(model, out_dir, name=None, prefix=None, rnnserve=None, tol=1e-5, seed=0,
-           verify_export=True, write=True, log=print, head_activation="none", no_head=False):
-    """Exports MODEL (an nn.RNN/LSTM/GRU, or a module containing one, with its output head when
-    it has one) to the model directory OUT_DIR and verifies it with rnnserve. Returns the max
-    abs diff (None without verifying). With WRITE false, only verifies an existing OUT_DIR.
-    Raises ExportError."""
+           verify_export=True, write=True, log=print, head_activation="none", no_head=False,
+           no_embedding=False, into=None):
+    """Exports MODEL (an nn.RNN/LSTM/GRU, or a module containing one, with its output head and
+    its input embedding when it has them) to the model directory OUT_DIR and verifies it with
+    rnnserve; INTO names an existing config to add the model to as well. Logs a line for every
+    layer left out. Returns the max abs diff (None without verifying). With WRITE false, only
+    verifies an existing OUT_DIR. Raises ExportError."""
     p, rnn = find_rnn(model, prefix)
     spec = spec_from_module(rnn)
     width = spec["hidden_size"] * (2 if spec["bidirectional"] else 1)
     head = None if no_head else find_head(heads_in_module(model, p), width)
+    emb = None if no_embedding else find_embedding(embeddings_in_module(model),
+                                                   spec["input_size"])
+    for line in leftovers_in_module(model, p, head, emb)[0]:
+        log(line)
     return _export_rnn(rnn, p, spec, out_dir, name, rnnserve, tol, seed, verify_export, write, log,
-                       head, head_activation)
+                       head, head_activation, emb, into)
 
 
 def _export_rnn(rnn, prefix, spec, out_dir, name, rnnserve, tol, seed, verify_export, write, log,
-                head=None, activation="none"):
+                head=None, activation="none", embedding=None, into=None):
     name = name or os.path.basename(os.path.normpath(out_dir))
     if not NAME_RE.match(name):
         raise ExportError(f"model name {name!r}: use only A-Z a-z 0-9 . _ - (pass --name)")
@@ -373,14 +518,20 @@ def _export_rnn(rnn, prefix, spec, out_dir, name, rnnserve, tol, seed, verify_ex
     where = f" at prefix {prefix!r}" if prefix else ""
     config_path = os.path.join(out_dir, "config.json")
     if write:
-        write_model_dir(rnn, spec, out_dir, name, head, activation)
+        entry = write_model_dir(rnn, spec, out_dir, name, head, activation, embedding)
         log(f"wrote {config_path} and model.safetensors: {spec['type']}{where} ({desc})"
+            + (f", embedding {embedding[0]} {list(embedding[1].shape)}" if embedding else "")
             + (f", head {head[0]}weight {list(head[1].shape)} + {activation}" if head else ""))
     elif not os.path.isfile(config_path):
         raise ExportError(f"{config_path} does not exist (nothing to verify)")
-    if not verify_export:
-        return None
-    return verify(rnn, spec, config_path, rnnserve, tol, seed, log, head, activation)
+    diff = None
+    if verify_export:
+        diff = verify(rnn, spec, config_path, rnnserve, tol, seed, log, head, activation,
+                      embedding)
+    if into and write:
+        add_into(into, entry, out_dir)
+        log(f"added model {name!r} to {into}")
+    return diff
 
 
 def _load_source(path):
@@ -422,6 +573,8 @@ def main(argv=None):
     ap.add_argument("--rnnserve")
     ap.add_argument("--head-activation", choices=sorted(HEAD_ACT), default="none")
     ap.add_argument("--no-head", action="store_true")
+    ap.add_argument("--no-embedding", action="store_true")
+    ap.add_argument("--into", metavar="CONFIG")
     ap.add_argument("--tol", type=float, default=1e-5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-verify", action="store_true")
@@ -429,6 +582,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.no_verify and a.verify_only:
         ap.error("--no-verify and --verify-only exclude each other")
+    if a.into and a.verify_only:
+        ap.error("--into and --verify-only exclude each other")
     torch.set_num_threads(1)
     hyper = {"type": a.type, "input_size": a.input_size, "hidden_size": a.hidden_size,
              "num_layers": a.num_layers, "bidirectional": a.bidirectional, "bias": a.bias,
@@ -449,8 +604,17 @@ def main(argv=None):
             heads = heads_in_state_dict(obj, prefix)
         width = spec["hidden_size"] * (2 if spec["bidirectional"] else 1)
         head = None if a.no_head else find_head(heads, width)
+        if kind == "module":
+            embs = embeddings_in_module(obj)
+        else:
+            embs = embeddings_in_state_dict(obj, prefix, head)
+        emb = None if a.no_embedding else find_embedding(embs, spec["input_size"])
+        leftovers = (leftovers_in_module if kind == "module" else leftovers_in_state_dict)
+        for line in leftovers(obj, prefix, head, emb)[0]:
+            print(line)
         _export_rnn(rnn, prefix, spec, a.output, a.name, a.rnnserve, a.tol, a.seed,
-                    not a.no_verify, not a.verify_only, print, head, a.head_activation)
+                    not a.no_verify, not a.verify_only, print, head, a.head_activation, emb,
+                    a.into)
     except ExportError as e:
         print(f"export_torch: error: {e}", file=sys.stderr)
         return 1

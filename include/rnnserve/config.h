@@ -39,6 +39,9 @@ typedef struct {
     char *head_weight;
     char *head_bias; /* NULL: no bias */
     rnn_head_activation head_activation;
+    /* An optional input embedding (PyTorch's nn.Embedding before the RNN), named by its
+     * state_dict key; NULL: the model takes float inputs. */
+    char *embedding;
 } cfg_model;
 
 typedef struct {

@@ -24,9 +24,11 @@ typedef struct {
     int num_directions;            /* D: 1, or 2 when bidirectional */
     int gates;                     /* G: 1 rnn, 4 lstm, 3 gru */
     bool bias;
-    size_t parameters; /* number of scalars in the state_dict (a head's included) */
+    size_t parameters; /* number of scalars in the state_dict (a head's and embedding's included) */
     int head_size;     /* O, the output head's width (its Linear's out_features); 0: no head */
     rnn_head_activation head_activation;
+    int vocab_size; /* V, the input embedding's num_embeddings: the model then takes token ids in
+                       [0, V), each standing for its row of the embedding; 0: no embedding */
 } rnn_info;
 
 /* Loads the model described by M. On success returns 0 and stores a new model in *out (free with

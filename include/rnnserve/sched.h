@@ -38,6 +38,12 @@ struct sched_job {
      * scheduler never touches the job again. */
     void (*done)(sched_job *j, sched_outcome o, const char *msg, void *ctx);
     void *ctx;
+    /* NULL for a forward pass over BATCH (merged with others). Otherwise the job's own work, run
+     * alone on a compute thread in place of a pass (a generation loop: many passes of its own):
+     * it returns 0, -1 with err[errlen] (SCHED_FAILED), or RNN_STOPPED when STOP(STOP_CTX),
+     * which it should ask between its passes (or pass on in its batches' stop field), said so
+     * (its requester is gone, or the scheduler stops). BATCH and RESULT may then be NULL. */
+    int (*run)(sched_job *j, int (*stop)(void *), void *stop_ctx, char *err, size_t errlen);
 
     /* Filled by the scheduler before `done`, for logs and metrics. */
     int64_t wait_ns;       /* queued: submit to the start of its pass (or to its end) */

@@ -8,7 +8,8 @@ Beyond the exporter's own verification (which it prints), this checks what that 
 written tensors equal the model's bit for bit, the config says what the module is, the command
 line fails with a useful message on bad input, a tampered export is caught by --verify-only, and
 the real HTTP server, started on the exported directory, answers a ragged batch with PyTorch's
-numbers.
+numbers; a token model's embedding is exported (every other layer named), and --into adds a model
+to a multi-model config.
 """
 
 import json
@@ -70,6 +71,20 @@ class Seq2One(nn.Module):
         self.encoder = nn.Module()
         self.encoder.rnn = nn.LSTM(4, 6, num_layers=2, bidirectional=True, batch_first=True)
         self.head = nn.Linear(12, 1)
+
+
+class CharRNN(nn.Module):
+    """A token model: an Embedding before the RNN, a Linear head after it, and layers the export
+    leaves out (a Dropout, a LayerNorm, a second Linear that is not the head)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(13, 5)
+        self.drop = nn.Dropout(0.2)
+        self.rnn = nn.GRU(5, 6, num_layers=2)
+        self.norm = nn.LayerNorm(6)
+        self.fc = nn.Linear(6, 13)
+        self.aux = nn.Linear(13, 2)
 
 
 def same_tensors(d, rnn, head=None):
@@ -198,7 +213,85 @@ def main(tmp):
            f"a weight moved by 0.01 in the export: --verify-only exits {rc}, diff {diff_of(out)}",
            out)
 
-    # 7. the real server on the exported directory, over HTTP, against PyTorch
+    # 7. a token model: the Embedding exported, verified with token ids, every other layer named
+    cr = CharRNN().eval()
+    lines = []
+    d8 = os.path.join(tmp, "char")
+    try:
+        diff = export(cr, d8, head_activation="softmax", log=lines.append)
+        expect(diff is not None and diff < 1e-5 and any("(token ids)" in ln for ln in lines),
+               f"export(Embedding -> GRU -> Linear): verified with token ids, max abs diff {diff:.3g}",
+               "\n".join(lines))
+    except ExportError as e:
+        bad(f"export(token model): {e}")
+    cfg = json.load(open(os.path.join(d8, "config.json")))["models"][0]
+    st = load_safetensors(os.path.join(d8, "model.safetensors"))
+    expect(cfg.get("embedding") == "embedding.weight" and
+           torch.equal(st["embedding.weight"], cr.embedding.weight.detach()) and
+           cfg.get("head", {}).get("weight") == "fc.weight",
+           "config.json names the embedding (and the head); the file holds it exactly", str(cfg))
+    want = {"not exported: drop (Dropout): no weights, inactive at inference",
+            "warning: not exported: norm (LayerNorm, weight [6], bias [6]): rnnserve does not "
+            "apply it; the served outputs skip it",
+            "warning: not exported: aux (Linear, weight [2, 13], bias [2]): rnnserve does not "
+            "apply it; the served outputs skip it"}
+    expect(want <= set(lines) and not any("embedding" in ln and "not exported" in ln
+                                          for ln in lines),
+           "every layer left out is named with why: Dropout (inactive), LayerNorm and the extra "
+           "Linear (warnings with their shapes)", "\n".join(lines))
+    out = subprocess.run(["build/rnnserve", "forward", "--config", os.path.join(d8, "config.json")],
+                         input=json.dumps({"tokens": [[1, 12, 0], [7]], "only_last": True,
+                                           "return": ["predictions"]}),
+                         capture_output=True, text=True)
+    got = json.loads(out.stdout) if out.returncode == 0 else {}
+    with torch.no_grad():
+        wantp = [torch.softmax(cr.fc(cr.rnn(cr.embedding(torch.tensor(ids)))[0][-1]), -1)
+                 for ids in ([1, 12, 0], [7])]
+    expect(len(got.get("predictions", [])) == 2 and all(
+        (torch.tensor(g) - w).abs().max().item() < 1e-5
+        for g, w in zip(got["predictions"], wantp)),
+        "the served token model's only_last predictions equal PyTorch's at each last step",
+        out.stdout + out.stderr)
+
+    # ... from a state_dict on the command line: the bias-less 2-D tensor of the input's width
+    sdp = os.path.join(tmp, "char_sd.pt")
+    torch.save(cr.state_dict(), sdp)
+    rc, out = cli(sdp, "-o", os.path.join(tmp, "char_sd"), "--head-activation", "softmax")
+    expect(rc == 0 and "embedding embedding.weight [13, 5]" in out and "(token ids)" in out and
+           "warning: not exported: norm (from a state_dict" in out and
+           "warning: not exported: aux (" in out and diff_of(out) < 1e-5,
+           f"CLI, a token model's state_dict: embedding found, leftovers named, exit {rc}, max abs "
+           f"diff {diff_of(out)}", out)
+
+    # 8. --into: added to a multi-model config, its other entries and server section kept
+    into = os.path.join(tmp, "serve.json")
+    base = {"server": {"port": 9123, "max_batch": 16},
+            "models": [{"name": "my-gru", "type": "gru", "input_size": 5, "hidden_size": 7,
+                        "num_layers": 3, "bidirectional": True,
+                        "weights": os.path.relpath(os.path.join(d2, "model.safetensors"), tmp)}]}
+    with open(into, "w") as f:
+        json.dump(base, f)
+    rc, out = cli(sdp, "-o", os.path.join(tmp, "models", "char"), "--head-activation", "softmax",
+                  "--into", into)
+    merged = json.load(open(into))
+    expect(rc == 0 and merged["server"] == base["server"] and
+           [m["name"] for m in merged["models"]] == ["my-gru", "char"] and
+           merged["models"][1]["weights"] == os.path.join("models", "char", "model.safetensors") and
+           merged["models"][1]["embedding"] == "embedding.weight",
+           f"--into: exit {rc}, the model appended with its weights relative to the config, the "
+           "rest kept", out + json.dumps(merged))
+    p = subprocess.run(["build/rnnserve", "check", "--config", into], capture_output=True,
+                       text=True)
+    expect(p.returncode == 0 and "embedding of 13 tokens" in p.stdout + p.stderr,
+           "build/rnnserve check loads the merged config, both models", p.stdout + p.stderr)
+    before = open(into).read()
+    rc, out = cli(sdp, "-o", os.path.join(tmp, "models", "char2"), "--name", "my-gru", "--into",
+                  into)
+    expect(rc == 1 and "already has a model named 'my-gru'" in out and open(into).read() == before
+           and not [f for f in os.listdir(tmp) if ".tmp" in f],
+           "--into with a name the config has: exit 1, named, the file untouched", out)
+
+    # 9. the real server on the exported directory, over HTTP, against PyTorch
     srv = subprocess.Popen(["build/rnnserve", "--config", os.path.join(d1, "config.json"),
                             "--host", "127.0.0.1", "--port", "0"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
