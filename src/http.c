@@ -72,8 +72,15 @@ static enum MHD_Result respond_coded(req *r, int status, char *body, size_t len,
         ok = ok && MHD_add_response_header(resp, "Content-Type", ctype) == MHD_YES;
     for (; extra && extra[0]; extra += 2)
         ok = ok && MHD_add_response_header(resp, extra[0], extra[1]) == MHD_YES;
-    /* every answer could have been compressed for another Accept-Encoding: caches must know */
-    ok = ok && MHD_add_response_header(resp, "Vary", "Accept-Encoding") == MHD_YES;
+    /* every answer could have been compressed for another Accept-Encoding: caches must know,
+     * in the one Vary header (CORS may have put Origin there) */
+    char vary[64] = "Accept-Encoding";
+    const char *v0 = MHD_get_response_header(resp, "Vary");
+    if (v0) {
+        snprintf(vary, sizeof vary, "%s, Accept-Encoding", v0);
+        ok = ok && MHD_del_response_header(resp, "Vary", v0) == MHD_YES;
+    }
+    ok = ok && MHD_add_response_header(resp, "Vary", vary) == MHD_YES;
     if (coded != CZ_IDENTITY)
         ok = ok &&
              MHD_add_response_header(resp, "Content-Encoding", cz_coding_name(coded)) == MHD_YES;
