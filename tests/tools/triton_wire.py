@@ -319,6 +319,8 @@ def run_modes(port, x, lengths, h0, c0, want):
     modes = [
         ("defaults (binary inputs, no outputs named: binary_data_output)", True, None, None, None,
          names),
+        ("binary_data=False inputs, no outputs named (binary_data_output)", False, None, None,
+         None, names),
         ("binary_data=False inputs, outputs binary_data=False", False,
          [InferRequestedOutput(n, binary_data=False) for n in names], None, None, []),
         ("JSON inputs, binary outputs (InferRequestedOutput defaults)", False,
