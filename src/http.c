@@ -1,6 +1,7 @@
 /* http.c - the libmicrohttpd glue: a request's life from its first callback to its completion
- * (body accumulation and its limits, the compute hand-off of a connection), the respond helpers
- * with CORS, the access log line, and the daemon itself.
+ * (body accumulation and its limits, the compute hand-off of a connection), its request id and
+ * traceparent, the respond helpers with CORS, the metrics and access log line of its end, and the
+ * daemon itself.
  *
  * Every request is answered once it is complete (answering earlier makes libmicrohttpd close the
  * connection, and keep-alive would be lost), but for the early 413 of a Content-Length over the
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include "http_impl.h"
@@ -21,6 +23,14 @@
 /* ---------------------------------------------------------------------------------------------
  * Responses */
 
+/* Access-Control-Allow-Origin VALUE, and the headers a page's script may read. */
+static int allow_origin(struct MHD_Response *resp, const char *value)
+{
+    return MHD_add_response_header(resp, "Access-Control-Allow-Origin", value) == MHD_YES &&
+           MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                                   "X-Request-Id, Retry-After") == MHD_YES;
+}
+
 /* Adds the CORS headers the request's Origin earns (none for a disallowed origin). */
 static int add_cors(srv *s, struct MHD_Connection *c, struct MHD_Response *resp)
 {
@@ -28,14 +38,40 @@ static int add_cors(srv *s, struct MHD_Connection *c, struct MHD_Response *resp)
     const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
     for (size_t i = 0; i < cs->n_cors_origins; i++)
         if (strcmp(cs->cors_origins[i], "*") == 0)
-            return MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*") == MHD_YES;
+            return allow_origin(resp, "*");
     /* With a list, the answer depends on Origin: say so to caches, whatever the origin. */
     if (MHD_add_response_header(resp, "Vary", "Origin") != MHD_YES)
         return 0;
     for (size_t i = 0; origin && i < cs->n_cors_origins; i++)
         if (strcmp(cs->cors_origins[i], origin) == 0)
-            return MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin) == MHD_YES;
+            return allow_origin(resp, origin);
     return 1;
+}
+
+/* The access line's reason= for an error a route answered, by its status (the scheduler's
+ * outcomes name theirs in the job). */
+static const char *status_reason(int status)
+{
+    switch (status) {
+    case 400:
+    case 422:
+        return "invalid";
+    case 401:
+        return "auth";
+    case 404:
+        return "not_found";
+    case 405:
+        return "method";
+    case 413:
+        return "too_large";
+    case 415:
+        return "encoding";
+    case 500:
+        return "internal";
+    case 503:
+        return "unavailable";
+    }
+    return status >= 400 ? "error" : NULL;
 }
 
 /* Queues BODY, compressed as CODED says (CZ_IDENTITY: not yet, so compressed here when the
@@ -67,7 +103,8 @@ static enum MHD_Result respond_coded(req *r, int status, char *body, size_t len,
             free(body);
         return MHD_NO;
     }
-    int ok = add_cors(r->s, r->conn, resp);
+    int ok = add_cors(r->s, r->conn, resp) &&
+             MHD_add_response_header(resp, "X-Request-Id", r->rid) == MHD_YES;
     if (ctype)
         ok = ok && MHD_add_response_header(resp, "Content-Type", ctype) == MHD_YES;
     for (; extra && extra[0]; extra += 2)
@@ -91,6 +128,8 @@ static enum MHD_Result respond_coded(req *r, int status, char *body, size_t len,
     if (ret == MHD_YES) {
         r->status = status;
         r->out_bytes = len;
+        if (!r->reason)
+            r->reason = status_reason(status);
     }
     return ret;
 }
@@ -234,6 +273,59 @@ static int early_413(req *r, enum MHD_Result *ret)
     return 1;
 }
 
+/* X-Request-Id: the client's when it is 1..128 printable ASCII bytes (a proxy's id then joins
+ * the two logs), else 16 random bytes in hex. */
+static void take_request_id(req *r)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = 0;
+    while (v && n <= 128 && v[n] >= 0x20 && v[n] <= 0x7e)
+        n++;
+    if (v && n && n <= 128 && !v[n]) {
+        memcpy(r->rid, v, n + 1);
+        return;
+    }
+    unsigned char b[16];
+    if (getrandom(b, sizeof b, GRND_NONBLOCK) != (ssize_t)sizeof b) {
+        /* no entropy yet (early boot): unique enough from the clock and the context's address */
+        uint64_t t = (uint64_t)r->t0.tv_sec * 1000000000u + (uint64_t)r->t0.tv_nsec;
+        uint64_t a = (uint64_t)(uintptr_t)r;
+        memcpy(b, &t, 8);
+        memcpy(b + 8, &a, 8);
+    }
+    for (size_t i = 0; i < sizeof b; i++)
+        snprintf(r->rid + 2 * i, 3, "%02x", b[i]);
+}
+
+static int lower_hex(const char *s, size_t n)
+{
+    int nonzero = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return -1;
+        nonzero |= s[i] != '0';
+    }
+    return nonzero;
+}
+
+/* A W3C Trace Context traceparent, version-traceid-parentid-flags: 2, 32, 16 and 2 lowercase
+ * hex digits; version ff and all-zero ids are invalid. Version 00 is exactly 55 bytes; a later
+ * version may append "-..." fields, and its first four are kept. Anything else is ignored. */
+static void take_traceparent(req *r)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "traceparent");
+    r->traceparent[0] = '\0';
+    if (!v || strlen(v) < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-')
+        return;
+    if (lower_hex(v, 2) < 0 || strncmp(v, "ff", 2) == 0 || lower_hex(v + 3, 32) != 1 ||
+        lower_hex(v + 36, 16) != 1 || lower_hex(v + 53, 2) < 0)
+        return;
+    if (strncmp(v, "00", 2) == 0 ? v[55] != '\0' : v[55] != '\0' && v[55] != '-')
+        return;
+    memcpy(r->traceparent, v, 55);
+    r->traceparent[55] = '\0';
+}
+
 /* 503 before reading the body of a forward request when the scheduler would refuse any request
  * now (its queue is full, or it is stopping): under overload the refusals then cost no body
  * reads and no decoding, which would take the cores the queue is waiting for. MHD skips the body
@@ -253,7 +345,7 @@ static int early_503(req *r, enum MHD_Result *ret)
 }
 
 /* 415 before reading a body in a coding rnnserve does not decode; else the inflater for a gzip
- * or deflate body. Returns 1 when it answered (or 0 with *ret MHD_NO when out of memory). */
+ * or deflate body. Returns 1 when it answered (*ret MHD_NO: out of memory, close). */
 static int early_415(req *r, enum MHD_Result *ret)
 {
     char why[160];
@@ -301,6 +393,8 @@ static req *begin_request(srv *s, struct MHD_Connection *c, const char *url, con
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
+    take_request_id(r);
+    take_traceparent(r);
     atomic_fetch_add(&s->inflight, 1);
     atomic_fetch_add(&s->started, 1);
     metrics_inflight_add(s->met, 1);
@@ -407,6 +501,18 @@ static const char *termination_name(enum MHD_RequestTerminationCode code)
     return "unknown";
 }
 
+/* Writes S to F with every byte a reader could mistake for the line's structure (outside
+ * printable ASCII, space, quote, backslash) as \xNN: one request is one line, whatever it sent. */
+static void put_escaped(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+            putc(*p, f);
+        else
+            fprintf(f, "\\x%02x", *p);
+    }
+}
+
 static void access_log(const req *r, double secs, enum MHD_RequestTerminationCode code)
 {
     time_t now = time(NULL);
@@ -414,20 +520,74 @@ static void access_log(const req *r, double secs, enum MHD_RequestTerminationCod
     char ts[32];
     gmtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    /* One fprintf per line: stdio locks the stream, so lines from threads never interleave. */
     const compute_job *j = &r->job;
     const char *end = j->outcome == COMPUTE_CANCELLED ? "cancelled" : termination_name(code);
-    fprintf(stderr,
-            "%s access method=%s path=%s status=%d bytes=%zu duration_ms=%.3f batch=%zu "
-            "steps=%zu end=%s%s%s",
-            ts, r->method, r->path, r->status, r->out_bytes, secs * 1e3, r->stats.sequences,
-            r->stats.steps, end, j->reason && j->outcome != COMPUTE_CANCELLED ? " reason=" : "",
-            j->reason && j->outcome != COMPUTE_CANCELLED ? j->reason : "");
+    const char *reason = j->outcome == COMPUTE_CANCELLED ? NULL : j->reason ? j->reason : r->reason;
+    /* One locked stream for the whole line: lines from threads never interleave. */
+    flockfile(stderr);
+    fprintf(stderr, "%s access method=", ts);
+    put_escaped(stderr, r->method);
+    fputs(" path=", stderr);
+    put_escaped(stderr, r->path);
+    fprintf(stderr, " status=%d bytes=%zu duration_ms=%.3f batch=%zu steps=%zu end=%s%s%s",
+            r->status, r->out_bytes, secs * 1e3, r->stats.sequences, r->stats.steps, end,
+            reason ? " reason=" : "", reason ? reason : "");
+    fputs(" rid=", stderr);
+    put_escaped(stderr, r->rid);
+    if (r->traceparent[0])
+        fprintf(stderr, " traceparent=%s", r->traceparent); /* checked: hex and dashes only */
     if (j->pass_jobs)
         fprintf(stderr, " decode_ms=%.3f wait_ms=%.3f compute_ms=%.3f encode_ms=%.3f pass=%zux%zu",
                 (double)j->decode_ns / 1e6, (double)j->wait_ns / 1e6, (double)j->compute_ns / 1e6,
                 (double)j->encode_ns / 1e6, j->pass_jobs, j->pass_sequences);
-    fputc('\n', stderr);
+    putc('\n', stderr);
+    funlockfile(stderr);
+}
+
+static metrics_outcome outcome_of(compute_outcome o)
+{
+    switch (o) {
+    case COMPUTE_DONE:
+        return METRICS_DONE;
+    case COMPUTE_REJECTED:
+        return METRICS_REJECTED;
+    case COMPUTE_EXPIRED:
+        return METRICS_EXPIRED;
+    case COMPUTE_CANCELLED:
+        return METRICS_CANCELLED;
+    case COMPUTE_STOPPED:
+        return METRICS_STOPPED;
+    case COMPUTE_FAILED:
+        return METRICS_FAILED;
+    }
+    return METRICS_DONE;
+}
+
+/* The per-model series of a forward request: one that went through the compute hand-off
+ * (job.model is set by http_forward), or was refused before its body was read (early_503, which
+ * runs before the route's model is looked up: found here by name). Its model is alive while the
+ * request holds r->set. */
+static void observe_forward(srv *s, const req *r, double secs)
+{
+    const compute_job *j = &r->job;
+    const rnn_model *model = j->model;
+    if (!model && j->outcome != COMPUTE_REJECTED)
+        return;
+    if (!model)
+        model = r->name ? modelset_find(r->set, r->name, r->name_len, NULL) : r->set->models[0];
+    int computed = j->pass_jobs > 0;
+    metrics_forward f = {
+        .status = r->status,
+        .seconds = secs,
+        .outcome = outcome_of(j->outcome),
+        .decode_ns = j->decode_ns,
+        .wait_ns = r->queued ? j->wait_ns : -1,
+        .compute_ns = computed ? j->compute_ns : -1,
+        .encode_ns = r->queued && computed && j->outcome == COMPUTE_DONE ? j->encode_ns : -1,
+        .pass_sequences = j->pass_sequences,
+        .pass_jobs = j->pass_jobs};
+    metrics_observe_forward(
+        s->met, model ? metrics_model(s->met, rnn_model_info(model)->name) : METRICS_NO_MODEL, &f);
 }
 
 /* The one place a request ends: metrics, the access log line, and freeing. */
@@ -444,6 +604,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     double secs = (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
     if (r->status)
         metrics_observe(s->met, r->label, r->status, secs, r->stats.sequences, r->stats.steps);
+    observe_forward(s, r, secs);
     access_log(r, secs, code);
     metrics_inflight_add(s->met, -1);
     atomic_fetch_sub(&s->inflight, 1);

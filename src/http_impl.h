@@ -50,6 +50,9 @@ typedef struct req {
     struct MHD_Connection *conn;
     char method[16];
     char path[256];
+    char rid[129];        /* X-Request-Id: the client's when sane, else generated */
+    char traceparent[56]; /* a well-formed W3C traceparent sent with it, else "" */
+    const char *reason;   /* why an error was answered (the access line's reason=) */
     struct timespec t0;
     /* routing: set when the request is answered or its body is wanted */
     const route_row *row; /* NULL: unmatched */

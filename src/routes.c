@@ -223,7 +223,7 @@ static enum MHD_Result preflight(req *r)
     const char *const extra[] = {"Access-Control-Allow-Methods",
                                  allow,
                                  "Access-Control-Allow-Headers",
-                                 "Content-Type, Authorization",
+                                 "Content-Type, Authorization, X-Request-Id, traceparent",
                                  "Access-Control-Max-Age",
                                  "600",
                                  "Allow",
@@ -327,10 +327,20 @@ static enum MHD_Result h_readyz(req *r)
     return http_respond_static(r, 200, "{\"status\":\"ready\"}", JSON);
 }
 
+/* The registry's counters with the figures other modules own: the queue and the reloads. */
 static enum MHD_Result h_metrics(req *r)
 {
+    srv *s = r->s;
+    sched_depth d;
+    compute_depth(s->compute, &d);
+    metrics_state st = {.queued_requests = d.jobs,
+                        .queued_flops = d.queued_flops,
+                        .running_passes = d.running_passes,
+                        .reloads_ok = atomic_load(&s->models.reloads_ok),
+                        .reloads_failed = atomic_load(&s->models.reloads_failed),
+                        .last_reload_s = (double)atomic_load(&s->models.last_reload_ns) / 1e9};
     size_t len;
-    char *text = metrics_render(r->s->met, &len);
+    char *text = metrics_render(s->met, &st, &len);
     if (!text)
         return http_respond_error(r, 500, NULL, "out of memory rendering metrics");
     return http_respond(r, 200, text, len, 1, "text/plain; version=0.0.4; charset=utf-8", NULL);

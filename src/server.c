@@ -146,11 +146,16 @@ int srv_reload(srv *s, const char *config_path, char *err, size_t errlen)
 void srv_log_models(srv *s, const char *prefix, int mark_default)
 {
     modelset *m = modelset_slot_get(&s->models);
+    char ts[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm); /* dated as serve.c's lines */
     for (size_t i = 0; i < m->n_models; i++) {
         char line[256];
         const rnn_info *info = rnn_model_info(m->models[i]);
         rnn_info_summary(info, line, sizeof line);
-        fprintf(stderr, "rnnserve: %smodel %s: %s%s\n", prefix, info->name, line,
+        fprintf(stderr, "%s rnnserve: %smodel %s: %s%s\n", ts, prefix, info->name, line,
                 mark_default && i == 0 ? " [default: POST /forward]" : "");
     }
     modelset_release(m);
