@@ -361,9 +361,37 @@ START_TEST(test_official_client_request_and_result)
         ck_assert_msg(bin == 1 && jbin == 0, "%s: %d %d", outs[k], bin, jbin);
         ck_assert_msg(memcmp(v, w, counts[k] * sizeof *v) == 0, "%s: not bit for bit", outs[k]);
     }
+    free(out);
+    /* with outputs named, client.infer("lstm_h0c0", [x, n], outputs=[InferRequestedOutput(
+     * "output"), InferRequestedOutput("c_n")]) (binary_data=True by default) writes no request
+     * parameters, and those two come back in binary, in its order */
+    const char *named =
+        "{\"inputs\":[{\"name\":\"input\",\"shape\":[4,5,2],\"datatype\":\"FP32\",\"parameters\":{"
+        "\"binary_data_size\":160}},{\"name\":\"lengths\",\"shape\":[4],\"datatype\":\"INT64\","
+        "\"parameters\":{\"binary_data_size\":32}}],\"outputs\":[{\"name\":\"output\","
+        "\"parameters\":"
+        "{\"binary_data\":true}},{\"name\":\"c_n\",\"parameters\":{\"binary_data\":true}}]}";
+    buf nb = BUF_INIT;
+    buf_puts(&nb, named);
+    buf_append(&nb, t.x, 160);
+    buf_append(&nb, t.lengths, 32);
+    size_t nlen;
+    char *nbody = buf_take(&nb, &nlen);
+    f = (api_framing){1, strlen(named)};
+    ck_assert_msg(run(m, nbody, nlen, &f, &out, &outlen, &hlen) == 200, "%.*s", (int)outlen, out);
+    ck_assert_uint_eq(response_tensor(out, outlen, hlen, "h_n", v, 256, &bin), 0);
+    for (int k = 0; k < 3; k += 2) {
+        ck_assert_uint_eq(response_tensor(out, outlen, hlen, outs[k], v, 256, &bin), counts[k]);
+        ck_assert_uint_eq(response_tensor(jout, jlen, 0, outs[k], w, 256, &jbin), counts[k]);
+        ck_assert_msg(bin == 1 && memcmp(v, w, counts[k] * sizeof *v) == 0, "%s", outs[k]);
+    }
+    ck_assert_msg(strstr(out, "{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":[4,5,8],"
+                              "\"parameters\":{\"binary_data_size\":640}}"),
+                  "%.*s", (int)hlen, out);
+    free(out);
+    free(nbody);
     free(jout);
     free(jreq);
-    free(out);
     /* the same request with h0 and c0 as binary inputs too, as set_data_from_numpy sends them,
      * against PyTorch's numbers */
     tensors_free(&t);
