@@ -22,6 +22,10 @@
  *   generate examples/char-lstm: one 200-step greedy POST /v1/models/char-lstm/generate against
  *            200 /forward round trips that carry h0/c0 back and forth (only_last, the client
  *            taking the argmax), the same server and prompt; both must give the same ids
+ *   binary   M through /v2/models/M/infer with binary tensors in and out (the binary tensor data
+ *            extension, as tritonclient sends it) against /v1/models/M/forward JSON, both at 8
+ *            connections; and the JSON M response with Accept-Encoding: gzip against plain: its
+ *            size on the wire and requests/s
  * Shapes (tanh Elman RNNs with bias, weights uniform in +-1/sqrt(H), inputs uniform in +-1, fixed
  * seeds) are generated into build/bench/ at every run: weights as safetensors, configs, request
  * bodies. One table is printed, and the same data is written as JSON (bench/results/latest.json
@@ -992,6 +996,7 @@ static void section_codec(void)
 typedef struct {
     double rps, p50_ms, p99_ms;
     long errors, requests;
+    double bytes_per_request; /* on the wire, headers included */
     int ok;
 } wrk_result;
 
@@ -1005,15 +1010,17 @@ static long idle_rss_kb = -1, idle_rss_after_kb = -1, peak_rss_kb = -1, fastapi_
             fastapi_idle_kb = -1;
 static char http_skip[256];
 
-static wrk_result run_wrk(int port, const char *path, const char *body_file, int conns, double secs)
+/* wrk with SCRIPT (bench/wrk_post.lua, or bench/wrk_headers.lua with ARGS: quoted request
+ * headers after the body file). */
+static wrk_result run_wrk_script(int port, const char *path, const char *script,
+                                 const char *body_file, const char *args, int conns, double secs)
 {
     wrk_result w = {0};
     char cmd[1024];
     int threads = conns > 1 ? 2 : 1;
     snprintf(cmd, sizeof cmd,
-             "wrk -t%d -c%d -d%ds --timeout 5s -s bench/wrk_post.lua http://127.0.0.1:%d%s -- "
-             "%s 2>&1",
-             threads, conns, (int)(secs + 0.5), port, path, body_file);
+             "wrk -t%d -c%d -d%ds --timeout 5s -s %s http://127.0.0.1:%d%s -- %s %s 2>&1", threads,
+             conns, (int)(secs + 0.5), script, port, path, body_file, args);
     FILE *p = popen(cmd, "r");
     if (!p)
         return w;
@@ -1028,6 +1035,8 @@ static wrk_result run_wrk(int port, const char *path, const char *body_file, int
         double dur = (double)json_integer_value(json_object_get(o, "duration_us")) / 1e6;
         w.requests = (long)reqs;
         w.rps = dur > 0 ? reqs / dur : 0;
+        w.bytes_per_request =
+            reqs > 0 ? (double)json_integer_value(json_object_get(o, "bytes")) / reqs : 0;
         w.p50_ms = (double)json_integer_value(json_object_get(o, "p50_us")) / 1e3;
         w.p99_ms = (double)json_integer_value(json_object_get(o, "p99_us")) / 1e3;
         const char *keys[] = {"err_connect", "err_read", "err_write", "err_status", "err_timeout"};
@@ -1038,6 +1047,11 @@ static wrk_result run_wrk(int port, const char *path, const char *body_file, int
     }
     pclose(p);
     return w;
+}
+
+static wrk_result run_wrk(int port, const char *path, const char *body_file, int conns, double secs)
+{
+    return run_wrk_script(port, path, "bench/wrk_post.lua", body_file, "", conns, secs);
 }
 
 /* The two request paths of a peer serving models S (default) and M. */
@@ -1427,6 +1441,119 @@ static void section_startup(void)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Binary tensors and compression (issue 14): model M as NVIDIA's client sends it by default. */
+
+static wrk_result bin_json, bin_v2, gz_plain, gz_gzip;
+static size_t bin_header_len, bin_body_len;
+static char bin_skip[256];
+static int bin_ran;
+
+/* The M request in the binary tensor data extension's framing, as tritonclient.http frames it
+ * (compact JSON header, then input [16, 100, 32] FP32 zero-padded and lengths [16] INT64 as raw
+ * little-endian bytes; binary_data_output since no outputs are named), into WORK/M.v2bin. */
+static int write_binary_request(const shape *s, char *why, size_t whylen)
+{
+    int32_t T = 0;
+    for (int i = 0; i < s->batch; i++)
+        T = s->lengths[i] > T ? s->lengths[i] : T;
+    const size_t I = (size_t)s->input, B = (size_t)s->batch, xbytes = B * (size_t)T * I * 4;
+    sbuf b = {0};
+    sb_printf(&b,
+              "{\"inputs\":[{\"name\":\"input\",\"shape\":[%zu,%d,%zu],\"datatype\":\"FP32\","
+              "\"parameters\":{\"binary_data_size\":%zu}},{\"name\":\"lengths\",\"shape\":[%zu],"
+              "\"datatype\":\"INT64\",\"parameters\":{\"binary_data_size\":%zu}}],"
+              "\"parameters\":{\"binary_data_output\":true}}",
+              B, T, I, xbytes, B, B * 8);
+    bin_header_len = b.len;
+    bin_body_len = b.len + xbytes + B * 8;
+    char *body = calloc(1, bin_body_len);
+    if (!body) {
+        free(b.s);
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    memcpy(body, b.s, b.len);
+    float *x = (float *)calloc(xbytes / 4 + 1, sizeof(float));
+    size_t at = 0;
+    for (size_t i = 0; x && i < B; i++) {
+        memcpy(x + i * (size_t)T * I, s->x + at * I, (size_t)s->lengths[i] * I * sizeof(float));
+        at += (size_t)s->lengths[i];
+    }
+    if (x)
+        memcpy(body + b.len, x, xbytes); /* the host's little-endian floats, as tobytes() */
+    for (size_t i = 0; i < B; i++) {
+        int64_t n = s->lengths[i];
+        memcpy(body + b.len + xbytes + 8 * i, &n, 8);
+    }
+    int rc = x ? write_file(WORK "/M.v2bin", body, bin_body_len) : -1;
+    if (rc < 0)
+        snprintf(why, whylen, "cannot write " WORK "/M.v2bin");
+    free(x);
+    free(body);
+    free(b.s);
+    return rc;
+}
+
+static void section_binary(void)
+{
+    json_t *o = json_object();
+    json_object_set_new(J, "binary", o);
+    bin_ran = 1;
+    if (!SHAPES[M_].model)
+        snprintf(bin_skip, sizeof bin_skip, "shape M was not prepared");
+    else if (system("command -v wrk >/dev/null 2>&1") != 0)
+        snprintf(bin_skip, sizeof bin_skip,
+                 "wrk is not installed (tools/install-deps.sh bench installs it)");
+    else
+        write_binary_request(&SHAPES[M_], bin_skip, sizeof bin_skip);
+    int port = free_port();
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    char *argv[] = {"build/rnnserve", "--config", WORK "/SM.json", "--host",
+                    "127.0.0.1",      "--port",   portstr,         NULL};
+    pid_t pid = bin_skip[0] ? -1 : spawn(argv, NULL, NULL);
+    if (!bin_skip[0] && (pid < 0 || wait_ready(pid, port, "/readyz", 10, now()) < 0))
+        snprintf(bin_skip, sizeof bin_skip, "build/rnnserve did not start");
+    if (bin_skip[0]) {
+        say("binary: skipped (%s)", bin_skip);
+        json_object_set_new(o, "skipped", json_string(bin_skip));
+        if (pid > 0)
+            stop(pid);
+        return;
+    }
+    const double secs = quick ? 1.0 : 3.0;
+    char ihcl[96];
+    snprintf(ihcl, sizeof ihcl, "'Inference-Header-Content-Length: %zu'", bin_header_len);
+    bin_json = run_wrk(port, "/v1/models/M/forward", WORK "/M.request.json", 8, secs);
+    bin_v2 = run_wrk_script(port, "/v2/models/M/infer", "bench/wrk_headers.lua", WORK "/M.v2bin",
+                            ihcl, 8, secs);
+    gz_plain = run_wrk_script(port, "/v1/models/M/forward", "bench/wrk_headers.lua",
+                              WORK "/M.request.json", "", 8, secs);
+    gz_gzip = run_wrk_script(port, "/v1/models/M/forward", "bench/wrk_headers.lua",
+                             WORK "/M.request.json", "'Accept-Encoding: gzip'", 8, secs);
+    stop(pid);
+    const struct {
+        const char *key;
+        const wrk_result *w;
+    } runs[] = {{"forward_json_M_c8", &bin_json},
+                {"v2_binary_M_c8", &bin_v2},
+                {"forward_json_M_plain_c8", &gz_plain},
+                {"forward_json_M_gzip_c8", &gz_gzip}};
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        const wrk_result *w = runs[i].w;
+        say("binary %-24s %9.0f req/s  p50 %.3f ms  p99 %.3f ms  %.0f bytes/response  errors %ld",
+            runs[i].key, w->rps, w->p50_ms, w->p99_ms, w->bytes_per_request, w->errors);
+        json_object_set_new(o, runs[i].key,
+                            json_pack("{s:f, s:f, s:f, s:i, s:i, s:f}", "rps", w->rps, "p50_ms",
+                                      w->p50_ms, "p99_ms", w->p99_ms, "requests",
+                                      (json_int_t)w->requests, "errors", (json_int_t)w->errors,
+                                      "bytes_per_response", w->bytes_per_request));
+    }
+    json_object_set_new(o, "v2_request_bytes", json_integer((json_int_t)bin_body_len));
+    json_object_set_new(o, "json_request_bytes", json_integer((json_int_t)SHAPES[M_].request_len));
+}
+
+/* ---------------------------------------------------------------------------------------------
  * The table */
 
 typedef struct {
@@ -1676,6 +1803,43 @@ static void sched_rows(table *t)
     row(t, "a 1-sequence request during that overload", a, "", "", "answered in < 100 ms",
         verdict(t, "B probe during overload", probe_n > 0,
                 probe_answered == probe_n && probe_max_ms < 100, d));
+}
+
+static void binary_rows(table *t)
+{
+    char b[256], c[256], d[128], detail[256];
+    if (!bin_ran)
+        return;
+    if (bin_skip[0]) {
+        row(t, "M via /v2 binary in and out, 8 connections", "skipped", bin_skip, "", ">= 5x",
+            verdict(t, "v2 binary M >= 5x /forward JSON M", 0, 0, bin_skip));
+        return;
+    }
+    const int ok1 = bin_v2.ok && bin_json.ok && !bin_v2.errors && !bin_json.errors;
+    const double r1 = bin_json.rps > 0 ? bin_v2.rps / bin_json.rps : 0;
+    snprintf(b, sizeof b, "%.0f req/s (%.0f KB in, %.0f KB out)", bin_v2.rps, bin_body_len / 1024.0,
+             bin_v2.bytes_per_request / 1024.0);
+    snprintf(c, sizeof c, "/forward JSON %.0f req/s (%.0f KB in, %.0f KB out)", bin_json.rps,
+             SHAPES[M_].request_len / 1024.0, bin_json.bytes_per_request / 1024.0);
+    snprintf(d, sizeof d, "%.2fx", r1);
+    snprintf(detail, sizeof detail, "%.0f vs %.0f req/s (%.2fx), errors %ld/%ld", bin_v2.rps,
+             bin_json.rps, r1, bin_v2.errors, bin_json.errors);
+    row(t, "M via /v2 binary in and out, 8 connections", b, c, d, ">= 5x",
+        verdict(t, "v2 binary M >= 5x /forward JSON M", ok1, ok1 && r1 >= 5, detail));
+    const int ok2 = gz_gzip.ok && gz_plain.ok && !gz_gzip.errors && !gz_plain.errors;
+    const double size = gz_gzip.bytes_per_request > 0
+                            ? gz_plain.bytes_per_request / gz_gzip.bytes_per_request
+                            : 0,
+                 rps = gz_plain.rps > 0 ? gz_gzip.rps / gz_plain.rps : 0;
+    snprintf(b, sizeof b, "%.0f KB, %.0f req/s", gz_gzip.bytes_per_request / 1024.0, gz_gzip.rps);
+    snprintf(c, sizeof c, "plain %.0f KB, %.0f req/s", gz_plain.bytes_per_request / 1024.0,
+             gz_plain.rps);
+    snprintf(d, sizeof d, "%.1fx smaller, %.2fx the rps", size, rps);
+    snprintf(detail, sizeof detail, "%.1fx smaller, %.2fx the requests/s", size, rps);
+    row(t, "M JSON response with Accept-Encoding: gzip, 8 connections", b, c, d,
+        ">= 3x smaller, >= 0.8x rps",
+        verdict(t, "gzip M response >= 3x smaller at >= 0.8x rps", ok2,
+                ok2 && size >= 3 && rps >= 0.8, detail));
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -2028,6 +2192,7 @@ static void print_table(void)
     }
     sched_rows(&t);
     sessions_rows(&t);
+    binary_rows(&t);
     printf("\n%s\n", t.md.s);
     json_object_set_new(J, "targets", t.targets);
     json_object_set_new(J, "table_markdown", json_string(t.md.s));
@@ -2086,7 +2251,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: %s [--quick] [--out FILE] [--only peak,engine,torch,codec,"
-                    "http,l1,startup,sched,sessions]\n",
+                    "http,l1,startup,sched,sessions,generate,binary]\n",
                     argv[0]);
             return 2;
         }
@@ -2134,6 +2299,8 @@ int main(int argc, char **argv)
         section_sessions();
     if (want("generate"))
         section_generate();
+    if (want("binary"))
+        section_binary();
     kill_children();
 
     double load[3] = {0};

@@ -5,7 +5,9 @@
  * worker, so a worker must never sit in a long forward pass; probes and small requests on other
  * connections are served meanwhile. Decoding stays on the I/O thread: its cost is bounded by the
  * body (max_body_bytes at ~1 GB/s), and the scheduler needs the decoded batch to price, merge
- * and admit it. Encoding runs on the scheduler's thread that computed the pass. */
+ * and admit it. Encoding runs on the scheduler's thread that computed the pass, and so does
+ * compressing its answer (Accept-Encoding); an inline answer (under 64 KB) is compressed by the
+ * HTTP layer. */
 #include "rnnserve/compute.h"
 
 #include <pthread.h>
@@ -86,6 +88,38 @@ static void answer_error(compute_job *j, int status, compute_outcome o, const ch
     j->outcome = o;
     j->reason = reason;
     j->out = api_call_error_body(j->call, status, msg, &j->outlen);
+    j->ctype = "application/json";
+    j->header_len = 0;
+}
+
+/* The answer's framing, read from the call after api_finish (before it is freed). */
+static void take_framing(compute_job *j)
+{
+    j->ctype = api_call_content_type(j->call);
+    j->header_len = api_call_header_len(j->call);
+}
+
+/* Compresses a computed answer as the job asked, here on the scheduler's thread: a large body
+ * (a padded output runs to megabytes) costs milliseconds to deflate, which the I/O thread must
+ * not spend while other connections wait on it. Out of memory leaves the body as it was. */
+static void compress_answer(compute_job *j)
+{
+    char err[128];
+    buf z = BUF_INIT;
+    if (j->coding == CZ_IDENTITY || !j->out || !cz_worth_compressing(j->outlen))
+        return;
+    if (cz_compress(j->coding, j->out, j->outlen, &z, err, sizeof err) < 0) {
+        buf_free(&z);
+        return;
+    }
+    size_t len;
+    char *body = buf_take(&z, &len);
+    if (!body)
+        return;
+    free(j->out);
+    j->out = body;
+    j->outlen = len;
+    j->coded = j->coding;
 }
 
 static void job_done(sched_job *sj, sched_outcome o, const char *msg, void *ctx)
@@ -101,6 +135,8 @@ static void job_done(sched_job *sj, sched_outcome o, const char *msg, void *ctx)
     case SCHED_OK: {
         int64_t t = now_ns();
         j->status = api_finish(j->call, &j->out, &j->outlen, &j->stats);
+        take_framing(j);
+        compress_answer(j);
         j->encode_ns = now_ns() - t;
         j->outcome = COMPUTE_DONE;
         break;
@@ -190,9 +226,12 @@ int compute_submit(compute *c, compute_job *j)
     j->outcome = COMPUTE_DONE;
     j->reason = NULL;
     j->retry_after_s = 0;
+    j->ctype = "application/json";
+    j->header_len = 0;
+    j->coded = CZ_IDENTITY;
     if (!j->call) { /* else its submitter decoded it, and timed that in decode_ns */
-        j->status =
-            api_decode(j->wire, j->model, j->body, j->len, &c->lim, &j->call, &err, &errlen);
+        j->status = api_decode_framed(j->wire, j->model, j->body, j->len, &j->framing, &c->lim,
+                                      &j->call, &err, &errlen);
         j->decode_ns = now_ns() - t0;
     } else {
         j->status = 200;
@@ -209,6 +248,7 @@ int compute_submit(compute *c, compute_job *j)
             j->status = compute_with_hook(j);
         else
             j->status = api_compute_and_finish(j->call, &j->out, &j->outlen, &j->stats);
+        take_framing(j);
         j->compute_ns = now_ns() - t;
         j->pass_sequences = api_call_batch(j->call)->batch;
         j->pass_jobs = 1;

@@ -23,11 +23,12 @@ struct api_call {
     float *last;           /* owned, only_last: (B, D*H) the outputs at each sequence's last step */
     rnn_batch state_batch; /* the batch with a session's state in it (api_call_use_state) */
     char *extra;           /* members api_finish appends (api_call_extra_fields), owned */
+    size_t header_len;     /* the response's JSON header, when binary tensors follow it */
 };
 
 const char *api_wire_content_type(const api_wire *w)
 {
-    (void)w; /* both formats are JSON today; a binary one would say otherwise */
+    (void)w; /* both formats are JSON; a binary response says so itself (api_call_content_type) */
     return "application/json";
 }
 
@@ -106,6 +107,13 @@ static int embed(api_call *c, wire_error *e)
 int api_decode(const api_wire *w, const rnn_model *model, const char *body, size_t len,
                const api_limits *lim, api_call **out, char **errbody, size_t *errlen)
 {
+    return api_decode_framed(w, model, body, len, NULL, lim, out, errbody, errlen);
+}
+
+int api_decode_framed(const api_wire *w, const rnn_model *model, const char *body, size_t len,
+                      const api_framing *f, const api_limits *lim, api_call **out, char **errbody,
+                      size_t *errlen)
+{
     wire_error e = {500, "out of memory"};
     api_call *c = calloc(1, sizeof *c);
     *out = NULL;
@@ -116,7 +124,7 @@ int api_decode(const api_wire *w, const rnn_model *model, const char *body, size
     c->w = w;
     c->model = model;
     c->info = rnn_model_info(model);
-    if (w->decode(body, len, c->info, lim, &c->req, &c->d, &e) < 0)
+    if (w->decode(body, len, f, c->info, lim, &c->req, &c->d, &e) < 0)
         goto fail;
     c->batch = *c->d.batch;
     c->d.batch = &c->batch;
@@ -199,6 +207,16 @@ const api_sequence *api_call_sequence(const api_call *c)
     return &c->d.seq;
 }
 
+size_t api_call_header_len(const api_call *c)
+{
+    return c->header_len;
+}
+
+const char *api_call_content_type(const api_call *c)
+{
+    return c->header_len ? "application/octet-stream" : api_wire_content_type(c->w);
+}
+
 char *api_call_error_body(const api_call *c, int status, const char *message, size_t *len)
 {
     return c->w->encode_error(status, message, len);
@@ -226,6 +244,7 @@ int api_finish(api_call *c, char **out, size_t *outlen, api_stats *stats)
     buf b = BUF_INIT;
     *out = NULL;
     *outlen = 0;
+    c->header_len = 0;
     if (stats) {
         stats->sequences = c->d.batch->batch;
         stats->steps = c->d.steps;
@@ -248,7 +267,7 @@ int api_finish(api_call *c, char **out, size_t *outlen, api_stats *stats)
             if (c->batch.lengths[i] == 0)
                 memset(shown.predictions + i * O, 0, O * sizeof(float));
     }
-    if (c->w->encode(c->req, c->info, &shown, &b, &e) < 0)
+    if (c->w->encode(c->req, c->info, &shown, &b, &c->header_len, &e) < 0)
         goto fail;
     if (c->extra && b.len && b.data[b.len - 1] == '}') { /* both formats answer an object */
         b.len--;
@@ -262,6 +281,7 @@ int api_finish(api_call *c, char **out, size_t *outlen, api_stats *stats)
     }
     return 200;
 fail:
+    c->header_len = 0;
     buf_free(&b);
     *out = c->w->encode_error(e.status, e.message, outlen);
     return e.status;

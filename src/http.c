@@ -78,6 +78,8 @@ static const char *status_reason(int status)
         return "method";
     case 413:
         return "too_large";
+    case 415:
+        return "encoding";
     case 500:
         return "internal";
     case 503:
@@ -86,9 +88,28 @@ static const char *status_reason(int status)
     return status >= 400 ? "error" : NULL;
 }
 
-enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int owned,
-                             const char *ctype, const char *const *extra)
+/* Queues BODY, compressed as CODED says (CZ_IDENTITY: not yet, so compressed here when the
+ * request's Accept-Encoding allows it and the body is worth it). */
+static enum MHD_Result respond_coded(req *r, int status, char *body, size_t len, int owned,
+                                     const char *ctype, const char *const *extra, cz_coding coded)
 {
+    if (coded == CZ_IDENTITY && r->accept != CZ_IDENTITY && cz_worth_compressing(len)) {
+        char err[128];
+        buf z = BUF_INIT;
+        size_t zlen;
+        char *zbody = cz_compress(r->accept, body, len, &z, err, sizeof err) == 0
+                          ? buf_take(&z, &zlen)
+                          : NULL;
+        buf_free(&z);
+        if (zbody) { /* out of memory sends it as it is */
+            if (owned)
+                free(body);
+            body = zbody;
+            len = zlen;
+            owned = 1;
+            coded = r->accept;
+        }
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
@@ -102,6 +123,18 @@ enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int own
         ok = ok && MHD_add_response_header(resp, "Content-Type", ctype) == MHD_YES;
     for (; extra && extra[0]; extra += 2)
         ok = ok && MHD_add_response_header(resp, extra[0], extra[1]) == MHD_YES;
+    /* every answer could have been compressed for another Accept-Encoding: caches must know,
+     * in the one Vary header (CORS may have put Origin there) */
+    char vary[64] = "Accept-Encoding";
+    const char *v0 = MHD_get_response_header(resp, "Vary");
+    if (v0) {
+        snprintf(vary, sizeof vary, "%s, Accept-Encoding", v0);
+        ok = ok && MHD_del_response_header(resp, "Vary", v0) == MHD_YES;
+    }
+    ok = ok && MHD_add_response_header(resp, "Vary", vary) == MHD_YES;
+    if (coded != CZ_IDENTITY)
+        ok = ok &&
+             MHD_add_response_header(resp, "Content-Encoding", cz_coding_name(coded)) == MHD_YES;
     int closes = 0;
     for (const char *const *e = extra; e && e[0]; e += 2)
         closes |= strcmp(e[0], "Connection") == 0;
@@ -116,6 +149,12 @@ enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int own
             r->reason = status_reason(status);
     }
     return ret;
+}
+
+enum MHD_Result http_respond(req *r, int status, char *body, size_t len, int owned,
+                             const char *ctype, const char *const *extra)
+{
+    return respond_coded(r, status, body, len, owned, ctype, extra, CZ_IDENTITY);
 }
 
 enum MHD_Result http_respond_json(req *r, int status, char *body, size_t len)
@@ -273,25 +312,53 @@ static enum MHD_Result answer_job(req *r)
     r->stats = r->job.stats;
     if (!body)
         return MHD_NO; /* cancelled: nobody to answer, the connection closes */
-    char retry[16];
+    char retry[16], header_len[24];
+    const char *extra[5], **x = extra;
     snprintf(retry, sizeof retry, "%d", r->job.retry_after_s);
-    const char *const extra[] = {"Retry-After", retry, NULL};
-    return http_respond(r, r->job.status, body, r->job.outlen, 1, api_wire_content_type(r->wire),
-                        r->job.retry_after_s > 0 ? extra : NULL);
+    snprintf(header_len, sizeof header_len, "%zu", r->job.header_len);
+    if (r->job.retry_after_s > 0) {
+        *x++ = "Retry-After";
+        *x++ = retry;
+    }
+    if (r->job.header_len) { /* binary tensors follow a JSON header this long */
+        *x++ = "Inference-Header-Content-Length";
+        *x++ = header_len;
+    }
+    *x = NULL;
+    return respond_coded(r, r->job.status, body, r->job.outlen, 1,
+                         r->job.ctype ? r->job.ctype : api_wire_content_type(r->wire), extra,
+                         r->job.coded);
+}
+
+int http_framing(req *r, api_framing *f, enum MHD_Result *ret)
+{
+    char why[160];
+    const char *ihcl =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
+    if (api_framing_parse(ihcl, f, why, sizeof why) == 0)
+        return 0;
+    *ret = http_respond_error(r, 400, NULL, "%s", why);
+    return 1;
 }
 
 enum MHD_Result http_forward(req *r)
 {
+    api_framing framing;
+    enum MHD_Result ret;
+    if (http_framing(r, &framing, &ret))
+        return ret;
     r->job = (compute_job){.wire = r->wire,
                            .model = r->model,
                            .body = r->body,
                            .len = r->len,
+                           .framing = framing,
                            .arrival_ns = (int64_t)r->t0.tv_sec * 1000000000LL + r->t0.tv_nsec};
     return http_submit(r);
 }
 
 enum MHD_Result http_submit(req *r)
 {
+    r->job.coding = r->accept; /* a queued answer is compressed where it is encoded */
     r->job.park = park;
     r->job.resume = resume;
     r->job.gone = gone;
@@ -662,6 +729,44 @@ static int early_503(req *r, enum MHD_Result *ret)
     return 1;
 }
 
+/* 415 before reading a body in a coding rnnserve does not decode; else the inflater for a gzip
+ * or deflate body. Returns 1 when it answered (*ret MHD_NO: out of memory, close). */
+static int early_415(req *r, enum MHD_Result *ret)
+{
+    char why[160];
+    cz_coding c;
+    const char *ce = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Encoding");
+    if (!ce)
+        return 0;
+    if (cz_parse_content_encoding(ce, &c, why, sizeof why) < 0) {
+        *ret = http_respond_error(r, 415, NULL, "%s", why);
+        return 1;
+    }
+    if (c != CZ_IDENTITY && !(r->inflater = cz_inflater_new(c, r->s->cfg->server.max_body_bytes))) {
+        *ret = MHD_NO;
+        return 1;
+    }
+    return 0;
+}
+
+/* The Content-Encoding body's end: its stream must be complete; the inflated bytes become the
+ * body. */
+static void finish_body(req *r)
+{
+    if (!r->inflater || r->body_status || r->too_big)
+        return;
+    if (cz_inflate_end(r->inflater, &r->body_status, r->body_err, sizeof r->body_err) < 0)
+        return;
+    free(r->body);
+    if (!(r->body = buf_take(&r->zbody, &r->len))) {
+        r->body_status = 500;
+        snprintf(r->body_err, sizeof r->body_err, "out of memory inflating the body");
+    }
+    r->cap = r->len;
+    cz_inflater_free(r->inflater); /* done: a resumed request finds the body as it is */
+    r->inflater = NULL;
+}
+
 /* The first callback, headers in: a new request context (freed in on_completed), routed so that
  * the body-keeping decision follows the route's row. NULL when out of memory. */
 static req *begin_request(srv *s, struct MHD_Connection *c, const char *url, const char *method)
@@ -690,6 +795,9 @@ static req *begin_request(srv *s, struct MHD_Connection *c, const char *url, con
     }
     r->has_body = (r->has_length && r->length > 0) ||
                   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
+    if (cz_choose_encoding(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding"),
+                           &r->accept) < 0)
+        r->accept = CZ_IDENTITY; /* even identity refused: unencoded anyway, as RFC 9110 allows */
     return r;
 }
 
@@ -705,8 +813,14 @@ static enum MHD_Result take_body(req *r, const char *data, size_t n)
     r->received += n;
     if (r->received > max + (max > DISCARD_MIN ? max : DISCARD_MIN))
         return MHD_NO;
-    if (!r->wants_body || r->too_big)
+    if (!r->wants_body || r->too_big || r->body_status)
         return MHD_YES;
+    if (r->inflater) { /* inflated as it arrives, the inflated bytes counted against max */
+        if (cz_inflate(r->inflater, data, n, &r->zbody, &r->body_status, r->body_err,
+                       sizeof r->body_err) < 0)
+            buf_free(&r->zbody);
+        return MHD_YES;
+    }
     if (r->len + n > max) {
         /* chunked upload (no Content-Length): stop storing, answer 413 at the end */
         r->too_big = 1;
@@ -746,7 +860,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * declared length over the limit. */
         enum MHD_Result ret;
         if (bad_framing(r, &ret) || r->s->router.refuse_early(r, &ret) ||
-            (r->wants_body && (early_413(r, &ret) || early_503(r, &ret))))
+            (r->wants_body && (early_413(r, &ret) || early_415(r, &ret) || early_503(r, &ret))))
             return ret;
         return r->has_body ? check_half_close(r) : MHD_YES;
     }
@@ -762,6 +876,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     /* The request is complete. */
     if (r->queued) /* resumed by the compute pool */
         return answer_job(r);
+    finish_body(r);
+    if (r->body_status) /* its Content-Encoding failed: corrupt, cut short, or inflated too far */
+        return http_respond_error(r, r->body_status, NULL, "%s", r->body_err);
     if (r->reloading) /* resumed by the reloader */
         return r->s->router.reloaded(r);
     return r->s->router.answer(r);
@@ -899,6 +1016,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     metrics_inflight_add(s->met, -1);
     atomic_fetch_sub(&s->inflight, 1);
     modelset_release(r->set);
+    cz_inflater_free(r->inflater);
+    buf_free(&r->zbody);
     free(r->body);
     free(r->job.out);
     free(r->reload_err);

@@ -14,6 +14,7 @@
 
 #include "rnnserve/accept.h"
 #include "rnnserve/api.h"
+#include "rnnserve/compress.h"
 #include "rnnserve/compute.h"
 #include "rnnserve/config.h"
 #include "rnnserve/metrics.h"
@@ -103,6 +104,13 @@ typedef struct req {
     unsigned long long length;
     int has_body; /* a body follows the headers (a non-zero length, or chunked) */
     int eof_seen; /* the client shut down its sending side (check_half_close) */
+    /* Content-Encoding: the body is inflated into zbody as it arrives (under max_body_bytes),
+     * and a failure (400 corrupt, 413 inflated past the limit) kept for the route's answer */
+    cz_inflater *inflater;
+    buf zbody;
+    int body_status;
+    char body_err[160];
+    cz_coding accept; /* the response's coding, from Accept-Encoding */
     /* outcome */
     int status; /* 0 until a response is queued */
     size_t out_bytes;
@@ -148,6 +156,9 @@ int http_start(srv *s, unsigned io_threads, unsigned max_conn, char *err, size_t
 /* Hands the complete body of a request to the compute hand-off and answers it (at once when it
  * ran inline, after the pool resumes the connection otherwise). */
 enum MHD_Result http_forward(req *r);
+/* The body's framing from its Inference-Header-Content-Length (the binary tensor data
+ * extension; none: all JSON) into *F: 0, or 1 when it answered a malformed value (400; *RET). */
+int http_framing(req *r, api_framing *f, enum MHD_Result *ret);
 /* As http_forward for r->job already filled in by the caller (a call it decoded, a computed
  * hook): adds the connection's hooks, submits, answers. */
 enum MHD_Result http_submit(req *r);

@@ -469,7 +469,7 @@ static enum MHD_Result h_v2_server(req *r)
 {
     return http_respond_static(r, 200,
                                "{\"name\":\"rnnserve\",\"version\":\"" RNNSERVE_VERSION
-                               "\",\"extensions\":[\"sequence\"]}",
+                               "\",\"extensions\":[\"sequence\",\"binary_tensor_data\"]}",
                                JSON);
 }
 

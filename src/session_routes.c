@@ -461,8 +461,12 @@ enum MHD_Result sr_v2_infer(req *r)
     if (r->too_big)
         return http_respond_error(r, 413, NULL, "request body exceeds max_body_bytes %zu",
                                   r->s->cfg->server.max_body_bytes);
+    api_framing framing; /* the binary tensor data extension (http.c) */
+    if (http_framing(r, &framing, &ret))
+        return ret;
     const int64_t t0 = now_ns();
-    int status = api_decode(r->wire, r->model, r->body, r->len, &r->s->lim, &call, &err, &errlen);
+    int status = api_decode_framed(r->wire, r->model, r->body, r->len, &framing, &r->s->lim, &call,
+                                   &err, &errlen);
     const int64_t decode_ns = now_ns() - t0;
     if (status != 200)
         return err ? http_respond(r, status, err, errlen, 1, JSON, NULL) : MHD_NO;

@@ -52,19 +52,21 @@ typedef struct {
 
 struct api_wire {
     const char *name; /* "v1", "v2" */
-    /* Decodes BODY for a model described by INFO: 0 with a new request in *req (free it with
-     * free_req) and *d filled, or -1 with E (and *req NULL). */
-    int (*decode)(const char *body, size_t len, const rnn_info *info, const api_limits *lim,
-                  void **req, wire_decoded *d, wire_error *e);
+    /* Decodes BODY framed as F says (NULL: all JSON; a format without the binary tensor data
+     * extension refuses binary framing) for a model described by INFO: 0 with a new request in
+     * *req (free it with free_req) and *d filled, or -1 with E (and *req NULL). */
+    int (*decode)(const char *body, size_t len, const api_framing *f, const rnn_info *info,
+                  const api_limits *lim, void **req, wire_decoded *d, wire_error *e);
     void (*free_req)(void *req);
     /* An upper bound of what encode appends for REQ (every value at its longest). */
     size_t (*response_bytes)(const void *req, const rnn_info *info);
     /* Appends the response for REQ and RES (laid out as engine.h says; for an only_last
      * request, outputs (B, D*H) and predictions (B, O), one row per sequence at its last step,
      * zeros for an empty sequence) to OUT: 0, or -1 with E (422 for a value JSON cannot carry,
-     * 500 out of memory). */
+     * 500 out of memory). *HEADER_LEN (0 on entry) becomes the JSON header's length when binary
+     * tensors follow it in OUT. */
     int (*encode)(const void *req, const rnn_info *info, const rnn_result *res, buf *out,
-                  wire_error *e);
+                  size_t *header_len, wire_error *e);
     /* The format's error body: malloc'ed, NUL-terminated, *len excludes the NUL; NULL when out
      * of memory. */
     char *(*encode_error)(int status, const char *message, size_t *len);
@@ -152,5 +154,20 @@ void wire_parts_list(const rnn_info *info, const char *const names[4], char *out
 
 /* The WIRE_* bits that exist for INFO's model. */
 unsigned wire_parts_of(const rnn_info *info);
+
+/* ---- the binary tensor data extension's byte layout (wire_v2bin.c): raw little-endian
+ * elements, row-major, without padding, after the JSON header */
+
+/* Bytes per element of DTYPE in binary ("FP32", "INT32": 4, "INT64": 8); 0 for a type the
+ * models do not take in binary. */
+size_t wire_bin_dtype_size(const char *dtype);
+
+/* N elements of DTYPE (one wire_bin_dtype_size knows) at SRC, any alignment, as floats into
+ * DST: FP32 copied as they are, integers converted (exact up to 2^24, larger ones still larger
+ * than any length they are compared with). */
+void wire_bin_to_f32(const char *src, const char *dtype, size_t n, float *dst);
+
+/* Appends N floats as FP32 bytes to OUT; ZEROS more zero floats after them. */
+void wire_bin_put_f32(buf *out, const float *v, size_t n, size_t zeros);
 
 #endif

@@ -1117,14 +1117,17 @@ char *api_models_list(const rnn_info *const *infos, size_t n, size_t *len)
 
 /* ---- behind api.h */
 
-static int v1_decode(const char *body, size_t len, const rnn_info *info, const api_limits *lim,
-                     void **req, wire_decoded *d, wire_error *e)
+static int v1_decode(const char *body, size_t len, const api_framing *f, const rnn_info *info,
+                     const api_limits *lim, void **req, wire_decoded *d, wire_error *e)
 {
     wire_v1_request *r;
-    if (wire_v1_decode(body, len, info, lim, &r, e) < 0) {
-        *req = NULL;
+    *req = NULL;
+    if (f && f->binary) /* the binary tensor data extension is the Open Inference Protocol's */
+        return wire_fail(e, 400,
+                         "Inference-Header-Content-Length: binary tensor data is accepted on "
+                         "/v2/models/{name}/infer only");
+    if (wire_v1_decode(body, len, info, lim, &r, e) < 0)
         return -1;
-    }
     *req = r;
     d->batch = &r->batch;
     d->tokens = r->tokens;
@@ -1146,8 +1149,9 @@ static size_t v1_response_bytes(const void *req, const rnn_info *info)
 }
 
 static int v1_encode(const void *req, const rnn_info *info, const rnn_result *res, buf *out,
-                     wire_error *e)
+                     size_t *header_len, wire_error *e)
 {
+    (void)header_len; /* all JSON */
     return encode(info->name, info, req, res, out, e);
 }
 

@@ -43,6 +43,11 @@ typedef struct {
     const char *range_tok, *range_end; /* its text, in the body */
     size_t nonint_at;                  /* first number that is not an integer */
     double nonint_v;                   /* its value */
+    /* the binary tensor data extension: parameters.binary_data_size, and the bytes it names */
+    bool has_bin, bin_bad;
+    size_t bin_size;
+    size_t order;    /* its index in "inputs": binary data follows the header in that order */
+    const char *raw; /* input's FP32 bytes in the body: read from there, never copied into v */
 } tensor;
 
 typedef struct {
@@ -60,6 +65,14 @@ typedef struct {
     tensor t[T_SLOTS];
     char *id;
     unsigned parts;
+    /* the binary tensor data extension: the body's framing, and which outputs go out in binary
+     * (parameters.binary_data_output for all, an output's "binary_data" overriding it) */
+    const api_framing *framing;
+    const char *body;
+    size_t len;
+    bool bin_output, bin_output_bad;
+    unsigned bin_on, bin_off; /* WIRE_* bits an output's "binary_data" set true / false */
+    bool bin_param_bad;
 } decoder;
 
 struct wire_v2_request {
@@ -69,6 +82,7 @@ struct wire_v2_request {
     int32_t *tokens; /* a token model's ids (steps); x is then NULL (forward.c embeds them) */
     size_t B, T, steps;
     unsigned parts;
+    unsigned binary; /* WIRE_* bits returned as binary tensors after the JSON header */
     bool only_last;
     char *id;
     int64_t timeout_us;
@@ -188,6 +202,46 @@ static int read_shape(decoder *d, tensor *t, int depth)
     return rc;
 }
 
+/* A tensor's "parameters", at depth 4: binary_data_size (the extension's byte count of its
+ * binary data) is read, whatever else the protocol's clients send is skipped. */
+static int read_tensor_params(decoder *d, tensor *t)
+{
+    js_reader *js = &d->js;
+    if (js_peek(js) != JS_OBJECT) {
+        t->bin_bad = true;
+        return js_skip(js, 4);
+    }
+    js_object o;
+    js_str key;
+    int rc;
+    if (js_object_begin(js, 4, &o) < 0)
+        return -1;
+    while ((rc = js_object_next(js, &o, &key)) > 0) {
+        if (!js_str_eq(&key, "binary_data_size")) {
+            if (js_skip(js, 5) < 0)
+                return -1;
+            continue;
+        }
+        t->has_bin = true;
+        if (js_peek(js) != JS_NUMBER) {
+            t->bin_bad = true;
+            if (js_skip(js, 5) < 0)
+                return -1;
+            continue;
+        }
+        float f;
+        const char *a, *b;
+        if (js_number(js, 5, &f, &a, &b) < 0)
+            return -1;
+        const double v = jn_to_double(a, b);
+        if (v >= 0 && v <= 1e15 && v == floor(v))
+            t->bin_size = (size_t)v;
+        else
+            t->bin_bad = true;
+    }
+    return rc;
+}
+
 /* inputs[i], at depth 3: a tensor object; judged (its name) once it ends. */
 static int read_tensor(decoder *d, size_t i)
 {
@@ -199,10 +253,14 @@ static int read_tensor(decoder *d, size_t i)
                    "inputs[%zu]: expected a tensor object with a \"name\"", i);
         return js_skip(js, 3);
     }
-    tensor t = {
-        .rank = -1, .bad_at = JS_NO_INDEX, .range_at = JS_NO_INDEX, .nonint_at = JS_NO_INDEX};
+    tensor t = {.rank = -1,
+                .bad_at = JS_NO_INDEX,
+                .range_at = JS_NO_INDEX,
+                .nonint_at = JS_NO_INDEX,
+                .order = i};
     char name[WIRE_MSG_LEN / 4] = "";
     bool has_name = false, seen_name = false, seen_dt = false, seen_shape = false;
+    bool seen_params = false;
     js_object o;
     js_str key, s;
     int rc;
@@ -234,8 +292,11 @@ static int read_tensor(decoder *d, size_t i)
             t.data_seen = true;
             t.data_array = k == JS_ARRAY;
             r = t.data_array ? read_data(d, &t, 4, 1) : js_skip(js, 4);
+        } else if (js_str_eq(&key, "parameters") && !seen_params) {
+            seen_params = true;
+            r = read_tensor_params(d, &t);
         } else {
-            r = js_skip(js, 4); /* "parameters", and what the protocol may add; repeats fail */
+            r = js_skip(js, 4); /* what the protocol may add; repeats fail */
         }
         if (r < 0) {
             free(t.v);
@@ -297,6 +358,33 @@ static int read_inputs(decoder *d)
     return rc;
 }
 
+/* An output's "parameters", at depth 4: "binary_data" (true: return it in binary) into *BIN
+ * (1 true, 0 false, -1 not given); the rest is skipped. */
+static int read_output_params(decoder *d, int *bin)
+{
+    js_reader *js = &d->js;
+    if (js_peek(js) != JS_OBJECT) {
+        d->bin_param_bad = true;
+        return js_skip(js, 4);
+    }
+    js_object o;
+    js_str key;
+    int rc;
+    if (js_object_begin(js, 4, &o) < 0)
+        return -1;
+    while ((rc = js_object_next(js, &o, &key)) > 0) {
+        if (js_str_eq(&key, "binary_data")) {
+            if (js_peek(js) == JS_BOOL)
+                *bin = *js->p == 't';
+            else
+                d->bin_param_bad = true;
+        }
+        if (js_skip(js, 5) < 0)
+            return -1;
+    }
+    return rc;
+}
+
 /* "outputs", at depth 2: [{"name": ...}] selects what to return. */
 static int read_outputs(decoder *d)
 {
@@ -315,11 +403,12 @@ static int read_outputs(decoder *d)
     int rc;
     while ((rc = js_array_next(js, i)) > 0) {
         char name[WIRE_MSG_LEN / 4] = "(no name)";
+        int bin = -1;
         if (js_peek(js) == JS_OBJECT) {
             js_object o;
             js_str key, s;
             int r;
-            bool seen = false;
+            bool seen = false, seen_params = false;
             if (js_object_begin(js, 3, &o) < 0)
                 return -1;
             while ((r = js_object_next(js, &o, &key)) > 0) {
@@ -328,6 +417,10 @@ static int read_outputs(decoder *d)
                     if (js_string(js, 4, &s) < 0)
                         return -1;
                     js_str_copy(&s, name, sizeof name);
+                } else if (js_str_eq(&key, "parameters") && !seen_params) {
+                    seen_params = true;
+                    if (read_output_params(d, &bin) < 0)
+                        return -1;
                 } else if (js_skip(js, 4) < 0) {
                     return -1;
                 }
@@ -343,6 +436,8 @@ static int read_outputs(decoder *d)
                 bit = p;
         if (bit >= 0) {
             d->parts |= 1u << bit;
+            d->bin_on |= bin == 1 ? 1u << bit : 0;
+            d->bin_off |= bin == 0 ? 1u << bit : 0;
         } else {
             char list[96];
             wire_parts_list(d->info, OUT_NAMES, list, sizeof list);
@@ -410,8 +505,9 @@ static int read_sequence_param(decoder *d, const js_str *key)
 }
 
 /* The request's "parameters", at depth 2: "timeout" (microseconds the request may wait for
- * compute; 0 is none) and "only_last" (true: output and predictions at each sequence's last step
- * only) are read, and whatever else the protocol's clients send is skipped. */
+ * compute; 0 is none), "only_last" (true: output and predictions at each sequence's last step
+ * only) and "binary_data_output" are read, and whatever else the protocol's clients send is
+ * skipped. */
 static int read_parameters(decoder *d)
 {
     js_reader *js = &d->js;
@@ -425,6 +521,15 @@ static int read_parameters(decoder *d)
     if (js_object_begin(js, 2, &o) < 0)
         return -1;
     while ((rc = js_object_next(js, &o, &key)) > 0) {
+        if (js_str_eq(&key, "binary_data_output")) {
+            if (js_peek(js) == JS_BOOL)
+                d->bin_output = *js->p == 't';
+            else
+                d->bin_output_bad = true;
+            if (js_skip(js, 3) < 0)
+                return -1;
+            continue;
+        }
         if (js_str_eq(&key, "only_last")) {
             if (js_peek(js) == JS_BOOL)
                 d->only_last = *js->p == 't';
@@ -546,9 +651,95 @@ static int check_data(const tensor *t, const char *name, int integers, size_t co
     if (num_at != JS_NO_INDEX)
         return wire_fail(e, 400, "inputs[%s].data[%zu]: %s is not representable as float32", name,
                          num_at, wire_number_text(t->range_tok, t->range_end, num, sizeof num));
+    if (t->n != count && t->has_bin)
+        return wire_fail(e, 400,
+                         "inputs[%s]: its shape holds %zu elements, but its binary_data_size of "
+                         "%zu bytes holds %zu %s elements",
+                         name, count, t->bin_size, t->n, t->datatype);
     if (t->n != count)
         return wire_fail(e, 400, "inputs[%s].data: %zu values, but shape says %zu", name, t->n,
                          count);
+    return 0;
+}
+
+/* The binary tensor data extension: the bytes after the JSON header belong to the inputs whose
+ * parameters give a binary_data_size, in the order "inputs" lists them, and must add up to
+ * exactly what follows the header. Each input's bytes become its data: input's FP32 read in
+ * place (build copies each sequence's rows from the body), the others into their arrays. */
+static int attach_binary(decoder *d, wire_error *e)
+{
+    static const char *const TYPES[T_SLOTS] = {"FP32", "INT32 or INT64", "FP32", "FP32",
+                                               "INT32 or INT64"};
+    const size_t start = d->framing && d->framing->binary ? d->framing->header_len : d->len;
+    const size_t avail = d->len - start;
+    int order[T_SLOTS], n = 0;
+    for (int k = 0; k < T_SLOTS; k++) /* by their place in "inputs" */
+        if (d->t[k].present) {
+            int j = n++;
+            for (; j > 0 && d->t[order[j - 1]].order > d->t[k].order; j--)
+                order[j] = order[j - 1];
+            order[j] = k;
+        }
+    size_t off = 0;
+    for (int j = 0; j < n; j++) {
+        tensor *t = &d->t[order[j]];
+        const char *name = SLOT_NAMES[order[j]];
+        if (t->bin_bad)
+            return wire_fail(e, 400,
+                             "inputs[%s].parameters: expected an object whose binary_data_size is "
+                             "a byte count (a non-negative integer)",
+                             name);
+        if (!t->has_bin)
+            continue;
+        if (!d->framing || !d->framing->binary)
+            return wire_fail(e, 400,
+                             "inputs[%s].parameters.binary_data_size: binary tensor data needs "
+                             "the Inference-Header-Content-Length header (the JSON header's "
+                             "length in bytes)",
+                             name);
+        if (t->data_seen)
+            return wire_fail(e, 400,
+                             "inputs[%s]: both \"data\" and parameters.binary_data_size given "
+                             "(a tensor's data is in the JSON or in binary, not both)",
+                             name);
+        const size_t el = t->has_datatype ? wire_bin_dtype_size(t->datatype) : 0;
+        const bool ints = order[j] == T_LENGTHS || order[j] == T_TOKENS;
+        if (!el || ints != (strcmp(t->datatype, "FP32") != 0))
+            return wire_fail(e, 400,
+                             "inputs[%s].datatype: \"%s\" is not accepted in binary (expected %s)",
+                             name, t->has_datatype ? t->datatype : "(missing)", TYPES[order[j]]);
+        if (t->bin_size % el)
+            return wire_fail(e, 400,
+                             "inputs[%s].parameters.binary_data_size: %zu bytes is not a whole "
+                             "number of %s elements (%zu bytes each)",
+                             name, t->bin_size, t->datatype, el);
+        if (t->bin_size > avail - off)
+            return wire_fail(e, 400,
+                             "inputs[%s].parameters.binary_data_size: %zu bytes from byte %zu of "
+                             "the binary data, past its end: %zu bytes follow the JSON header",
+                             name, t->bin_size, off, avail);
+        const char *src = d->body + start + off;
+        t->n = t->bin_size / el;
+        t->data_array = true;
+        if (order[j] == T_INPUT) {
+            t->raw = src;
+        } else {
+            if (!(t->v = malloc((t->n + 1) * sizeof *t->v)))
+                return wire_fail(e, 500, "out of memory");
+            wire_bin_to_f32(src, t->datatype, t->n, t->v);
+        }
+        off += t->bin_size;
+    }
+    if (off != avail)
+        return wire_fail(e, 400,
+                         "binary data: the inputs' binary_data_size add up to %zu bytes, but %zu "
+                         "bytes follow the JSON header (Inference-Header-Content-Length %zu of a "
+                         "%zu-byte body)",
+                         off, avail, start, d->len);
+    if (d->bin_output_bad || d->bin_param_bad)
+        return wire_fail(e, 400, "%s: expected true or false",
+                         d->bin_output_bad ? "parameters.binary_data_output"
+                                           : "outputs[].parameters.binary_data");
     return 0;
 }
 
@@ -629,6 +820,8 @@ static int build(decoder *d, const api_limits *lim, request *r, wire_error *e)
         *e = d->tensor_err;
         return -1;
     }
+    if (attach_binary(d, e) < 0)
+        return -1;
     /* a token model's "tokens" [batch, max_len] stands where "input" [batch, max_len, I] does */
     const bool tok = in->vocab_size > 0;
     const char *iname = tok ? "tokens" : "input";
@@ -696,9 +889,10 @@ static int build(decoder *d, const api_limits *lim, request *r, wire_error *e)
             return wire_fail(e, 500, "out of memory");
         /* Keep each sequence's own rows; padding past its length never reaches the engine. */
         float *x = r->x;
+        const char *src = input->raw ? input->raw : (const char *)input->v;
         for (size_t i = 0; i < B; i++) {
             const size_t n = (size_t)r->lengths[i] * I;
-            memcpy(x, input->v + i * T * I, n * sizeof *x);
+            memcpy(x, src + i * T * I * sizeof *x, n * sizeof *x);
             x += n;
         }
     }
@@ -711,6 +905,7 @@ static int build(decoder *d, const api_limits *lim, request *r, wire_error *e)
         return -1;
     }
     r->parts = d->parts;
+    r->binary = ((d->bin_output ? d->parts : 0) | d->bin_on) & ~d->bin_off & d->parts;
     r->only_last = d->only_last;
     r->batch.batch = B;
     r->batch.lengths = r->lengths;
@@ -730,8 +925,8 @@ static int build(decoder *d, const api_limits *lim, request *r, wire_error *e)
                               e);
 }
 
-static int v2_decode(const char *body, size_t len, const rnn_info *info, const api_limits *lim,
-                     void **req, wire_decoded *out, wire_error *e)
+static int v2_decode(const char *body, size_t len, const api_framing *f, const rnn_info *info,
+                     const api_limits *lim, void **req, wire_decoded *out, wire_error *e)
 {
     decoder *d = NULL;
     request *r = NULL;
@@ -744,7 +939,24 @@ static int v2_decode(const char *body, size_t len, const rnn_info *info, const a
     }
     d->info = info;
     d->parts = wire_parts_of(info);
-    if (wire_scan(&d->js, body, len, read_root, d, e) < 0)
+    d->framing = f;
+    d->body = body;
+    d->len = len;
+    if (f && f->binary && f->header_len > len) {
+        wire_fail(e, 400,
+                  "Inference-Header-Content-Length: %zu bytes of JSON header, past the end of "
+                  "the %zu-byte body",
+                  f->header_len, len);
+        goto done;
+    }
+    if (f && f->binary && f->header_len == 0) {
+        wire_fail(e, 400,
+                  "Inference-Header-Content-Length: 0 (a raw binary request, without a JSON "
+                  "header) is for models of one input: send the JSON header naming \"input\" "
+                  "(and \"lengths\") first");
+        goto done;
+    }
+    if (wire_scan(&d->js, body, f && f->binary ? f->header_len : len, read_root, d, e) < 0)
         goto done;
     if (build(d, lim, r, e) < 0)
         goto done;
@@ -784,6 +996,7 @@ typedef struct {
     const char *name;
     const float *data;
     size_t width; /* per step (padded [B, T, width]); 0 for a state [L*D, B, H] */
+    bool binary;  /* returned as binary data after the JSON header */
 } out_tensor;
 
 static size_t tensor_count(const request *r, const rnn_info *in, const out_tensor *t)
@@ -802,7 +1015,8 @@ static void tensors_of(const request *r, const rnn_info *in, const rnn_result *r
     const size_t widths[4] = {(size_t)(in->num_directions * in->hidden_size), 0, 0,
                               (size_t)in->head_size};
     for (int p = 0; p < 4; p++)
-        out[p] = (out_tensor){(r->parts & (1u << p)) ? OUT_NAMES[p] : NULL, data[p], widths[p]};
+        out[p] = (out_tensor){(r->parts & (1u << p)) ? OUT_NAMES[p] : NULL, data[p], widths[p],
+                              (r->binary & (1u << p)) != 0};
 }
 
 static size_t v2_response_bytes(const void *req, const rnn_info *in)
@@ -840,16 +1054,23 @@ static int put_tensor(buf *w, const request *r, const rnn_info *in, const out_te
 {
     const size_t LD = (size_t)(in->num_layers * in->num_directions), H = (size_t)in->hidden_size;
     if (t->width && r->only_last)
-        buf_printf(w, "%s{\"name\":\"%s\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu],\"data\":[",
+        buf_printf(w, "%s{\"name\":\"%s\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu]",
                    comma ? "," : "", t->name, r->B, t->width);
     else if (t->width)
-        buf_printf(w, "%s{\"name\":\"%s\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu,%zu],\"data\":[",
+        buf_printf(w, "%s{\"name\":\"%s\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu,%zu]",
                    comma ? "," : "", t->name, r->B, r->T, t->width);
     else
-        buf_printf(w, "%s{\"name\":\"%s\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu,%zu],\"data\":[",
+        buf_printf(w, "%s{\"name\":\"%s\",\"datatype\":\"FP32\",\"shape\":[%zu,%zu,%zu]",
                    comma ? "," : "", t->name, LD, r->B, H);
+    if (t->binary) /* its place in the header only: its bytes follow the header (put_binary) */
+        buf_printf(w, ",\"parameters\":{\"binary_data_size\":%zu}}",
+                   tensor_count(r, in, t) * sizeof(float));
+    else
+        buf_puts(w, ",\"data\":[");
     if (w->oom)
         return wire_fail(e, 500, "out of memory encoding the response");
+    if (t->binary)
+        return 0;
     char *o = w->data + w->len;
     size_t bad = 0, at = 0;
     if (t->width && r->only_last) {
@@ -896,8 +1117,31 @@ not_finite:
                      t->name, at);
 }
 
+/* A binary output's bytes, in the layout put_tensor would write its data in: straight from
+ * the engine's arrays (the padding as zeros), no number formatting. TMP has room for a state. */
+static void put_binary(buf *w, const request *r, const rnn_info *in, const out_tensor *t,
+                       float *tmp)
+{
+    const size_t LD = (size_t)(in->num_layers * in->num_directions), H = (size_t)in->hidden_size;
+    if (!t->width) {
+        wire_states_to_layers(t->data, r->B, LD, H, tmp);
+        wire_bin_put_f32(w, tmp, LD * r->B * H, 0);
+        return;
+    }
+    if (r->only_last) { /* [B, width]: a row per sequence at its last step */
+        wire_bin_put_f32(w, t->data, r->B * t->width, 0);
+        return;
+    }
+    size_t row = 0;
+    for (size_t b = 0; b < r->B; b++) {
+        const size_t Tb = (size_t)r->lengths[b];
+        wire_bin_put_f32(w, t->data + row * t->width, Tb * t->width, (r->T - Tb) * t->width);
+        row += Tb;
+    }
+}
+
 static int v2_encode(const void *req, const rnn_info *in, const rnn_result *res, buf *w,
-                     wire_error *e)
+                     size_t *header_len, wire_error *e)
 {
     const request *r = req;
     const size_t LD = (size_t)(in->num_layers * in->num_directions);
@@ -927,6 +1171,12 @@ static int v2_encode(const void *req, const rnn_info *in, const rnn_result *res,
         comma = true;
     }
     buf_puts(w, "]}");
+    if (r->binary) {
+        *header_len = w->len;
+        for (int p = 0; p < 4; p++)
+            if (t[p].name && t[p].data && t[p].binary)
+                put_binary(w, r, in, &t[p], tmp);
+    }
     if (w->oom) {
         wire_fail(e, 500, "out of memory encoding the response");
         goto done;

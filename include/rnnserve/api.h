@@ -24,6 +24,18 @@ typedef struct {
     size_t max_steps; /* steps per sequence */
 } api_limits;
 
+/* How a request body is framed. Without Inference-Header-Content-Length it is all JSON; with
+ * it (the binary tensor data extension, /v2 only) it is a JSON header of header_len bytes, then
+ * the raw bytes of the inputs whose parameters give a binary_data_size, in the header's order. */
+typedef struct {
+    int binary;        /* the request gave Inference-Header-Content-Length */
+    size_t header_len; /* its value */
+} api_framing;
+
+/* Reads an Inference-Header-Content-Length value (NULL: the request has none) into *F: 0, or -1
+ * with a message for a 400 in err[errlen] (not a decimal byte count). */
+int api_framing_parse(const char *value, api_framing *f, char *err, size_t errlen);
+
 /* What a forward call processed, for access logs and metrics. */
 typedef struct {
     size_t sequences;
@@ -49,6 +61,12 @@ typedef struct api_call api_call; /* one decoded request: its batch, its result 
  * frees; NULL only when out of memory) and *out NULL. MODEL must outlive the call. */
 int api_decode(const api_wire *w, const rnn_model *model, const char *body, size_t len,
                const api_limits *lim, api_call **out, char **errbody, size_t *errlen);
+/* api_decode of a body framed as F says (NULL: all JSON, as api_decode). A header length past
+ * the body, binary sizes that do not add up to the bytes after the header, or binary framing on
+ * a format without it are 400s naming what is wrong. */
+int api_decode_framed(const api_wire *w, const rnn_model *model, const char *body, size_t len,
+                      const api_framing *f, const api_limits *lim, api_call **out, char **errbody,
+                      size_t *errlen);
 
 const rnn_batch *api_call_batch(const api_call *c); /* borrowed, valid as long as the call */
 const rnn_model *api_call_model(const api_call *c);
@@ -74,6 +92,13 @@ int64_t api_call_timeout_us(const api_call *c);
  * the head when asked and encodes. Returns the status; *out (malloc'ed, the caller frees) holds
  * the body or the error body either way, NULL only when out of memory. STATS may be NULL. */
 int api_finish(api_call *c, char **out, size_t *outlen, api_stats *stats);
+
+/* After api_finish: the response's Inference-Header-Content-Length, its JSON header's length
+ * when binary tensors follow it (outputs asked for with "binary_data" or "binary_data_output"),
+ * else 0 (all JSON; error bodies always). */
+size_t api_call_header_len(const api_call *c);
+/* After api_finish: "application/octet-stream" for a binary response, else the wire's type. */
+const char *api_call_content_type(const api_call *c);
 
 /* rnn_forward on the call's own batch into its own result buffers (the unmerged path), then
  * api_finish. */

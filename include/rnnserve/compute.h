@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "rnnserve/api.h"
+#include "rnnserve/compress.h"
 #include "rnnserve/config.h"
 #include "rnnserve/sched.h"
 
@@ -33,11 +34,18 @@ typedef struct compute_job {
     const rnn_model *model;
     const char *body;
     size_t len;
-    int64_t arrival_ns; /* CLOCK_MONOTONIC: the request's own deadline counts from here */
+    api_framing framing; /* the body's (Inference-Header-Content-Length); zero: all JSON */
+    cz_coding coding;    /* the response's coding (Accept-Encoding): a queued job's answer is
+                            compressed on the scheduler's thread that encoded it */
+    int64_t arrival_ns;  /* CLOCK_MONOTONIC: the request's own deadline counts from here */
     /* out: the answer (*out is the submitter's to free; NULL with COMPUTE_CANCELLED) */
     int status;
     char *out;
     size_t outlen;
+    const char *ctype; /* out's Content-Type (static) */
+    size_t header_len; /* > 0: a binary response, its Inference-Header-Content-Length */
+    cz_coding coded;   /* what out is compressed with (CZ_IDENTITY: as encoded, for the
+                          submitter to compress or not) */
     int retry_after_s; /* > 0: send Retry-After */
     compute_outcome outcome;
     const char *reason; /* a short word for the access log when not COMPUTE_DONE */

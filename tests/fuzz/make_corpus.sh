@@ -170,4 +170,63 @@ for name, (mode, body) in seeds.items():
     with open(f"{out}/{name}.bin", "wb") as f:
         f.write(bytes([mode, 7]) + body)
 PY
+# ---- binary: the binary tensor data extension's framing on /v2 -------------------------------
+# Byte 0: bit 0 the model (0: lstm I=2 H=3 bidirectional, 1: gru I=1 H=4 2 layers), bit 1 no
+# header, bit 2 the header's value as text in bytes 1..8; else bytes 1-2 are the header length
+# (fuzz_binary.c). Bodies framed as tritonclient.http frames them (compact JSON, then tobytes()).
+mkdir -p "$C/binary"
+python3 - "$C/binary" <<'PY'
+import json, struct, sys
+out = sys.argv[1]
+def tensor(name, shape, dt, data=None, size=None):
+    t = {"name": name, "shape": shape, "datatype": dt}
+    if size is not None:
+        t["parameters"] = {"binary_data_size": size}
+    if data is not None:
+        t["data"] = data
+    return t
+def req(inputs, outputs=None, params=None):
+    r = {"inputs": inputs}
+    if outputs:
+        r["outputs"] = outputs
+    if params:
+        r["parameters"] = params
+    return json.dumps(r, separators=(",", ":")).encode()
+def f32(v): return struct.pack("<%df" % len(v), *v)
+def i64(v): return struct.pack("<%dq" % len(v), *v)
+def i32(v): return struct.pack("<%di" % len(v), *v)
+x = [0.1 * i for i in range(12)]  # [2, 3, 2]
+seeds = {}
+def framed(name, model, header, binary, hlen=None):
+    n = len(header) if hlen is None else hlen
+    seeds[name] = bytes([model]) + struct.pack("<H", n) + header + binary
+framed("client-default", 0, req([tensor("input", [2, 3, 2], "FP32", size=48),
+       tensor("lengths", [2], "INT64", size=16)], params={"binary_data_output": True}),
+       f32(x) + i64([3, 1]))
+framed("client-outputs", 0, req([tensor("input", [2, 3, 2], "FP32", size=48),
+       tensor("lengths", [2], "INT32", size=8)],
+       outputs=[{"name": "output", "parameters": {"binary_data": True}},
+                {"name": "h_n", "parameters": {"binary_data": False}}]), f32(x) + i32([2, 3]))
+framed("states", 0, req([tensor("input", [1, 3, 2], "FP32", size=24),
+       tensor("h0", [2, 1, 3], "FP32", size=24), tensor("c0", [2, 1, 3], "FP32", size=24)],
+       params={"binary_data_output": True}), f32(x[:6]) + f32(x[:6]) + f32(x[6:]))
+framed("mixed", 0, req([tensor("lengths", [2], "INT64", data=[1, 2]),
+       tensor("input", [2, 3, 2], "FP32", size=48)]), f32(x))
+framed("gru", 1, req([tensor("input", [3, 2, 1], "FP32", size=24)],
+       params={"binary_data_output": True}), f32(x[:6]))
+framed("short", 0, req([tensor("input", [2, 3, 2], "FP32", size=48)]), f32(x)[:40])
+framed("long", 0, req([tensor("input", [2, 3, 2], "FP32", size=48)]), f32(x) + b"\0" * 8)
+framed("not-multiple", 0, req([tensor("input", [2, 3, 2], "FP32", size=47)]), f32(x)[:47])
+framed("shape-count", 0, req([tensor("input", [2, 2, 2], "FP32", size=48)]), f32(x))
+framed("data-and-size", 0, req([tensor("input", [1, 1, 2], "FP32", data=[1, 2], size=8)]), f32(x[:2]))
+framed("fp64", 0, req([tensor("input", [1, 1, 2], "FP64", size=16)]), struct.pack("<2d", 1, 2))
+framed("header-past-body", 0, req([tensor("input", [1, 1, 2], "FP32", size=8)]), f32(x[:2]), 4000)
+framed("header-zero", 0, b"", f32(x), 0)
+seeds["no-header"] = bytes([2, 0, 0]) + req([tensor("input", [1, 1, 2], "FP32", data=[1, 2])])
+seeds["header-text"] = bytes([4]) + b"99      " + req([tensor("input", [1, 1, 2], "FP32", size=8)]) + f32(x[:2])
+seeds["header-text-bad"] = bytes([4]) + b"-12x" + b"{}"
+for name, body in seeds.items():
+    with open(f"{out}/{name}.bin", "wb") as f:
+        f.write(body)
+PY
 echo "make_corpus: $(find "$C" -type f | wc -l) seed files in $C"
