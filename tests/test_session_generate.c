@@ -326,7 +326,7 @@ START_TEST(the_streamed_done_event_carries_session_and_steps)
     ck_assert_str_eq(names[6], "done");
     ck_assert_str_eq(json_string_value(json_object_get(data[6], "session")), b);
     ck_assert_int_eq(steps_of(data[6]), 8);
-    json_object_set(want, "session", json_string(b));
+    json_object_set_new(want, "session", json_string(b));
     ck_assert_msg(json_equal(data[6], want), "the done event is not the plain answer");
     for (size_t i = 0; i < n; i++)
         json_decref(data[i]);
