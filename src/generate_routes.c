@@ -390,10 +390,11 @@ static int encode_answer(gen_req *g, char **out, size_t *len, wire_error *e)
     buf b = BUF_INIT;
     buf_puts(&b, "{\"model\":");
     buf_json_string(&b, g->info->name);
-    if (put_answer(&b, g, e) < 0) {
+    const int bad = put_answer(&b, g, e) < 0, oom = b.oom;
+    if (bad || oom) { /* the session, if any, stays as it was */
         settle(g, 0, NULL);
         buf_free(&b);
-        return -1;
+        return bad ? -1 : wire_fail(e, 500, "out of memory");
     }
     settle(g, 1, &b);
     buf_putc(&b, '}');
