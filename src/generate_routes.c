@@ -5,13 +5,15 @@
  * The request is decoded on the I/O thread, as a forward request is; the loop runs on a compute
  * thread, which also encodes. A plain answer parks the connection and hands the body back
  * through r->job (http_park, answer_job); a stream answers 200 at once and the loop feeds the
- * events to an http_stream, the request itself being free to complete. */
+ * events to an http_stream, the request itself being free to complete. A session's generate
+ * (session_generate.c) runs the same with its state as the prompt's and is told how it ended
+ * (gen_from), before the answer is sent. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_impl.h"
+#include "generate_routes.h"
 #include "rnnserve/buf.h"
 #include "rnnserve/floatfmt.h"
 #include "rnnserve/generate.h"
@@ -33,6 +35,10 @@ typedef struct {
     const rnn_model *model;
     const rnn_info *info;
     wire_v1_request *fwd; /* the prompt batch, h0/c0, precision, timeout */
+    const rnn_batch *pb;  /* the prompt batch: fwd's, or FROM_BATCH */
+    bool has_from, settled;
+    gen_from from;        /* the state to start from, and who is told the end (has_from) */
+    rnn_batch from_batch; /* fwd's batch with from's h0/c0 */
     rnn_gen_params p;
     rnn_gen_mode mode;
     bool steps_seen, temperature_seen, top_k_seen, seed_seen, stream_seen, stream;
@@ -50,10 +56,21 @@ typedef struct {
     sched_job sj;
 } gen_req;
 
+/* Tells FROM's caller how the request ended, once: OK with the answer ANSWER being encoded. */
+static void settle(gen_req *g, int ok, buf *answer)
+{
+    if (!g->has_from || g->settled)
+        return;
+    g->settled = true;
+    const uint64_t advanced = g->fwd ? (uint64_t)(wire_v1_steps(g->fwd) + g->p.steps) : 0;
+    g->from.settle(g->from.ctx, ok, g->hidden, g->cell, advanced, ok ? answer : NULL);
+}
+
 static void gen_free(gen_req *g)
 {
     if (!g)
         return;
+    settle(g, 0, NULL);
     wire_v1_free(g->fwd);
     free(g->tokens);
     free(g->forecast);
@@ -150,6 +167,14 @@ static int gen_field(void *ctx, const js_str *key, js_reader *js)
         else
             GEN_FAIL(g, "stream: expected true or false");
         return js_skip(js, 2) < 0 ? -1 : 1;
+    } else if (g->has_from && (js_str_eq(key, "h0") || js_str_eq(key, "c0"))) {
+        char name[4];
+        js_str_copy(key, name, sizeof name);
+        GEN_FAIL(g,
+                 "%s: a session's state is the server's: its generate takes no h0 or c0 (start "
+                 "a new session from a state instead)",
+                 name);
+        return js_skip(js, 2) < 0 ? -1 : 1;
     } else if (js_str_eq(key, "return") || js_str_eq(key, "layout") ||
                js_str_eq(key, "only_last")) {
         char name[32];
@@ -177,14 +202,21 @@ static double gen_flops(const rnn_info *in, size_t prompt_steps, size_t B, size_
     return step * (double)(prompt_steps + B * steps);
 }
 
-/* Decodes R's body into a new G (*out), or answers the error and returns MHD's result with *out
- * NULL. */
-static enum MHD_Result gen_decode(req *r, gen_req **out)
+/* Decodes R's body into a new G (*out), from FROM's state when not NULL, or answers the error
+ * and returns MHD's result with *out NULL (FROM settled). */
+static enum MHD_Result gen_decode(req *r, const gen_from *from, gen_req **out)
 {
     *out = NULL;
     gen_req *g = calloc(1, sizeof *g);
-    if (!g)
+    if (!g) {
+        if (from)
+            from->settle(from->ctx, 0, NULL, NULL, 0, NULL);
         return http_respond_error(r, 500, NULL, "out of memory");
+    }
+    if (from) {
+        g->has_from = true;
+        g->from = *from;
+    }
     g->r = r;
     g->model = r->model;
     g->info = rnn_model_info(r->model);
@@ -210,7 +242,22 @@ static enum MHD_Result gen_decode(req *r, gen_req **out)
                                   "from 1 to %zu)",
                                   r->s->lim.max_steps);
     }
-    const rnn_batch *pb = wire_v1_batch(g->fwd);
+    const rnn_batch *pb = g->pb = wire_v1_batch(g->fwd);
+    if (g->has_from) {
+        if (pb->batch != 1) {
+            const size_t n = pb->batch;
+            const char *field = g->info->vocab_size > 0 ? "tokens" : "inputs";
+            gen_free(g);
+            return http_respond_error(r, 400, NULL,
+                                      "%s: a session generates from one sequence, got %zu (send "
+                                      "one prompt, which may be empty: [[]])",
+                                      field, n);
+        }
+        g->from_batch = *pb;
+        g->from_batch.h0 = g->from.h0;
+        g->from_batch.c0 = g->from.c0;
+        pb = g->pb = &g->from_batch;
+    }
     for (size_t b = 0; b < pb->batch && !pb->h0; b++)
         if (pb->lengths[b] == 0) {
             const char *field = g->info->vocab_size > 0 ? "tokens" : "inputs";
@@ -315,7 +362,7 @@ static int put_sequence(buf *b, const gen_req *g, size_t i, size_t n)
  * E (422: a value JSON cannot carry). */
 static int put_answer(buf *b, const gen_req *g, wire_error *e)
 {
-    const rnn_batch *pb = wire_v1_batch(g->fwd);
+    const rnn_batch *pb = g->pb;
     const size_t B = pb->batch, L = (size_t)g->info->num_layers;
     const size_t H = (size_t)g->info->hidden_size;
     const int digits = wire_v1_precision(g->fwd);
@@ -336,16 +383,20 @@ static int put_answer(buf *b, const gen_req *g, wire_error *e)
     return 0;
 }
 
-/* {"model": ..., then the answer's members}: a new malloc'ed body in *out, or -1 with E. */
-static int encode_answer(const gen_req *g, char **out, size_t *len, wire_error *e)
+/* {"model": ..., then the answer's members, then FROM's}: a new malloc'ed body in *out, or -1
+ * with E. Settles G: the run is over. */
+static int encode_answer(gen_req *g, char **out, size_t *len, wire_error *e)
 {
     buf b = BUF_INIT;
     buf_puts(&b, "{\"model\":");
     buf_json_string(&b, g->info->name);
-    if (put_answer(&b, g, e) < 0) {
+    const int bad = put_answer(&b, g, e) < 0, oom = b.oom;
+    if (bad || oom) { /* the session, if any, stays as it was */
+        settle(g, 0, NULL);
         buf_free(&b);
-        return -1;
+        return bad ? -1 : wire_fail(e, 500, "out of memory");
     }
+    settle(g, 1, &b);
     buf_putc(&b, '}');
     if (!(*out = buf_take(&b, len)))
         return wire_fail(e, 500, "out of memory");
@@ -407,8 +458,7 @@ static int gen_run(sched_job *sj, int (*stop)(void *), void *stop_ctx, char *err
         g->p.step_ctx = g;
     }
     rnn_gen_result res = {g->tokens, g->forecast, g->hidden, g->cell};
-    int rc = rnn_generate(g->model, wire_v1_batch(g->fwd), wire_v1_tokens(g->fwd), &g->p, &res, err,
-                          errlen);
+    int rc = rnn_generate(g->model, g->pb, wire_v1_tokens(g->fwd), &g->p, &res, err, errlen);
     if (rc == RNN_STOPPED && g->run_err[0]) { /* on_step's own failure, not a stop */
         snprintf(err, errlen, "%s", g->run_err);
         return -1;
@@ -463,6 +513,8 @@ static void done_stream(gen_req *g, sched_outcome o, const char *msg)
     if (status == 200 && encode_answer(g, &body, &len, &e) == 0) {
         push_event(g, "done", body, len);
     } else if (status != 0) {
+        settle(g, 0, NULL); /* before the client reads the end, so that its next request finds
+                               the session free */
         if (status == 200) {
             status = e.status;
             msg = e.message;
@@ -527,14 +579,22 @@ static bool wants_stream(const gen_req *g, req *r)
 
 enum MHD_Result generate_handle(req *r)
 {
-    if (r->too_big)
+    return generate_from(r, NULL);
+}
+
+enum MHD_Result generate_from(req *r, const gen_from *from)
+{
+    if (r->too_big) {
+        if (from)
+            from->settle(from->ctx, 0, NULL, NULL, 0, NULL);
         return http_respond_error(r, 413, NULL, "request body exceeds max_body_bytes %zu",
                                   r->s->cfg->server.max_body_bytes);
+    }
     gen_req *g;
-    enum MHD_Result ret = gen_decode(r, &g);
+    enum MHD_Result ret = gen_decode(r, from, &g);
     if (!g)
         return ret;
-    const rnn_batch *pb = wire_v1_batch(g->fwd);
+    const rnn_batch *pb = g->pb;
     r->stats.sequences = pb->batch;
     r->stats.steps = wire_v1_steps(g->fwd) + pb->batch * g->p.steps;
     r->job.stats = r->stats; /* what answer_job reports once the job resumes R */

@@ -13,6 +13,7 @@
 #include "rnnserve/openapi.h"
 #include "rnnserve/playground.h"
 #include "rnnserve/version.h"
+#include "generate_routes.h"
 #include "session_routes.h"
 
 enum {
@@ -78,6 +79,11 @@ static const route_row ROWS[] = {
      TAKES_BODY | NEEDS_KEY,
      V1,
      sr_forward,
+     NULL},
+    {{"/v1/sessions/{id}/generate", POST, "session_generate"},
+     TAKES_BODY | NEEDS_KEY,
+     V1,
+     session_generate_handle,
      NULL},
     {{"/v1/sessions/{id}", GET | DELETE, "sessions"}, NEEDS_KEY, V1, sr_state, NULL},
     {{"/v2/health/live", GET, "v2_health"}, 0, V2, h_v2_live, NULL},

@@ -380,6 +380,19 @@ static const rnn_model *session_model(req *r, sess_ref *ref, enum MHD_Result *re
     return m;
 }
 
+int sr_acquire(req *r, sess_ref **ref, const rnn_model **model, enum MHD_Result *ret)
+{
+    char why[512];
+    sess_status st = sess_acquire(r->s->sessions, take_id(r), ref, why, sizeof why);
+    if (st != SESS_OK) {
+        *ret = sess_fail(r, st, why);
+        return 1;
+    }
+    if (!(*model = session_model(r, *ref, ret)))
+        return 1;
+    return 0;
+}
+
 enum MHD_Result sr_forward(req *r)
 {
     char why[512], *err;

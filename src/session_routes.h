@@ -12,6 +12,11 @@
 enum MHD_Result sr_create(req *r);
 /* POST /v1/sessions/{id}/forward: one step of the session through the compute hand-off. */
 enum MHD_Result sr_forward(req *r);
+/* Takes the session of R's {id} (r->session names it) and finds its model in R's model set with
+ * the session's state shape: 0 with the session held in *REF (the caller releases it) and the
+ * model in *MODEL, or 1 when it answered the error (404, 409, 410 as a step does; *RET the
+ * queueing result; nothing held). */
+int sr_acquire(req *r, sess_ref **ref, const rnn_model **model, enum MHD_Result *ret);
 /* GET /v1/sessions/{id} (the state) and DELETE /v1/sessions/{id} (the final state; it ends). */
 enum MHD_Result sr_state(req *r);
 /* POST /v2/models/{name}/infer: a plain inference, or a step of the keyed session its
