@@ -456,8 +456,8 @@ test('generate mode streams a continuation, then draws the state through it', as
   const n = Number(await page.getAttribute('#result', 'data-run'));
   await page.click('#generate');
   await page.waitForSelector('#gen-out[data-state="done"]');
-  const done = JSON.parse(await page.textContent('#raw-response'));
-  const sent = JSON.parse(await page.textContent('#raw-request'));
+  const done = JSON.parse(await page.textContent('#gen-final'));
+  const sent = JSON.parse(await page.textContent('#gen-request'));
   assert.equal(sent.stream, true);
   assert.equal(sent.steps, 40);
   // The same request without streaming gives the same ids (temperature 0 is argmax).
