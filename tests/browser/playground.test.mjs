@@ -363,6 +363,16 @@ test('real trained models: each quantity on its own finite, labelled axis, a rea
       assert.equal(heat.length, 0);
     }
     await page.screenshot({ path: path.join(OUT, `playground-${m.name}.png`), fullPage: true });
+    if (m.name === 'lstm-h128') {
+      // Another window of 8 units: the lines follow, the heatmap still shows all 128.
+      await page.fill('#unit-start', '120');
+      await page.dispatchEvent('#unit-start', 'change');
+      const moved = await readAxes();
+      const labels = moved.charts.find((c) => c.quantity === 'outputs').lines.map((l) => l.label);
+      assert.deepEqual(labels, [120, 121, 122, 123, 124, 125, 126, 127].map((u) => `unit ${u}`));
+      assert.match(await page.textContent('#unit-range'), /to 127 \(8 of 128/);
+      assert.equal(moved.heatmaps.filter((h) => h.quantity === 'outputs' && h.rows === 128).length, 2);
+    }
   }
 });
 
@@ -546,8 +556,9 @@ test('keyboard: every control has a label, generate and Ctrl+Enter run a batch',
   assert.ok(reached, 'Tab from the model picker never reached the run button');
 });
 
-test('text contrast is at least WCAG AA everywhere on the page', async () => {
-  const low = await page.evaluate(() => {
+// Every text on the page that fails WCAG AA contrast, as "what: ratio".
+function lowContrast() {
+  return page.evaluate(() => {
     const rgb = (s) => (s.match(/[\d.]+/g) || []).map(Number);
     const lum = (c) => {
       const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
@@ -579,7 +590,20 @@ test('text contrast is at least WCAG AA everywhere on the page', async () => {
     }
     return bad;
   });
-  assert.deepEqual(low, []);
+}
+
+test('text contrast is at least WCAG AA everywhere on the page', async () => {
+  assert.deepEqual(await lowContrast(), []);
+  // And with a token model's text, the generate box and its 404 message on screen.
+  await page.selectOption('#model', CHAR.name);
+  await page.fill('#sequences', 'the Work');
+  assert.equal(await runAndWait(() => page.click('#run')), 'ok');
+  await page.click('#generate');
+  await page.waitForSelector('#gen-out:not([data-state="running"])');
+  assert.deepEqual(await lowContrast(), []);
+  await page.selectOption('#model', 'sine');
+  await page.fill('#sequences', '0.1, 0.5, 0.9\n-0.3');
+  assert.equal(await runAndWait(() => page.click('#run')), 'ok');
 });
 
 test('a narrow screen (375 px) scrolls only up and down', async () => {
