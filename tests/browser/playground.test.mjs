@@ -1,6 +1,8 @@
 // playground.test.mjs - the playground page (GET /, web/playground.html) in a real browser:
 // Debian's headless Chromium driven by playwright-core, against build/rnnserve on a loopback
-// port. Every number the page shows is checked against the same request sent to the API here.
+// port, serving real trained models as well as toy ones. Every number the page shows is checked
+// against the same request sent to the API here, and every chart for what a person would see:
+// a finite, labelled axis per quantity, few enough lines, a heatmap for a wide state.
 //
 // Run with `make test-browser` (installs Chromium and playwright-core when missing). Screenshots
 // go to build/browser/ (BROWSER_OUT overrides); `make playground-screenshot` copies the first one
