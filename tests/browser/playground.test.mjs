@@ -427,6 +427,30 @@ test('a vocabulary makes a token model read as text: typed prompts, characters, 
   await page.screenshot({ path: path.join(OUT, 'playground-char-vocab.png'), fullPage: true });
 });
 
+test('only_last: one row per sequence, drawn at its own last step', async () => {
+  await page.selectOption('#model', CHAR.name);
+  await page.fill('#sequences', '{"tokens": [[37, 70, 58, 59, 60, 61], [42, 63, 60]], "only_last": true}');
+  assert.equal(await runAndWait(() => page.click('#run')), 'ok');
+  const ans = JSON.parse(await page.textContent('#raw-response'));
+  assert.equal(ans.outputs[0].length, 128, 'only_last answers one row per sequence');
+  const seen = await readAxes();
+  assert.doesNotMatch(seen.text, /NaN|Infinity|undefined/);
+  for (const [i, T] of [[0, 6], [1, 3]]) {
+    assert.match(await page.textContent(`article.seq[data-seq="${i}"] header p`),
+                 new RegExp(`only_last: outputs and predictions hold the row at t = ${T - 1} only`));
+    const xs = await page.$$eval(`article.seq[data-seq="${i}"] svg[data-quantity=outputs] polyline.series`,
+                                 (ps) => ps.map((p) => p.getAttribute('points').trim().split(/\s+/).map((q) => Number(q.split(',')[0]))));
+    const tick = await page.$$eval(`article.seq[data-seq="${i}"] svg[data-quantity=outputs] .tick-x`,
+                                   (ts, t) => Number(ts.find((x) => x.textContent === String(t)).getAttribute('x')), T - 1);
+    assert.equal(xs.length, 8);
+    for (const x of xs) {
+      assert.equal(x.length, 1, `sequence ${i}: one point`);
+      assert.ok(Math.abs(x[0] - tick) < 0.01, `sequence ${i}: the row sits at t = ${T - 1}`);
+    }
+  }
+  assert.equal(await page.textContent('[data-shape="outputs"]'), '2 \u00d7 [1, 128]');
+});
+
 // Whether this build serves POST .../generate at all (it is another module's work).
 async function generateServed() {
   const r = await fetch(`${base}/v1/models/${CHAR.name}/generate`, { method: 'POST', body: '{"tokens": [[1]], "steps": 1}' });
