@@ -15,6 +15,13 @@
  *            (bench/fastapi_peer.py); L1 end to end with "return": ["hidden"]; memory (idle RSS,
  *            peak RSS serving M under load)
  *   startup  exec to a 200 from /readyz with the L weights
+ *   sched    model B (nn.LSTM(64, 512, 2)): merged passes from many connections, and overload
+ *   sessions model B stepped one step per request: 1,024 sessions from 64 connections
+ *            (bench/wrk_sessions.lua) vs the client carrying the state (/forward with 1 step,
+ *            h0 and c0) from 64 connections
+ *   generate examples/char-lstm: one 200-step greedy POST /v1/models/char-lstm/generate against
+ *            200 /forward round trips that carry h0/c0 back and forth (only_last, the client
+ *            taking the argmax), the same server and prompt; both must give the same ids
  * Shapes (tanh Elman RNNs with bias, weights uniform in +-1/sqrt(H), inputs uniform in +-1, fixed
  * seeds) are generated into build/bench/ at every run: weights as safetensors, configs, request
  * bodies. One table is printed, and the same data is written as JSON (bench/results/latest.json
@@ -412,7 +419,9 @@ __attribute__((target("avx512f"))) static double fma_loop512(long iters)
     for (long k = 0; k < iters; k++) {
 #define F5(x) x = _mm512_fmadd_ps(x, m, c);
         F5(a0)
-        F5(a1) F5(a2) F5(a3) F5(a4) F5(a5) F5(a6) F5(a7) F5(a8) F5(a9) F5(a10)
+        F5(a1)
+        F5(a2)
+        F5(a3) F5(a4) F5(a5) F5(a6) F5(a7) F5(a8) F5(a9) F5(a10)
             F5(a11) __asm__(""
                             : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6),
                               "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
@@ -433,7 +442,9 @@ __attribute__((target("avx2,fma"))) static double fma_loop256(long iters)
     for (long k = 0; k < iters; k++) {
 #define F2(x) x = _mm256_fmadd_ps(x, m, c);
         F2(a0)
-        F2(a1) F2(a2) F2(a3) F2(a4) F2(a5) F2(a6) F2(a7) F2(a8) F2(a9) F2(a10)
+        F2(a1)
+        F2(a2)
+        F2(a3) F2(a4) F2(a5) F2(a6) F2(a7) F2(a8) F2(a9) F2(a10)
             F2(a11) __asm__(""
                             : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6),
                               "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
@@ -1241,6 +1252,142 @@ static void section_l1(void)
         s->request_len, len);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * generate: one request against the client's loop of round trips */
+
+#define GEN_STEPS 200
+static double gen_one_s, gen_loop_s;
+static int gen_same; /* both gave the same ids */
+
+/* The argmax of a JSON array of numbers (ties to the lowest index). */
+static int argmax_json(json_t *a)
+{
+    int best = 0;
+    for (size_t i = 1; i < json_array_size(a); i++)
+        if (json_number_value(json_array_get(a, i)) >
+            json_number_value(json_array_get(a, (size_t)best)))
+            best = (int)i;
+    return best;
+}
+
+/* The JSON body of an HTTP answer RESP (after its headers), parsed; NULL when not JSON. */
+static json_t *answer_json(const char *resp)
+{
+    const char *b = resp ? strstr(resp, "\r\n\r\n") : NULL;
+    return b ? json_loads(b + 4, 0, NULL) : NULL;
+}
+
+/* The client's loop: the prompt, then one /forward per id with the last states as h0/c0 and
+ * "only_last" predictions, the argmax fed back. The ids into IDS; 0, or -1 with why. */
+static int gen_loop(int port, const char *prompt_ids, int *ids, char *why, size_t whylen)
+{
+    char first[1024];
+    snprintf(first, sizeof first,
+             "{\"tokens\": [%s], \"only_last\": true, \"return\": [\"hidden\", \"cell\", "
+             "\"predictions\"]}",
+             prompt_ids);
+    char *resp = NULL;
+    int st = http_once(port, "POST", "/v1/models/char-lstm/forward", first, strlen(first), 30, NULL,
+                       &resp);
+    json_t *j = answer_json(resp);
+    free(resp);
+    for (int s = 0; s < GEN_STEPS; s++) {
+        if (st != 200 || !j) {
+            snprintf(why, whylen, "POST /forward answered %d at step %d", st, s);
+            json_decref(j);
+            return -1;
+        }
+        ids[s] = argmax_json(json_array_get(json_object_get(j, "predictions"), 0));
+        json_t *req = json_pack("{s:[[i]],s:O,s:O,s:b,s:[sss]}", "tokens", ids[s], "h0",
+                                json_object_get(j, "hidden"), "c0", json_object_get(j, "cell"),
+                                "only_last", 1, "return", "hidden", "cell", "predictions");
+        char *body = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        json_decref(j);
+        if (s + 1 == GEN_STEPS) { /* the last id is not fed back: generate's states are */
+            free(body);
+            return 0;
+        }
+        st = http_once(port, "POST", "/v1/models/char-lstm/forward", body, strlen(body), 30, NULL,
+                       &resp);
+        free(body);
+        j = answer_json(resp);
+        free(resp);
+    }
+    return 0;
+}
+
+static void section_generate(void)
+{
+    json_t *o = json_object();
+    json_object_set_new(J, "generate", o);
+    int port = free_port();
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    char *argv[] = {"build/rnnserve", "--config",  "examples/char-lstm/config.json",
+                    "--host",         "127.0.0.1", "--port",
+                    portstr,          NULL};
+    pid_t pid = spawn(argv, WORK "/rnnserve-char.log", NULL);
+    if (pid < 0 || wait_ready(pid, port, "/readyz", 10, now()) < 0) {
+        json_object_set_new(o, "skipped", json_string("rnnserve did not start with char-lstm"));
+        say("generate: skipped (rnnserve did not start, see " WORK "/rnnserve-char.log)");
+        stop(pid);
+        return;
+    }
+    /* "Licensed under the " */
+    const char *prompt =
+        "[35, 58, 52, 54, 63, 68, 54, 53, 1, 70, 63, 53, 54, 67, 1, 69, 57, 54, 1]";
+    char body[512];
+    snprintf(body, sizeof body, "{\"tokens\": [%s], \"steps\": %d, \"temperature\": 0}", prompt,
+             GEN_STEPS);
+    double one[8], loop[8];
+    int n = 0, reps = quick ? 2 : 5, ids[GEN_STEPS], same = 1;
+    char why[256] = "";
+    for (int i = 0; i < reps; i++) {
+        char *resp = NULL;
+        double t = now();
+        int st = http_once(port, "POST", "/v1/models/char-lstm/generate", body, strlen(body), 30,
+                           NULL, &resp);
+        t = now() - t;
+        json_t *j = answer_json(resp);
+        free(resp);
+        if (st != 200 || !j) {
+            snprintf(why, sizeof why, "POST generate answered %d", st);
+            json_decref(j);
+            break;
+        }
+        double t2 = now();
+        if (gen_loop(port, prompt, ids, why, sizeof why) < 0) {
+            json_decref(j);
+            break;
+        }
+        t2 = now() - t2;
+        json_t *got = json_array_get(json_object_get(j, "tokens"), 0);
+        for (int s = 0; s < GEN_STEPS; s++)
+            same = same && json_integer_value(json_array_get(got, (size_t)s)) == ids[s];
+        json_decref(j);
+        one[n] = t;
+        loop[n++] = t2;
+    }
+    stop(pid);
+    if (n == 0) {
+        json_object_set_new(o, "skipped", json_string(why));
+        say("generate: skipped (%s)", why);
+        return;
+    }
+    gen_same = same;
+    gen_one_s = median(one, (size_t)n);
+    gen_loop_s = median(loop, (size_t)n);
+    json_object_set_new(o, "steps", json_integer(GEN_STEPS));
+    json_object_set_new(o, "generate_median_s", json_real(gen_one_s));
+    json_object_set_new(o, "forward_loop_median_s", json_real(gen_loop_s));
+    json_object_set_new(o, "speedup", json_real(gen_loop_s / gen_one_s));
+    json_object_set_new(o, "same_ids", json_boolean(same));
+    say("generate: one %d-step request %.1f ms, %d /forward round trips %.1f ms: %.1fx%s",
+        GEN_STEPS, gen_one_s * 1e3, GEN_STEPS, gen_loop_s * 1e3, gen_loop_s / gen_one_s,
+        same ? "" : " (the ids DIFFER)");
+}
+
 static double startup_s;
 
 static void section_startup(void)
@@ -1531,6 +1678,159 @@ static void sched_rows(table *t)
                 probe_answered == probe_n && probe_max_ms < 100, d));
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Sessions: model B stepped one step per request, the state kept by the server vs carried by the
+ * client. */
+
+#define N_SESSIONS 1024
+static double sess_steps_s, carried_steps_s;
+static long sess_errors = -1, carried_errors = -1;
+static size_t sess_body_bytes, carried_body_bytes;
+static char sess_skip[1100];
+
+/* {"inputs": [[[x_0]]] ...} for B's first step; with the client's state (h0, c0: B's rows of
+ * small values) when CARRIED. */
+static void step_body(sbuf *b, int carried)
+{
+    sb_printf(b, "{\"inputs\": [[[");
+    for (int k = 0; k < SB.input; k++)
+        sb_printf(b, "%s%.9g", k ? ", " : "", (double)SB.x[k]);
+    sb_printf(b, "]]]");
+    if (!carried) {
+        /* what a streaming client reads at each step; the state stays on the server */
+        sb_printf(b, ", \"return\": [\"outputs\"]}");
+        return;
+    }
+    uint64_t rng = 99;
+    for (int s = 0; s < 2; s++) {
+        sb_printf(b, ", \"%s\": [[", s ? "c0" : "h0");
+        for (int r = 0; r < SB.layers; r++) {
+            sb_printf(b, "%s[", r ? ", " : "");
+            for (int k = 0; k < SB.hidden; k++)
+                sb_printf(b, "%s%.9g", k ? ", " : "", (double)rng_uniform(&rng, 0.5f));
+            sb_printf(b, "]");
+        }
+        sb_printf(b, "]]");
+    }
+    sb_printf(b, "}"); /* the whole response: the client needs hidden and cell back */
+}
+
+static void section_sessions(void)
+{
+    json_t *o = json_object();
+    json_object_set_new(J, "sessions", o);
+    char why[1024];
+    if (system("command -v wrk >/dev/null 2>&1") != 0)
+        snprintf(sess_skip, sizeof sess_skip, "wrk is not installed");
+    else if (!SB.model && shape_prepare(&SB, why, sizeof why) < 0)
+        snprintf(sess_skip, sizeof sess_skip, "model B: %s", why);
+    int port = free_port();
+    pid_t pid = -1;
+    if (!sess_skip[0]) {
+        char portstr[16];
+        snprintf(portstr, sizeof portstr, "%d", port);
+        char *argv[] = {"build/rnnserve", "--config", WORK "/B.json", "--host",
+                        "127.0.0.1",      "--port",   portstr,        NULL};
+        pid = spawn(argv, WORK "/rnnserve-sessions.log", NULL);
+        if (pid < 0 || wait_ready(pid, port, "/readyz", 10, now()) < 0)
+            snprintf(sess_skip, sizeof sess_skip, "rnnserve did not start with B");
+    }
+    FILE *ids = NULL;
+    for (int i = 0; !sess_skip[0] && i < N_SESSIONS; i++) {
+        char *resp = NULL;
+        size_t len = 0;
+        int st = http_once(port, "POST", "/v1/models/B/sessions", "", 0, 10, &len, &resp);
+        const char *body = resp ? strstr(resp, "\r\n\r\n") : NULL; /* resp holds the headers */
+        json_t *j = st == 201 && body ? json_loadb(body + 4, len, 0, NULL) : NULL;
+        const char *id = json_string_value(json_object_get(j, "session"));
+        if (!ids)
+            ids = fopen(WORK "/sessions.txt", "w");
+        if (!id || !ids)
+            snprintf(sess_skip, sizeof sess_skip, "creating session %d: HTTP %d", i, st);
+        else
+            fprintf(ids, "%s\n", id);
+        json_decref(j);
+        free(resp);
+    }
+    if (ids)
+        fclose(ids);
+    if (sess_skip[0]) {
+        say("sessions: skipped (%s)", sess_skip);
+        json_object_set_new(o, "skipped", json_string(sess_skip));
+        stop(pid);
+        return;
+    }
+    sbuf step = {0}, carried = {0};
+    step_body(&step, 0);
+    step_body(&carried, 1);
+    sess_body_bytes = step.len;
+    carried_body_bytes = carried.len;
+    write_file(WORK "/B.step.json", step.s, step.len);
+    write_file(WORK "/B.carried.json", carried.s, carried.len);
+    double secs = quick ? 2.0 : 5.0;
+    char cmd[1024], line[2048];
+    snprintf(
+        cmd, sizeof cmd,
+        "wrk -t2 -c64 -d%ds --timeout 5s -s bench/wrk_sessions.lua http://127.0.0.1:%d -- " WORK
+        "/B.step.json " WORK "/sessions.txt 2 2>&1",
+        (int)(secs + 0.5), port);
+    FILE *p = popen(cmd, "r");
+    while (p && fgets(line, sizeof line, p)) {
+        json_t *w = strncmp(line, "WRKJSON ", 8) == 0 ? json_loads(line + 8, 0, NULL) : NULL;
+        if (!w)
+            continue;
+        double dur = (double)json_integer_value(json_object_get(w, "duration_us")) / 1e6;
+        sess_steps_s =
+            dur > 0 ? (double)json_integer_value(json_object_get(w, "requests")) / dur : 0;
+        sess_errors = 0;
+        const char *keys[] = {"err_connect", "err_read", "err_write", "err_status", "err_timeout"};
+        for (int k = 0; k < 5; k++)
+            sess_errors += (long)json_integer_value(json_object_get(w, keys[k]));
+        json_decref(w);
+    }
+    if (p)
+        pclose(p);
+    wrk_result c = run_wrk(port, "/v1/models/B/forward", WORK "/B.carried.json", 64, secs);
+    carried_steps_s = c.rps;
+    carried_errors = c.ok ? c.errors : -1;
+    say("sessions B: %d sessions from 64 connections %.0f steps/s (%zu-byte requests, %ld errors); "
+        "client-carried state from 64 connections %.0f steps/s (%zu-byte requests, %ld errors)",
+        N_SESSIONS, sess_steps_s, sess_body_bytes, sess_errors, carried_steps_s, carried_body_bytes,
+        carried_errors);
+    stop(pid);
+    json_object_set_new(o, "sessions", json_integer(N_SESSIONS));
+    json_object_set_new(o, "steps_per_s_sessions", json_real(sess_steps_s));
+    json_object_set_new(o, "steps_per_s_client_carried", json_real(carried_steps_s));
+    json_object_set_new(o, "errors_sessions", json_integer(sess_errors));
+    json_object_set_new(o, "errors_client_carried", json_integer(carried_errors));
+    json_object_set_new(o, "request_bytes_sessions", json_integer((json_int_t)sess_body_bytes));
+    json_object_set_new(o, "request_bytes_client_carried",
+                        json_integer((json_int_t)carried_body_bytes));
+    free(step.s);
+    free(carried.s);
+}
+
+static void sessions_rows(table *t)
+{
+    char a[256], b[256], c[64], d[128];
+    if (sess_skip[0]) {
+        row(t, "sessions (model B)", "skipped", sess_skip, "", "", "");
+        return;
+    }
+    double r = carried_steps_s > 0 ? sess_steps_s / carried_steps_s : 0;
+    snprintf(a, sizeof a, "%.0f steps/s (%ld errors)", sess_steps_s, sess_errors);
+    snprintf(b, sizeof b, "client carries h0/c0: %.0f steps/s (%ld errors)", carried_steps_s,
+             carried_errors);
+    snprintf(c, sizeof c, "%.2fx", r);
+    snprintf(d, sizeof d, "%.2fx", r);
+    row(t,
+        "B: 1,024 sessions stepped 1 step per request from 64 connections vs the state carried "
+        "by the client (/forward with 1 step + h0 + c0), 64 connections",
+        a, b, c, ">= 4x",
+        verdict(t, "B session steps", sess_steps_s > 0 && carried_steps_s > 0,
+                r >= 4 && sess_errors == 0 && carried_errors == 0, d));
+}
+
 static void print_table(void)
 {
     table t = {{0}, json_array()};
@@ -1686,6 +1986,18 @@ static void print_table(void)
         row(&t, "HTTP L1 (hidden only), one request", b, c, d, "<= 0.7x PyTorch in-process",
             verdict(&t, "HTTP L1 one request", p > 0, l1_e2e_s <= 0.7 * p, detail));
     }
+    if (gen_one_s > 0) {
+        double x = gen_loop_s / gen_one_s;
+        char tl[64], detail[128];
+        snprintf(b, sizeof b, "one 200-step generate: %s", fmt_time(tt, sizeof tt, gen_one_s));
+        snprintf(c, sizeof c, "200 /forward round trips with h0/c0: %s",
+                 fmt_time(tl, sizeof tl, gen_loop_s));
+        snprintf(d, sizeof d, "%.1fx", x);
+        snprintf(detail, sizeof detail, "%.1fx faster than the client's loop%s", x,
+                 gen_same ? "" : ", but the ids differ");
+        row(&t, "char-lstm generation, 200 greedy steps", b, c, d, ">= 20x, the same ids",
+            verdict(&t, "generate vs /forward round trips", 1, x >= 20 && gen_same, detail));
+    }
     /* memory and start-up */
     if (idle_rss_kb > 0) {
         snprintf(b, sizeof b, "%.1f MB (idle again after the load: %.1f MB)", idle_rss_kb / 1024.0,
@@ -1715,6 +2027,7 @@ static void print_table(void)
             verdict(&t, "ready with L weights", 1, startup_s <= 0.05, detail));
     }
     sched_rows(&t);
+    sessions_rows(&t);
     printf("\n%s\n", t.md.s);
     json_object_set_new(J, "targets", t.targets);
     json_object_set_new(J, "table_markdown", json_string(t.md.s));
@@ -1773,7 +2086,7 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: %s [--quick] [--out FILE] [--only peak,engine,torch,codec,"
-                    "http,l1,startup,sched]\n",
+                    "http,l1,startup,sched,sessions]\n",
                     argv[0]);
             return 2;
         }
@@ -1817,6 +2130,10 @@ int main(int argc, char **argv)
         section_startup();
     if (want("sched"))
         section_sched();
+    if (want("sessions"))
+        section_sessions();
+    if (want("generate"))
+        section_generate();
     kill_children();
 
     double load[3] = {0};

@@ -9,10 +9,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -20,6 +24,18 @@
 
 /* File descriptors kept free of connections (see fit_limits). */
 #define FD_RESERVE 32
+/* The most of a first request head that is vetted; a longer one goes to libmicrohttpd as it is
+ * (whose 128 KiB connection memory then decides). */
+#define HEAD_CAP 16384
+/* epoll's tag for the listening socket (the others are slot indexes). */
+#define LISTENER UINT32_MAX
+
+struct accept_pending {
+    int fd; /* -1: free */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    time_t since; /* CLOCK_MONOTONIC seconds at accept */
+};
 
 void accept_init(acceptor *a)
 {
@@ -88,17 +104,112 @@ int accept_listen(acceptor *a, const char *host, int port, unsigned max_connecti
     return 0;
 }
 
-/* Accepts and hands each connection to MHD_add_connection. Past max_connections a new
- * connection is closed at once: the client learns right away and can retry or go elsewhere,
- * instead of waiting unaccepted in the backlog. */
-static void *accept_main(void *arg)
+static time_t mono_s(void)
 {
-    acceptor *a = arg;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec;
+}
+
+/* Hands FD to libmicrohttpd (which closes it itself if it cannot take it). */
+static void hand_over(acceptor *a, int fd, struct sockaddr_storage *addr, socklen_t len)
+{
+    if (MHD_add_connection(a->d, fd, (struct sockaddr *)addr, len) != MHD_YES)
+        atomic_fetch_sub(&a->conns, 1);
+}
+
+/* Closes a connection libmicrohttpd never saw. */
+static void drop(acceptor *a, int fd)
+{
+    close(fd);
+    atomic_fetch_sub(&a->conns, 1);
+}
+
+/* Sends the vetting's ANSWER and closes FD. The head and whatever else has arrived are read
+ * first: closing a socket with unread bytes resets it, and a reset can destroy the answer
+ * before the client reads it. */
+static void refuse(acceptor *a, int fd, char *answer, size_t alen)
+{
+    char sink[4096];
+    for (int i = 0; i < 64 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+        ;
+    (void)!send(fd, answer, alen, MSG_NOSIGNAL | MSG_DONTWAIT);
+    free(answer);
+    shutdown(fd, SHUT_WR);
+    drop(a, fd);
+}
+
+/* Slot I's connection has news: its head is vetted once complete (or HEAD_CAP long), and the
+ * connection handed over or refused; it waits for more otherwise. */
+static void pending_ready(acceptor *a, int ep, uint32_t i, int hup, char *head)
+{
+    accept_pending *p = &a->pend[i];
+    ssize_t n = recv(p->fd, head, HEAD_CAP, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) && !hup)
+        return;
+    const char *end = n > 0 ? memmem(head, (size_t)n, "\r\n\r\n", 4) : NULL;
+    if (n > 0 && !end && n < HEAD_CAP && !hup)
+        return; /* more to come */
+    int fd = p->fd;
+    p->fd = -1;
+    a->n_pend--;
+    epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+    if (n <= 0) { /* gone before a whole head, or nothing at all */
+        drop(a, fd);
+        return;
+    }
+    size_t alen = 0;
+    char *answer = end ? a->vet(a->vet_cls, head, (size_t)(end + 4 - head), &alen) : NULL;
+    if (answer)
+        refuse(a, fd, answer, alen);
+    else
+        hand_over(a, fd, &p->addr, p->addr_len); /* incomplete heads: libmicrohttpd decides */
+}
+
+/* A new connection: straight to libmicrohttpd, or into a slot until its head is vetted. */
+static void admit(acceptor *a, int ep, int fd, struct sockaddr_storage *addr, socklen_t len)
+{
+    if (!a->vet) {
+        hand_over(a, fd, addr, len);
+        return;
+    }
+    uint32_t i = 0;
+    while (i < a->max_conns && a->pend[i].fd >= 0)
+        i++;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.u32 = i};
+    if (i == a->max_conns || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        hand_over(a, fd, addr, len); /* cannot watch it: unvetted rather than refused */
+        return;
+    }
+    a->pend[i] = (accept_pending){.fd = fd, .addr = *addr, .addr_len = len, .since = mono_s()};
+    a->n_pend++;
+}
+
+/* Heads not complete in time: closed, as libmicrohttpd would at timeout_s. */
+static void expire(acceptor *a, int ep)
+{
+    time_t now = mono_s();
+    for (uint32_t i = 0; a->n_pend && i < a->max_conns; i++)
+        if (a->pend[i].fd >= 0 && now - a->pend[i].since >= a->head_timeout_s) {
+            epoll_ctl(ep, EPOLL_CTL_DEL, a->pend[i].fd, NULL);
+            drop(a, a->pend[i].fd);
+            a->pend[i].fd = -1;
+            a->n_pend--;
+        }
+}
+
+/* Accepts what the listening socket has. Past max_connections a new connection is closed at
+ * once: the client learns right away and can retry or go elsewhere, instead of waiting
+ * unaccepted in the backlog. Returns -1 once accept_stop() shut the socket down. */
+static int accept_all(acceptor *a, int ep)
+{
     for (;;) {
         struct sockaddr_storage addr;
         socklen_t len = sizeof addr;
         int fd = accept4(a->lfd, (struct sockaddr *)&addr, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -106,25 +217,84 @@ static void *accept_main(void *arg)
                  * connection ends; retry soon rather than spin. */
                 struct timespec nap = {0, 10 * 1000 * 1000};
                 nanosleep(&nap, NULL);
-                continue;
+                return 0;
             }
-            return NULL; /* EINVAL: accept_stop() shut the socket down */
+            return -1; /* EINVAL: accept_stop() shut the socket down */
         }
         if (atomic_load(&a->conns) >= (long)a->max_conns) {
             close(fd);
             continue;
         }
         /* Counted before MHD sees it, so that a burst of connects cannot overshoot the limit
-         * while the workers pick them up. MHD closes the socket itself if it cannot take it. */
+         * while the workers pick them up. */
         atomic_fetch_add(&a->conns, 1);
-        if (MHD_add_connection(a->d, fd, (struct sockaddr *)&addr, len) != MHD_YES)
-            atomic_fetch_sub(&a->conns, 1);
+        admit(a, ep, fd, &addr, len);
     }
+}
+
+/* The accept thread: one epoll set for the listening socket and the connections whose first
+ * head is being vetted. At the end, those still pending are handed over: every connection
+ * accepted is served. */
+static void *accept_main(void *arg)
+{
+    acceptor *a = arg;
+    char head[HEAD_CAP]; /* a first head, peeked */
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event lev = {.events = EPOLLIN, .data.u32 = LISTENER};
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, a->lfd, &lev) != 0) {
+        fprintf(stderr, "rnnserve: cannot watch the listening socket: %s\n", strerror(errno));
+        if (ep >= 0)
+            close(ep);
+        return NULL;
+    }
+    int stop = 0;
+    while (!stop) {
+        struct epoll_event evs[64];
+        int n = epoll_wait(ep, evs, 64, a->n_pend ? 1000 : -1);
+        for (int k = 0; k < n && !stop; k++) {
+            if (evs[k].data.u32 == LISTENER)
+                stop = accept_all(a, ep) < 0;
+            else if (a->pend[evs[k].data.u32].fd >= 0)
+                pending_ready(a, ep, evs[k].data.u32,
+                              (evs[k].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0, head);
+        }
+        if (a->n_pend)
+            expire(a, ep);
+    }
+    for (uint32_t i = 0; a->n_pend && i < a->max_conns; i++)
+        if (a->pend[i].fd >= 0) {
+            epoll_ctl(ep, EPOLL_CTL_DEL, a->pend[i].fd, NULL);
+            hand_over(a, a->pend[i].fd, &a->pend[i].addr, a->pend[i].addr_len);
+            a->pend[i].fd = -1;
+            a->n_pend--;
+        }
+    close(ep);
+    return NULL;
+}
+
+void accept_vet(acceptor *a, accept_vet_fn vet, void *cls, int timeout_s)
+{
+    a->vet = vet;
+    a->vet_cls = cls;
+    a->head_timeout_s = timeout_s > 0 ? timeout_s : 1;
 }
 
 int accept_start(acceptor *a, struct MHD_Daemon *d, char *err, size_t errlen)
 {
     a->d = d;
+    int fl = fcntl(a->lfd, F_GETFL);
+    if (fl < 0 || fcntl(a->lfd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        snprintf(err, errlen, "cannot make the listening socket non-blocking: %s", strerror(errno));
+        return -1;
+    }
+    if (a->vet) {
+        if (!(a->pend = calloc(a->max_conns ? a->max_conns : 1, sizeof *a->pend))) {
+            snprintf(err, errlen, "out of memory for %u connections", a->max_conns);
+            return -1;
+        }
+        for (unsigned i = 0; i < a->max_conns; i++)
+            a->pend[i].fd = -1;
+    }
     if (pthread_create(&a->th, NULL, accept_main, a) != 0) {
         snprintf(err, errlen, "cannot start the accept thread: %s", strerror(errno));
         return -1;
@@ -148,6 +318,8 @@ void accept_close(acceptor *a)
     if (a->lfd >= 0)
         close(a->lfd);
     a->lfd = -1;
+    free(a->pend);
+    a->pend = NULL;
 }
 
 void accept_closed(acceptor *a)

@@ -95,6 +95,8 @@ static void job_done(sched_job *sj, sched_outcome o, const char *msg, void *ctx)
     j->compute_ns = sj->compute_ns;
     j->pass_sequences = sj->pass_sequences;
     j->pass_jobs = sj->pass_jobs;
+    if (j->computed)
+        j->computed(j, o == SCHED_OK);
     switch (o) {
     case SCHED_OK: {
         int64_t t = now_ns();
@@ -148,11 +150,30 @@ static void hand_over(compute *c, compute_job *j)
         refused = sched_submit(c->sc, &j->sj, why, sizeof why, &retry) < 0;
     if (!refused)
         return; /* job_done resumes it */
+    if (j->computed)
+        j->computed(j, 0);
     j->retry_after_s = retry;
     answer_error(j, 503, COMPUTE_REJECTED, "rejected", why);
     api_call_free(j->call);
     j->call = NULL;
     j->resume(j);
+}
+
+/* The inline path of a job with a computed hook: the pass, the hook, then encoding. */
+static int compute_with_hook(compute_job *j)
+{
+    char msg[256];
+    const int ok = rnn_forward(j->model, api_call_batch(j->call), api_call_result(j->call), msg,
+                               sizeof msg) == 0;
+    j->computed(j, ok);
+    if (ok)
+        return api_finish(j->call, &j->out, &j->outlen, &j->stats);
+    char why[320];
+    snprintf(why, sizeof why, "forward pass failed: %s", msg);
+    j->outcome = COMPUTE_FAILED;
+    j->reason = "engine";
+    j->out = api_call_error_body(j->call, 500, why, &j->outlen);
+    return 500;
 }
 
 int compute_runs_inline(const api_call *call)
@@ -169,8 +190,13 @@ int compute_submit(compute *c, compute_job *j)
     j->outcome = COMPUTE_DONE;
     j->reason = NULL;
     j->retry_after_s = 0;
-    j->status = api_decode(j->wire, j->model, j->body, j->len, &c->lim, &j->call, &err, &errlen);
-    j->decode_ns = now_ns() - t0;
+    if (!j->call) { /* else its submitter decoded it, and timed that in decode_ns */
+        j->status =
+            api_decode(j->wire, j->model, j->body, j->len, &c->lim, &j->call, &err, &errlen);
+        j->decode_ns = now_ns() - t0;
+    } else {
+        j->status = 200;
+    }
     if (j->status != 200) {
         j->out = err;
         j->outlen = errlen;
@@ -179,7 +205,10 @@ int compute_submit(compute *c, compute_job *j)
     }
     if (api_call_flops(j->call) < INLINE_FLOPS && api_call_response_bytes(j->call) < INLINE_BYTES) {
         int64_t t = now_ns();
-        j->status = api_compute_and_finish(j->call, &j->out, &j->outlen, &j->stats);
+        if (j->computed)
+            j->status = compute_with_hook(j);
+        else
+            j->status = api_compute_and_finish(j->call, &j->out, &j->outlen, &j->stats);
         j->compute_ns = now_ns() - t;
         j->pass_sequences = api_call_batch(j->call)->batch;
         j->pass_jobs = 1;
@@ -190,6 +219,19 @@ int compute_submit(compute *c, compute_job *j)
     j->park(j);
     hand_over(c, j);
     return 0;
+}
+
+int compute_submit_job(compute *c, sched_job *sj, char *why, size_t whylen, int *retry_after_s)
+{
+    pthread_mutex_lock(&c->mu);
+    int stopped = c->stopped;
+    pthread_mutex_unlock(&c->mu);
+    *retry_after_s = 1;
+    if (stopped) {
+        snprintf(why, whylen, "the server is shutting down");
+        return -1;
+    }
+    return sched_submit(c->sc, sj, why, whylen, retry_after_s);
 }
 
 int compute_busy(compute *c, char *why, size_t whylen, int *retry_after_s)

@@ -255,7 +255,7 @@ static int get_path(ctx *c, const json_t *srv, const char *key, const char *base
     return 0;
 }
 
-/* The scheduler's knobs: each an integer within a range a user could mean. */
+/* The scheduler's and the sessions' knobs: each an integer within a range a user could mean. */
 static int parse_sched(ctx *c, const json_t *srv, cfg_server *s)
 {
     static const struct {
@@ -268,6 +268,8 @@ static int parse_sched(ctx *c, const json_t *srv, cfg_server *s)
         {"max_pass_ms", offsetof(cfg_server, max_pass_ms), 1, 3600000},
         {"max_queue_ms", offsetof(cfg_server, max_queue_ms), 1, 3600000},
         {"queue_timeout_ms", offsetof(cfg_server, queue_timeout_ms), 1, 3600000},
+        {"max_sessions", offsetof(cfg_server, max_sessions), 1, 10000000},
+        {"session_ttl_s", offsetof(cfg_server, session_ttl_s), 1, 7 * 86400},
     };
     for (size_t i = 0; i < sizeof knobs / sizeof *knobs; i++) {
         int *field = (int *)((char *)s + knobs[i].off);
@@ -281,12 +283,28 @@ static int parse_sched(ctx *c, const json_t *srv, cfg_server *s)
 
 static int parse_server(ctx *c, const json_t *srv, const char *base_dir, cfg_server *s)
 {
-    static const char *const keys[] = {
-        "host",         "port",         "threads",          "max_body_bytes",
-        "max_batch",    "max_steps",    "timeout_s",        "max_connections",
-        "cors_origins", "playground",   "admin_token",      "api_keys",
-        "tls_cert",     "tls_key",      "batch_delay_us",   "max_pass_sequences",
-        "max_pass_ms",  "max_queue_ms", "queue_timeout_ms", NULL};
+    static const char *const keys[] = {"host",
+                                       "port",
+                                       "threads",
+                                       "max_body_bytes",
+                                       "max_batch",
+                                       "max_steps",
+                                       "timeout_s",
+                                       "max_connections",
+                                       "cors_origins",
+                                       "playground",
+                                       "admin_token",
+                                       "api_keys",
+                                       "tls_cert",
+                                       "tls_key",
+                                       "batch_delay_us",
+                                       "max_pass_sequences",
+                                       "max_pass_ms",
+                                       "max_queue_ms",
+                                       "queue_timeout_ms",
+                                       "max_sessions",
+                                       "session_ttl_s",
+                                       NULL};
     long long v;
     if (!json_is_object(srv))
         return fail(c, "server: expected an object, got %s", json_kind(srv));
@@ -623,6 +641,8 @@ static void set_server_defaults(cfg_server *s)
     s->max_pass_ms = CFG_DEFAULT_MAX_PASS_MS;
     s->max_queue_ms = CFG_DEFAULT_MAX_QUEUE_MS;
     s->queue_timeout_ms = CFG_DEFAULT_QUEUE_TIMEOUT_MS;
+    s->max_sessions = CFG_DEFAULT_MAX_SESSIONS;
+    s->session_ttl_s = CFG_DEFAULT_SESSION_TTL_S;
     s->playground = true;
 }
 

@@ -17,10 +17,12 @@ struct api_call {
     const rnn_info *info;
     void *req; /* the format's decoded request; owns the batch's lengths and states */
     wire_decoded d;
-    rnn_batch batch; /* the format's batch, with x the embedded rows for a token request */
-    float *x;        /* owned: a token request's embedded rows (steps, I); NULL otherwise */
-    rnn_result res;  /* owned; what the engine fills */
-    float *last;     /* owned, only_last: (B, D*H) the outputs at each sequence's last step */
+    rnn_batch batch;       /* the format's batch, with x the embedded rows for a token request */
+    float *x;              /* owned: a token request's embedded rows (steps, I); NULL otherwise */
+    rnn_result res;        /* owned; what the engine fills */
+    float *last;           /* owned, only_last: (B, D*H) the outputs at each sequence's last step */
+    rnn_batch state_batch; /* the batch with a session's state in it (api_call_use_state) */
+    char *extra;           /* members api_finish appends (api_call_extra_fields), owned */
 };
 
 const char *api_wire_content_type(const api_wire *w)
@@ -56,6 +58,7 @@ void api_call_free(api_call *c)
     free(c->res.predictions);
     free(c->x);
     free(c->last);
+    free(c->extra);
     free(c);
 }
 
@@ -162,7 +165,38 @@ double api_call_flops(const api_call *c)
 
 size_t api_call_response_bytes(const api_call *c)
 {
-    return c->w->response_bytes(c->req, c->info);
+    return c->w->response_bytes(c->req, c->info) + (c->extra ? strlen(c->extra) + 1 : 0);
+}
+
+int api_call_use_state(api_call *c, const float *h0, const float *c0)
+{
+    size_t n_out, n_hid, n_cell;
+    rnn_result_sizes(c->model, c->d.batch, &n_out, &n_hid, &n_cell);
+    if (!c->res.hidden && !(c->res.hidden = malloc((n_hid ? n_hid : 1) * sizeof(float))))
+        return -1;
+    if (n_cell && !c->res.cell && !(c->res.cell = malloc(n_cell * sizeof(float))))
+        return -1;
+    /* A copy of the format's batch: the request keeps its own h0/c0 (freed with it). */
+    c->state_batch = *c->d.batch;
+    c->state_batch.h0 = h0;
+    c->state_batch.c0 = n_cell ? c0 : NULL;
+    c->d.batch = &c->state_batch;
+    return 0;
+}
+
+int api_call_extra_fields(api_call *c, const char *json_members)
+{
+    char *e = strdup(json_members);
+    if (!e)
+        return -1;
+    free(c->extra);
+    c->extra = e;
+    return 0;
+}
+
+const api_sequence *api_call_sequence(const api_call *c)
+{
+    return &c->d.seq;
 }
 
 char *api_call_error_body(const api_call *c, int status, const char *message, size_t *len)
@@ -216,6 +250,12 @@ int api_finish(api_call *c, char **out, size_t *outlen, api_stats *stats)
     }
     if (c->w->encode(c->req, c->info, &shown, &b, &e) < 0)
         goto fail;
+    if (c->extra && b.len && b.data[b.len - 1] == '}') { /* both formats answer an object */
+        b.len--;
+        buf_putc(&b, ',');
+        buf_puts(&b, c->extra);
+        buf_putc(&b, '}');
+    }
     if (!(*out = buf_take(&b, outlen))) {
         wire_fail(&e, 500, "out of memory encoding the response");
         goto fail;

@@ -10,10 +10,17 @@
  * it is seen there, and is rendered with its real code. When a route's slots are all taken, or the
  * status is not a valid HTTP code at all, it is counted as code="other".
  *
- * Label values (route names and build labels) are escaped once, in metrics_new. */
+ * Label values (route names and build labels) are escaped once, in metrics_new; model names once,
+ * when metrics_model registers them.
+ *
+ * Models: a fixed table of METRICS_MAX_MODELS slots plus "other". A slot is written once, under
+ * the registration lock, before the published count (a release store) covers it, so readers
+ * scan it without a lock. Per model the status counts keep the fixed STATUSES only (any other
+ * code is code="other"): 257 models times a few routes is already enough series. */
 #include "rnnserve/metrics.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +53,46 @@ static const int STATUSES[] = {200, 204, 400, 401, 404, 405, 413, 422, 500, 503}
  * cannot overflow. The uint64_t sum itself wraps after about 584 years of summed time. */
 #define MAX_SUM_SECONDS 1e9
 
+/* Upper bounds of the per-pass size histograms (sequences, requests); +Inf follows. */
+static const unsigned SIZES[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+#define N_SIZES (sizeof SIZES / sizeof SIZES[0])
+
+/* A histogram over BOUNDS, its sum in nanoseconds. */
+typedef struct {
+    _Atomic uint64_t bucket[N_BUCKETS]; /* per bucket, not cumulative; +Inf last */
+    _Atomic uint64_t sum_ns;
+} seconds_hist;
+
+/* A histogram over SIZES. */
+typedef struct {
+    _Atomic uint64_t bucket[N_SIZES + 1];
+    _Atomic uint64_t sum;
+} size_hist;
+
+/* The per-model phase histograms, in render order, with their family names and help. */
+enum { PH_DURATION, PH_WAIT, PH_DECODE, PH_COMPUTE, PH_ENCODE, N_PHASES };
+static const struct {
+    const char *name, *help;
+} PHASES[N_PHASES] = {
+    {"rnnserve_model_request_duration_seconds",
+     "Time to answer a forward request, by model (every forward route)."},
+    {"rnnserve_queue_wait_seconds",
+     "Time a forward request waited in the scheduler's queue, by model (queued requests only)."},
+    {"rnnserve_decode_seconds", "Time to decode a forward request's body, by model."},
+    {"rnnserve_compute_seconds",
+     "Time of the engine pass a forward request ran in, by model (a merged pass counts for "
+     "each of its requests)."},
+    {"rnnserve_encode_seconds", "Time to encode a forward request's answer, by model."},
+};
+
+typedef struct {
+    const char *name;  /* raw, as registered; NULL for a free slot */
+    const char *label; /* escaped */
+    _Atomic uint64_t status[N_STATUSES];
+    _Atomic uint64_t other_status;
+    seconds_hist phase[N_PHASES];
+} model_metrics;
+
 typedef struct {
     const char *label; /* escaped, points into metrics.strings */
     _Atomic uint64_t status[N_STATUSES];
@@ -63,9 +110,28 @@ struct metrics {
     _Atomic long in_flight;
     _Atomic uint64_t sequences;
     _Atomic uint64_t steps;
+    size_hist pass_sequences, pass_requests;
+    _Atomic uint64_t ended[METRICS_FAILED + 1]; /* by metrics_outcome */
+    pthread_mutex_t reg;                        /* registers model names */
+    _Atomic size_t n_models;                    /* published slots of models[] */
+    model_metrics *models;                      /* METRICS_MAX_MODELS + 1; "other" last */
     size_t n_routes;
     route_metrics routes[];
 };
+
+static void seconds_hist_init(seconds_hist *h)
+{
+    for (size_t i = 0; i < N_BUCKETS; i++)
+        atomic_init(&h->bucket[i], 0);
+    atomic_init(&h->sum_ns, 0);
+}
+
+static void size_hist_init(size_hist *h)
+{
+    for (size_t i = 0; i <= N_SIZES; i++)
+        atomic_init(&h->bucket[i], 0);
+    atomic_init(&h->sum, 0);
+}
 
 /* ---------------------------------------------------------------------------------------------
  * label escaping and build-label parsing (metrics_new only) */
@@ -202,11 +268,30 @@ metrics *metrics_new(const char *const *routes, size_t n_routes, const char *bui
 
     metrics *m = malloc(sizeof *m + n_routes * sizeof m->routes[0]);
     char *strings = malloc(n_strings);
-    if (!m || !strings) {
+    model_metrics *models = calloc(METRICS_MAX_MODELS + 1, sizeof *models);
+    if (!m || !strings || !models) {
         free(m);
         free(strings);
+        free(models);
         return NULL;
     }
+    m->models = models;
+    for (size_t i = 0; i <= METRICS_MAX_MODELS; i++) {
+        model_metrics *mm = &models[i];
+        for (size_t k = 0; k < N_STATUSES; k++)
+            atomic_init(&mm->status[k], 0);
+        atomic_init(&mm->other_status, 0);
+        for (size_t p = 0; p < N_PHASES; p++)
+            seconds_hist_init(&mm->phase[p]);
+    }
+    models[METRICS_MAX_MODELS].name = "other";
+    models[METRICS_MAX_MODELS].label = "other";
+    size_hist_init(&m->pass_sequences);
+    size_hist_init(&m->pass_requests);
+    for (size_t i = 0; i <= METRICS_FAILED; i++)
+        atomic_init(&m->ended[i], 0);
+    atomic_init(&m->n_models, 0);
+    pthread_mutex_init(&m->reg, NULL);
     m->strings = strings;
     m->n_routes = n_routes;
     for (size_t r = 0; r < n_routes; r++) {
@@ -226,6 +311,7 @@ metrics *metrics_new(const char *const *routes, size_t n_routes, const char *bui
             atomic_init(&rm->bucket[i], 0);
         atomic_init(&rm->sum_ns, 0);
     }
+
     size_t n = build_labels(strings, build);
     strings[n] = '\0';
     m->build = strings;
@@ -243,8 +329,63 @@ void metrics_free(metrics *m)
 {
     if (!m)
         return;
+    size_t n = atomic_load(&m->n_models);
+    for (size_t i = 0; i < n; i++) {
+        free((char *)m->models[i].name);
+        free((char *)m->models[i].label);
+    }
+    free(m->models);
+    pthread_mutex_destroy(&m->reg);
     free(m->strings);
     free(m);
+}
+
+/* Copies NAME and its escaped label into slot MM; -1 when out of memory. */
+static int fill_slot(model_metrics *mm, const char *name)
+{
+    size_t n = strlen(name), k = escape(NULL, name, n);
+    char *raw = malloc(n + 1), *label = malloc(k + 1);
+    if (!raw || !label) {
+        free(raw);
+        free(label);
+        return -1;
+    }
+    memcpy(raw, name, n + 1);
+    escape(label, name, n);
+    label[k] = '\0';
+    mm->name = raw;
+    mm->label = label;
+    return 0;
+}
+
+static size_t find_model(const metrics *m, const char *name, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m->models[i].name, name) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* The slot of NAME (see metrics.h): a lock-free scan of the published slots, then, for a new
+ * name, a second scan and the registration under the lock. */
+size_t metrics_model(metrics *m, const char *name)
+{
+    size_t n = atomic_load_explicit(&m->n_models, memory_order_acquire);
+    size_t i = find_model(m, name, n);
+    if (i != SIZE_MAX)
+        return i;
+    pthread_mutex_lock(&m->reg);
+    n = atomic_load_explicit(&m->n_models, memory_order_relaxed);
+    i = find_model(m, name, n);
+    if (i == SIZE_MAX) {
+        i = METRICS_MAX_MODELS;
+        if (n < METRICS_MAX_MODELS && fill_slot(&m->models[n], name) == 0) {
+            i = n;
+            atomic_store_explicit(&m->n_models, n + 1, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&m->reg);
+    return i;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -275,6 +416,28 @@ static void count_status(route_metrics *rm, int status)
     atomic_fetch_add_explicit(&rm->other_overflow, 1, memory_order_relaxed);
 }
 
+/* Adds SECONDS (negative or NaN: 0) to the histogram with buckets BUCKET and sum SUM_NS. */
+static void observe_seconds(_Atomic uint64_t *bucket, _Atomic uint64_t *sum_ns, double seconds)
+{
+    if (!(seconds >= 0)) /* also catches NaN */
+        seconds = 0;
+    size_t b = 0;
+    while (b < N_BOUNDS && !(seconds <= BOUNDS[b].le)) /* le is inclusive */
+        b++;
+    atomic_fetch_add_explicit(&bucket[b], 1, memory_order_relaxed);
+    double capped = seconds < MAX_SUM_SECONDS ? seconds : MAX_SUM_SECONDS;
+    atomic_fetch_add_explicit(sum_ns, (uint64_t)(capped * 1e9 + 0.5), memory_order_relaxed);
+}
+
+static void observe_size(size_hist *h, size_t n)
+{
+    size_t b = 0;
+    while (b < N_SIZES && n > SIZES[b])
+        b++;
+    atomic_fetch_add_explicit(&h->bucket[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum, (uint64_t)n, memory_order_relaxed);
+}
+
 /* Records one request (see metrics.h). A ROUTE outside [0, n_routes) is ignored. Negative or NaN
  * durations count as 0 s. */
 void metrics_observe(metrics *m, size_t route, int status, double seconds, size_t sequences,
@@ -283,20 +446,38 @@ void metrics_observe(metrics *m, size_t route, int status, double seconds, size_
     if (route >= m->n_routes)
         return;
     route_metrics *rm = &m->routes[route];
-    if (!(seconds >= 0)) /* also catches NaN */
-        seconds = 0;
-
     count_status(rm, status);
-    size_t b = 0;
-    while (b < N_BOUNDS && !(seconds <= BOUNDS[b].le)) /* le is inclusive */
-        b++;
-    atomic_fetch_add_explicit(&rm->bucket[b], 1, memory_order_relaxed);
-    double capped = seconds < MAX_SUM_SECONDS ? seconds : MAX_SUM_SECONDS;
-    atomic_fetch_add_explicit(&rm->sum_ns, (uint64_t)(capped * 1e9 + 0.5), memory_order_relaxed);
+    observe_seconds(rm->bucket, &rm->sum_ns, seconds);
     if (sequences)
         atomic_fetch_add_explicit(&m->sequences, (uint64_t)sequences, memory_order_relaxed);
     if (steps)
         atomic_fetch_add_explicit(&m->steps, (uint64_t)steps, memory_order_relaxed);
+}
+
+/* Records a forward request (see metrics.h). A MODEL past the table counts as "other". */
+void metrics_observe_forward(metrics *m, size_t model, const metrics_forward *f)
+{
+    if ((unsigned)f->outcome <= METRICS_FAILED && f->outcome != METRICS_DONE)
+        atomic_fetch_add_explicit(&m->ended[f->outcome], 1, memory_order_relaxed);
+    if (f->pass_jobs) {
+        observe_size(&m->pass_sequences, f->pass_sequences);
+        observe_size(&m->pass_requests, f->pass_jobs);
+    }
+    if (model == METRICS_NO_MODEL)
+        return;
+    model_metrics *mm = &m->models[model < METRICS_MAX_MODELS ? model : METRICS_MAX_MODELS];
+    if (f->status) {
+        size_t i = 0;
+        while (i < N_STATUSES && STATUSES[i] != f->status)
+            i++;
+        atomic_fetch_add_explicit(i < N_STATUSES ? &mm->status[i] : &mm->other_status, 1,
+                                  memory_order_relaxed);
+        observe_seconds(mm->phase[PH_DURATION].bucket, &mm->phase[PH_DURATION].sum_ns, f->seconds);
+    }
+    const int64_t ns[N_PHASES] = {-1, f->wait_ns, f->decode_ns, f->compute_ns, f->encode_ns};
+    for (size_t p = PH_WAIT; p < N_PHASES; p++)
+        if (ns[p] >= 0)
+            observe_seconds(mm->phase[p].bucket, &mm->phase[p].sum_ns, (double)ns[p] / 1e9);
 }
 
 void metrics_inflight_add(metrics *m, int delta)
@@ -383,12 +564,146 @@ static void render_durations(buf *o, const metrics *m)
     }
 }
 
+/* The cumulative buckets, _sum and _count of a seconds histogram of model LABEL (escaped). */
+static void seconds_series(buf *o, const char *name, const char *label,
+                           const _Atomic uint64_t *bucket, const _Atomic uint64_t *sum_ns)
+{
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < N_BUCKETS; b++) {
+        cumulative += load(&bucket[b]);
+        buf_printf(o, "%s_bucket{model=\"%s\",le=\"%s\"} %" PRIu64 "\n", name, label,
+                   b < N_BOUNDS ? BOUNDS[b].text : "+Inf", cumulative);
+    }
+    char sum[32];
+    buf_printf(o, "%s_sum{model=\"%s\"} %s\n", name, label, seconds_text(sum, load(sum_ns)));
+    buf_printf(o, "%s_count{model=\"%s\"} %" PRIu64 "\n", name, label, cumulative);
+}
+
+static void size_series(buf *o, const char *name, const char *help, const size_hist *h)
+{
+    family(o, name, "histogram", help);
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= N_SIZES; b++) {
+        cumulative += load(&h->bucket[b]);
+        if (b < N_SIZES)
+            buf_printf(o, "%s_bucket{le=\"%u\"} %" PRIu64 "\n", name, SIZES[b], cumulative);
+        else
+            buf_printf(o, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cumulative);
+    }
+    buf_printf(o, "%s_sum %" PRIu64 "\n%s_count %" PRIu64 "\n", name, load(&h->sum), name,
+               cumulative);
+}
+
+/* Whether model slot I (of N published) has anything to render: every registered model does,
+ * "other" only once it was used. */
+static int model_shown(const metrics *m, size_t i, size_t n)
+{
+    if (i < n)
+        return 1;
+    const model_metrics *mm = &m->models[METRICS_MAX_MODELS];
+    uint64_t any = load(&mm->other_status);
+    for (size_t p = 0; p < N_PHASES; p++)
+        for (size_t b = 0; b < N_BUCKETS; b++)
+            any += load(&mm->phase[p].bucket[b]);
+    return any != 0;
+}
+
+static void render_models(buf *o, const metrics *m)
+{
+    size_t n = atomic_load_explicit((_Atomic size_t *)&m->n_models, memory_order_acquire);
+    int other = model_shown(m, METRICS_MAX_MODELS, n);
+    if (!n && !other)
+        return;
+    family(o, "rnnserve_model_requests_total", "counter",
+           "Forward requests answered, by model and HTTP status code.");
+    for (size_t i = 0; i <= METRICS_MAX_MODELS; i++) {
+        if (i >= n && (i < METRICS_MAX_MODELS || !other))
+            continue;
+        const model_metrics *mm = &m->models[i];
+        for (size_t k = 0; k < N_STATUSES; k++)
+            if (load(&mm->status[k]))
+                buf_printf(o,
+                           "rnnserve_model_requests_total{model=\"%s\",code=\"%d\"} %" PRIu64 "\n",
+                           mm->label, STATUSES[k], load(&mm->status[k]));
+        if (load(&mm->other_status))
+            buf_printf(o,
+                       "rnnserve_model_requests_total{model=\"%s\",code=\"other\"} %" PRIu64 "\n",
+                       mm->label, load(&mm->other_status));
+    }
+    for (size_t p = 0; p < N_PHASES; p++) {
+        family(o, PHASES[p].name, "histogram", PHASES[p].help);
+        for (size_t i = 0; i <= METRICS_MAX_MODELS; i++) {
+            if (i >= n && (i < METRICS_MAX_MODELS || !other))
+                continue;
+            const model_metrics *mm = &m->models[i];
+            seconds_series(o, PHASES[p].name, mm->label, mm->phase[p].bucket, &mm->phase[p].sum_ns);
+        }
+    }
+}
+
+static void counter(buf *o, const char *name, const char *help, uint64_t v)
+{
+    family(o, name, "counter", help);
+    buf_printf(o, "%s %" PRIu64 "\n", name, v);
+}
+
+static void render_scheduler(buf *o, const metrics *m)
+{
+    size_series(o, "rnnserve_pass_sequences",
+                "Sequences in the engine pass a forward request ran in: one observation per "
+                "computed request (a pass merging N requests is observed N times).",
+                &m->pass_sequences);
+    size_series(o, "rnnserve_pass_requests",
+                "Requests merged into the engine pass a forward request ran in: one observation "
+                "per computed request (a pass merging N requests is observed N times).",
+                &m->pass_requests);
+    counter(o, "rnnserve_rejected_requests_total",
+            "Forward requests refused at admission (503 with Retry-After): queue full, or a "
+            "deadline shorter than the queue's wait.",
+            load(&m->ended[METRICS_REJECTED]));
+    counter(o, "rnnserve_expired_requests_total",
+            "Forward requests whose deadline passed while queued (503, not computed).",
+            load(&m->ended[METRICS_EXPIRED]));
+    counter(o, "rnnserve_cancelled_requests_total",
+            "Forward requests dropped because their client left before they were computed.",
+            load(&m->ended[METRICS_CANCELLED]));
+    counter(o, "rnnserve_stopped_requests_total",
+            "Forward requests the shutdown ended before they were computed (503).",
+            load(&m->ended[METRICS_STOPPED]));
+    counter(o, "rnnserve_failed_requests_total", "Forward requests the engine refused (500).",
+            load(&m->ended[METRICS_FAILED]));
+}
+
+static void render_state(buf *o, const metrics_state *st)
+{
+    family(o, "rnnserve_queue_requests", "gauge",
+           "Forward requests queued for the scheduler, not yet in a pass.");
+    buf_printf(o, "rnnserve_queue_requests %ld\n", st->queued_requests);
+    family(o, "rnnserve_queue_flops", "gauge",
+           "Estimated work of the queued forward requests, in floating-point operations.");
+    buf_printf(o, "rnnserve_queue_flops %.17g\n", st->queued_flops);
+    family(o, "rnnserve_running_passes", "gauge", "Engine passes computing now.");
+    buf_printf(o, "rnnserve_running_passes %ld\n", st->running_passes);
+    family(o, "rnnserve_reloads_total", "counter",
+           "Model reloads (SIGHUP and POST /v1/admin/reload), by result.");
+    buf_printf(o, "rnnserve_reloads_total{result=\"success\"} %" PRIu64 "\n", st->reloads_ok);
+    buf_printf(o, "rnnserve_reloads_total{result=\"failure\"} %" PRIu64 "\n", st->reloads_failed);
+    family(o, "rnnserve_last_reload_success_timestamp_seconds", "gauge",
+           "Time of the last successful model reload, in seconds since the Unix epoch; 0 until "
+           "the first.");
+    buf_printf(o, "rnnserve_last_reload_success_timestamp_seconds %.3f\n", st->last_reload_s);
+}
+
 /* Renders every family (see metrics.h). */
-char *metrics_render(const metrics *m, size_t *len)
+char *metrics_render(const metrics *m, const metrics_state *st, size_t *len)
 {
     buf o = BUF_INIT;
     render_requests(&o, m);
     render_durations(&o, m);
+    render_models(&o, m);
+    render_scheduler(&o, m);
+    if (st)
+        render_state(&o, st);
 
     family(&o, "rnnserve_sequences_total", "counter", "Sequences run through a model.");
     buf_printf(&o, "rnnserve_sequences_total %" PRIu64 "\n", load(&m->sequences));

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rnnserve/api.h"
 
@@ -89,6 +90,9 @@ void modelset_slot_init(modelset_slot *slot, modelset *first)
     slot->cur = first;
     pthread_mutex_init(&slot->mu, NULL);
     pthread_mutex_init(&slot->reload, NULL);
+    atomic_init(&slot->reloads_ok, 0);
+    atomic_init(&slot->reloads_failed, 0);
+    atomic_init(&slot->last_reload_ns, 0);
 }
 
 modelset *modelset_slot_get(modelset_slot *slot)
@@ -125,6 +129,13 @@ int modelset_slot_reload(modelset_slot *slot, const char *path, char *err, size_
     modelset_release(old); /* freed when its last in-flight request completes */
     rc = 0;
 done:
+    if (rc == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        atomic_store(&slot->last_reload_ns,
+                     (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+    }
+    atomic_fetch_add(rc == 0 ? &slot->reloads_ok : &slot->reloads_failed, 1);
     pthread_mutex_unlock(&slot->reload);
     return rc;
 }

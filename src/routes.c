@@ -13,6 +13,7 @@
 #include "rnnserve/openapi.h"
 #include "rnnserve/playground.h"
 #include "rnnserve/version.h"
+#include "session_routes.h"
 
 enum {
     TAKES_BODY = 1u, /* a POST body is kept (up to max_body_bytes) and the row's handler runs it */
@@ -55,6 +56,7 @@ static const struct route_switch PLAYGROUND = {playground_on, NULL};
 
 #define GET ROUTE_GET
 #define POST ROUTE_POST
+#define DELETE ROUTE_DELETE
 #define V1 api_wire_v1
 #define V2 api_wire_v2
 static const route_row ROWS[] = {
@@ -62,10 +64,22 @@ static const route_row ROWS[] = {
     {{"/v1/models", GET, "models"}, NEEDS_KEY, V1, h_models, NULL},
     {{"/v1/models/{name}", GET, "model"}, NEEDS_KEY, V1, h_model, NULL},
     {{"/v1/models/{name}/forward", POST, "forward"}, TAKES_BODY | NEEDS_KEY, V1, h_forward, NULL},
+    {{"/v1/models/{name}/generate", POST, "generate"},
+     TAKES_BODY | NEEDS_KEY,
+     V1,
+     generate_handle,
+     NULL},
     {{"/healthz", GET, "healthz"}, 0, V1, h_healthz, NULL},
     {{"/readyz", GET, "readyz"}, 0, V1, h_readyz, NULL},
     {{"/metrics", GET, "metrics"}, 0, V1, h_metrics, NULL},
-    {{"/v2/models/{name}/infer", POST, "v2_infer"}, TAKES_BODY | NEEDS_KEY, V2, h_forward, NULL},
+    {{"/v2/models/{name}/infer", POST, "v2_infer"}, TAKES_BODY | NEEDS_KEY, V2, sr_v2_infer, NULL},
+    {{"/v1/models/{name}/sessions", POST, "sessions"}, TAKES_BODY | NEEDS_KEY, V1, sr_create, NULL},
+    {{"/v1/sessions/{id}/forward", POST, "session_forward"},
+     TAKES_BODY | NEEDS_KEY,
+     V1,
+     sr_forward,
+     NULL},
+    {{"/v1/sessions/{id}", GET | DELETE, "sessions"}, NEEDS_KEY, V1, sr_state, NULL},
     {{"/v2/health/live", GET, "v2_health"}, 0, V2, h_v2_live, NULL},
     {{"/v2/health/ready", GET, "v2_health"}, 0, V2, h_v2_ready, NULL},
     {{"/v2", GET, "v2_metadata"}, 0, V2, h_v2_server, NULL},
@@ -77,6 +91,7 @@ static const route_row ROWS[] = {
 };
 #undef GET
 #undef POST
+#undef DELETE
 #undef V1
 #undef V2
 #define N_ROWS (sizeof ROWS / sizeof *ROWS)
@@ -90,6 +105,7 @@ static const struct {
 } TREES[] = {
     {"/v2", api_wire_v2, NULL},
     {"/v1/models/", api_wire_v1, NULL},
+    {"/v1/sessions/", api_wire_v1, NULL},
     {"", api_wire_v1, "(see GET /v1/models, POST /forward)"},
 };
 
@@ -151,11 +167,12 @@ static size_t tree_of(const char *path)
     }
 }
 
-/* PATH against PATTERN: literal segments, and {name} for one segment, whose span is stored in
- * *name, *len. An empty name matches too: it is a model that does not exist (404 naming ""). */
+/* PATH against PATTERN: literal segments, and {name} or {id} for one segment, whose span is
+ * stored in *name, *len. An empty name matches too: it is a model (or a session) that does not
+ * exist (404 naming ""). */
 static int match(const char *pattern, const char *path, const char **name, size_t *len)
 {
-    const char *cap = strstr(pattern, "{name}");
+    const char *cap = strchr(pattern, '{');
     if (!cap)
         return strcmp(pattern, path) == 0;
     size_t head = (size_t)(cap - pattern);
@@ -163,7 +180,7 @@ static int match(const char *pattern, const char *path, const char **name, size_
         return 0;
     const char *seg = path + head, *end = strchr(seg, '/');
     size_t n = end ? (size_t)(end - seg) : strlen(seg);
-    if (strcmp(cap + 6, seg + n) != 0)
+    if (strcmp(strchr(cap, '}') + 1, seg + n) != 0)
         return 0;
     *name = seg;
     *len = n;
@@ -173,14 +190,15 @@ static int match(const char *pattern, const char *path, const char **name, size_
 static int method_ok(unsigned methods, const char *m)
 {
     return ((methods & ROUTE_GET) && (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)) ||
-           ((methods & ROUTE_POST) && strcmp(m, "POST") == 0);
+           ((methods & ROUTE_POST) && strcmp(m, "POST") == 0) ||
+           ((methods & ROUTE_DELETE) && strcmp(m, "DELETE") == 0);
 }
 
 /* The Allow header's value for METHODS: "GET, HEAD, OPTIONS", "POST, OPTIONS", ... */
 static void allow_list(unsigned methods, char *out, size_t len)
 {
     snprintf(out, len, "%s%s%sOPTIONS", methods & ROUTE_GET ? "GET, HEAD, " : "",
-             methods & ROUTE_POST ? "POST" : "", methods & ROUTE_POST ? ", " : "");
+             methods & ROUTE_POST ? "POST, " : "", methods & ROUTE_DELETE ? "DELETE, " : "");
 }
 
 void routes_match(req *r)
@@ -195,12 +213,28 @@ void routes_match(req *r)
             r->row = row;
             r->label = r->s->row_label[i];
             r->wire = row->wire();
-            r->name = name;
-            r->name_len = len;
+            if (strstr(row->pub.pattern, "{id}")) { /* a session: routes_answer looks up none */
+                r->sid = name;
+                r->sid_len = len;
+            } else {
+                r->name = name;
+                r->name_len = len;
+            }
             return;
         }
     }
     r->wire = TREES[tree_of(r->path)].wire();
+}
+
+const api_wire *routes_wire_of(const srv *s, const char *path)
+{
+    for (size_t i = 0; i < N_ROWS; i++) {
+        const char *name;
+        size_t len;
+        if (match(ROWS[i].pub.pattern, path, &name, &len) && (!ROWS[i].when || ROWS[i].when->on(s)))
+            return ROWS[i].wire();
+    }
+    return TREES[tree_of(path)].wire();
 }
 
 int routes_keeps_body(const req *r)
@@ -218,12 +252,12 @@ static enum MHD_Result preflight(req *r)
     for (size_t i = 0; i < N_ROWS; i++)
         all |= ROWS[i].pub.methods;
     char allow[64];
-    snprintf(allow, sizeof allow, "%s%sOPTIONS", all & ROUTE_GET ? "GET, " : "",
-             all & ROUTE_POST ? "POST, " : "");
+    snprintf(allow, sizeof allow, "%s%s%sOPTIONS", all & ROUTE_GET ? "GET, " : "",
+             all & ROUTE_POST ? "POST, " : "", all & ROUTE_DELETE ? "DELETE, " : "");
     const char *const extra[] = {"Access-Control-Allow-Methods",
                                  allow,
                                  "Access-Control-Allow-Headers",
-                                 "Content-Type, Authorization",
+                                 "Content-Type, Authorization, X-Request-Id, traceparent",
                                  "Access-Control-Max-Age",
                                  "600",
                                  "Allow",
@@ -247,6 +281,32 @@ static enum MHD_Result not_found(req *r)
     return http_respond_error(r, 404, NULL, "no route %s", r->path);
 }
 
+/* Whether R's route needs an API key that R does not carry (never for a preflight or an
+ * unmatched path, which answer without one). */
+static int lacks_key(const req *r)
+{
+    const cfg_server *cs = &r->s->cfg->server;
+    return r->row && strcmp(r->method, "OPTIONS") != 0 && (r->row->flags & NEEDS_KEY) &&
+           cs->n_api_keys &&
+           !auth_bearer_ok(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
+                           (const char *const *)cs->api_keys, cs->n_api_keys);
+}
+
+static enum MHD_Result unauthorized(req *r)
+{
+    const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"rnnserve\"", NULL};
+    return http_respond_error(r, 401, challenge,
+                              "missing or unknown API key: send \"Authorization: Bearer <key>\"");
+}
+
+int routes_refuse_early(req *r, enum MHD_Result *ret)
+{
+    if (!lacks_key(r))
+        return 0;
+    *ret = unauthorized(r);
+    return 1;
+}
+
 enum MHD_Result routes_answer(req *r)
 {
     if (strcmp(r->method, "OPTIONS") == 0)
@@ -254,14 +314,8 @@ enum MHD_Result routes_answer(req *r)
     const route_row *row = r->row;
     if (!row)
         return not_found(r);
-    const cfg_server *cs = &r->s->cfg->server;
-    if ((row->flags & NEEDS_KEY) && cs->n_api_keys &&
-        !auth_bearer_ok(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
-                        (const char *const *)cs->api_keys, cs->n_api_keys)) {
-        const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"rnnserve\"", NULL};
-        return http_respond_error(
-            r, 401, challenge, "missing or unknown API key: send \"Authorization: Bearer <key>\"");
-    }
+    if (lacks_key(r))
+        return unauthorized(r);
     /* The model a route names is looked up before its method is checked: a 404 for a model
      * that does not exist, whatever the method. */
     r->model = r->set->models[0];
@@ -327,10 +381,21 @@ static enum MHD_Result h_readyz(req *r)
     return http_respond_static(r, 200, "{\"status\":\"ready\"}", JSON);
 }
 
+/* The registry's counters with the figures other modules own: the queue and the reloads. */
 static enum MHD_Result h_metrics(req *r)
 {
+    srv *s = r->s;
+    sched_depth d;
+    compute_depth(s->compute, &d);
+    metrics_state st = {.queued_requests = d.jobs,
+                        .queued_flops = d.queued_flops,
+                        .running_passes = d.running_passes,
+                        .reloads_ok = atomic_load(&s->models.reloads_ok),
+                        .reloads_failed = atomic_load(&s->models.reloads_failed),
+                        .last_reload_s = (double)atomic_load(&s->models.last_reload_ns) / 1e9};
     size_t len;
-    char *text = metrics_render(r->s->met, &len);
+    char *text = metrics_render(s->met, &st, &len);
+    text = text ? sr_metrics_append(r->s, text, &len) : NULL;
     if (!text)
         return http_respond_error(r, 500, NULL, "out of memory rendering metrics");
     return http_respond(r, 200, text, len, 1, "text/plain; version=0.0.4; charset=utf-8", NULL);
@@ -359,20 +424,30 @@ static enum MHD_Result h_openapi(req *r)
     return http_respond(r, 200, (char *)openapi_json, openapi_json_len, 0, JSON, NULL);
 }
 
-/* POST /v1/admin/reload: reloads the config's models (only while server.admin_token is set). */
+/* POST /v1/admin/reload: reloads the config's models (only while server.admin_token is set).
+ * Loading a model can take seconds, so it runs on the reloader thread, and the connection waits
+ * suspended; the I/O thread serves its other connections meanwhile. */
 static enum MHD_Result h_admin_reload(req *r)
 {
     srv *s = r->s;
     const char *const challenge[] = {"WWW-Authenticate", "Bearer realm=\"rnnserve-admin\"", NULL};
     const char *token = s->cfg->server.admin_token;
-    char err[1024];
     if (!auth_bearer_ok(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
                         &token, 1))
         return http_respond_error(r, 401, challenge,
                                   "reloading needs \"Authorization: Bearer <server.admin_token>\"");
-    if (srv_reload(s, s->cfg->path, err, sizeof err) < 0)
+    if (reloader_submit(s, r) < 0)
+        return http_respond_error(r, 503, NULL, "draining: the server is shutting down");
+    return MHD_YES;
+}
+
+enum MHD_Result routes_reloaded(req *r)
+{
+    srv *s = r->s;
+    if (r->reload_rc < 0)
         return http_respond_error(r, 500, NULL,
-                                  "reload failed, still serving the previous models: %s", err);
+                                  "reload failed, still serving the previous models: %s",
+                                  r->reload_err ? r->reload_err : "out of memory");
     modelset *m = modelset_slot_get(&s->models);
     buf b = BUF_INIT;
     buf_puts(&b, "{\"status\":\"reloaded\",\"models\":[");
@@ -392,9 +467,10 @@ static enum MHD_Result h_admin_reload(req *r)
 
 static enum MHD_Result h_v2_server(req *r)
 {
-    return http_respond_static(
-        r, 200, "{\"name\":\"rnnserve\",\"version\":\"" RNNSERVE_VERSION "\",\"extensions\":[]}",
-        JSON);
+    return http_respond_static(r, 200,
+                               "{\"name\":\"rnnserve\",\"version\":\"" RNNSERVE_VERSION
+                               "\",\"extensions\":[\"sequence\"]}",
+                               JSON);
 }
 
 static enum MHD_Result h_v2_live(req *r)

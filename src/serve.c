@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,23 @@
 
 /* Draining ends once no request has been in flight this long (see srv_wait_quiet). */
 #define DRAIN_QUIET_MS 500
+
+/* One log line of the process, "<ISO-8601 UTC> rnnserve: ...", dated as the access lines are:
+ * a reload or a drain is then placed among the requests around it. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    char ts[32], msg[1536];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s rnnserve: %s\n", ts, msg);
+}
 
 /* Applies O to CFG's server section. Returns -1 when out of memory. */
 static int apply_overrides(cfg_config *cfg, const serve_overrides *o)
@@ -41,9 +59,8 @@ static void log_listening(const cfg_config *cfg, srv *s)
     int compute = cfg->server.threads > 0 ? cfg->server.threads : sysres_cpus_usable();
     const char *host = cfg->server.host;
     int v6 = strchr(host, ':') != NULL;
-    fprintf(stderr, "rnnserve: listening on %s://%s%s%s:%d (%d compute threads)\n",
-            cfg->server.tls_cert ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "",
-            srv_port(s), compute);
+    say("listening on %s://%s%s%s:%d (%d compute threads)", cfg->server.tls_cert ? "https" : "http",
+        v6 ? "[" : "", host, v6 ? "]" : "", srv_port(s), compute);
 }
 
 /* SIGHUP reloads the models (server settings need a restart). Returns the signal that ends the
@@ -54,9 +71,7 @@ static int serve_until_stopped(srv *s, const char *config_path, sigset_t *set)
     int sig = 0;
     while (sigwait(set, &sig) == 0 && sig == SIGHUP) {
         if (srv_reload(s, config_path, err, sizeof err) < 0) {
-            fprintf(stderr,
-                    "rnnserve: SIGHUP: reload failed, still serving the previous models: %s\n",
-                    err);
+            say("SIGHUP: reload failed, still serving the previous models: %s", err);
             continue;
         }
         srv_log_models(s, "SIGHUP: reloaded ", 0);
@@ -72,8 +87,7 @@ static void drain(srv *s, int timeout_s)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     long left = srv_wait_idle(s, timeout_s * 1000);
     if (left) {
-        fprintf(stderr, "rnnserve: %ld request(s) still open after %d s, closing them\n", left,
-                timeout_s);
+        say("%ld request(s) still open after %d s, closing them", left, timeout_s);
         srv_abort(s); /* passes still computing stop at their next step */
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -119,11 +133,11 @@ int serve_main(const char *config_path, const serve_overrides *o)
     log_listening(cfg, s);
 
     int sig = serve_until_stopped(s, config_path, &set);
-    fprintf(stderr, "rnnserve: %s received, draining (up to %d s)\n",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->server.timeout_s);
+    say("%s received, draining (up to %d s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+        cfg->server.timeout_s);
     drain(s, cfg->server.timeout_s);
     srv_stop(s);
     cfg_free(cfg);
-    fprintf(stderr, "rnnserve: stopped\n");
+    say("stopped");
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "http_impl.h"
+#include "session_routes.h"
 #include "rnnserve/file.h"
 #include "rnnserve/sysres.h"
 #include "rnnserve/version.h"
@@ -55,6 +56,83 @@ static int load_tls(srv *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Plain HTTP: each connection's first request head is vetted before libmicrohttpd reads it
+ * (http_vet); under TLS the head is encrypted, and libmicrohttpd answers alone. */
+static int vet_heads(srv *s)
+{
+    if (!s->tls_cert)
+        accept_vet(&s->acc, http_vet, s, s->cfg->server.timeout_s);
+    return 0;
+}
+
+/* The sweeper: expires idle sessions every second, so that their memory is freed on time on an
+ * idle server too (the table otherwise expires them only on its next call). */
+static void *sweep_main(void *p)
+{
+    srv *s = p;
+    pthread_mutex_lock(&s->sweep_mu);
+    while (!s->sweep_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&s->sweep_cv, &s->sweep_mu, &until);
+        if (s->sweep_stop)
+            break;
+        pthread_mutex_unlock(&s->sweep_mu);
+        sess_sweep(s->sessions);
+        pthread_mutex_lock(&s->sweep_mu);
+    }
+    pthread_mutex_unlock(&s->sweep_mu);
+    return NULL;
+}
+
+/* The session table from server.max_sessions and server.session_ttl_s, and its sweeper. The last
+ * 4 x max_sessions ends are remembered, so that a client is told 410 (and why) rather than 404;
+ * at most SESS_REMEMBER_MAX of them (the ring is allocated whole: ~2 MB, and ~200 bytes an end). */
+#define SESS_REMEMBER_MAX ((size_t)1 << 18)
+static int start_sessions(srv *s, char *err, size_t errlen)
+{
+    const cfg_server *cs = &s->cfg->server;
+    const sess_config sc = {.max_sessions = (size_t)cs->max_sessions,
+                            .ttl_ns = (int64_t)cs->session_ttl_s * 1000000000LL,
+                            .remember_ends = 4 * (size_t)cs->max_sessions < SESS_REMEMBER_MAX
+                                                 ? 4 * (size_t)cs->max_sessions
+                                                 : SESS_REMEMBER_MAX};
+    char why[256];
+    if (!(s->sessions = sess_new(&sc, why, sizeof why))) {
+        snprintf(err, errlen, "sessions: %s", why);
+        return -1;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&s->sweep_mu, NULL);
+    pthread_cond_init(&s->sweep_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&s->sweeper, NULL, sweep_main, s) != 0) {
+        snprintf(err, errlen, "cannot start the session sweeper thread");
+        return -1;
+    }
+    s->sweeping = 1;
+    return 0;
+}
+
+static void stop_sessions(srv *s)
+{
+    if (s->sweeping) {
+        pthread_mutex_lock(&s->sweep_mu);
+        s->sweep_stop = 1;
+        pthread_cond_signal(&s->sweep_cv);
+        pthread_mutex_unlock(&s->sweep_mu);
+        pthread_join(s->sweeper, NULL);
+    }
+    if (s->sessions) {
+        pthread_cond_destroy(&s->sweep_cv);
+        pthread_mutex_destroy(&s->sweep_mu);
+    }
+    sess_free(s->sessions);
+}
+
 int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
 {
     srv *s = NULL;
@@ -65,10 +143,16 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
     if (!(s = calloc(1, sizeof *s)))
         goto oom;
     s->cfg = cfg;
+    s->router = (http_router){routes_match,  routes_keeps_body, routes_refuse_early,
+                              routes_answer, routes_reloaded,   routes_wire_of};
     accept_init(&s->acc);
+    pthread_mutex_init(&s->rl_mu, NULL);
+    pthread_cond_init(&s->rl_cv, NULL);
     s->lim.max_batch = (size_t)cfg->server.max_batch;
     s->lim.max_steps = (size_t)cfg->server.max_steps;
     if (!(first = modelset_load(cfg, err, errlen))) {
+        pthread_mutex_destroy(&s->rl_mu);
+        pthread_cond_destroy(&s->rl_cv);
         free(s);
         return -1;
     }
@@ -76,12 +160,13 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
     if (start_metrics(s) < 0)
         goto oom;
     /* The PEM files before the port: a file that cannot be read fails start-up at once. */
-    if (load_tls(s, err, errlen) < 0 ||
+    if (load_tls(s, err, errlen) < 0 || start_sessions(s, err, errlen) < 0 ||
         !(s->compute = compute_new(&cfg->server, &s->lim, err, errlen)) ||
+        reloader_start(s, err, errlen) < 0 ||
         accept_listen(&s->acc, cfg->server.host, cfg->server.port,
                       (unsigned)cfg->server.max_connections, &mhd_limit, err, errlen) < 0 ||
         http_start(s, (unsigned)sysres_cpus_usable(), mhd_limit, err, errlen) < 0 ||
-        accept_start(&s->acc, s->d, err, errlen) < 0)
+        vet_heads(s) < 0 || accept_start(&s->acc, s->d, err, errlen) < 0)
         goto fail;
     *out = s;
     return 0;
@@ -140,17 +225,22 @@ void srv_wait_quiet(srv *s, int deadline_ms, int quiet_ms)
 
 int srv_reload(srv *s, const char *config_path, char *err, size_t errlen)
 {
-    return modelset_slot_reload(&s->models, config_path, err, errlen);
+    return reloader_reload(s, config_path, err, errlen);
 }
 
 void srv_log_models(srv *s, const char *prefix, int mark_default)
 {
     modelset *m = modelset_slot_get(&s->models);
+    char ts[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm); /* dated as serve.c's lines */
     for (size_t i = 0; i < m->n_models; i++) {
         char line[256];
         const rnn_info *info = rnn_model_info(m->models[i]);
         rnn_info_summary(info, line, sizeof line);
-        fprintf(stderr, "rnnserve: %smodel %s: %s%s\n", prefix, info->name, line,
+        fprintf(stderr, "%s rnnserve: %smodel %s: %s%s\n", ts, prefix, info->name, line,
                 mark_default && i == 0 ? " [default: POST /forward]" : "");
     }
     modelset_release(m);
@@ -165,13 +255,17 @@ void srv_stop(srv *s)
     accept_stop(&s->acc);
     if (s->compute)
         compute_stop(s->compute, 0);
+    reloader_stop(s);
     if (s->d)
         MHD_stop_daemon(s->d);
     accept_close(&s->acc);
     compute_free(s->compute);
+    stop_sessions(s); /* after compute: every step has handed its session back */
     modelset_slot_destroy(&s->models);
     free(s->tls_cert);
     free(s->tls_key);
     metrics_free(s->met);
+    pthread_mutex_destroy(&s->rl_mu);
+    pthread_cond_destroy(&s->rl_cv);
     free(s);
 }

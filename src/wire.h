@@ -47,6 +47,7 @@ typedef struct {
     size_t steps;           /* sum of the batch's lengths */
     int64_t timeout_us;     /* the request's own deadline from its arrival; 0: none given */
     bool only_last;         /* outputs and predictions at each sequence's last step only */
+    api_sequence seq;       /* v2's sequence parameters (strings borrowed from the request) */
 } wire_decoded;
 
 struct api_wire {
@@ -81,6 +82,21 @@ typedef struct wire_v1_request wire_v1_request;
 int wire_v1_decode(const char *body, size_t len, const rnn_info *info, const api_limits *lim,
                    wire_v1_request **out, wire_error *e);
 void wire_v1_free(wire_v1_request *r);
+/* A route whose body is a forward body plus fields of its own (generate): FIELD(CTX, key, js)
+ * sees every top-level key first, the cursor on its value (depth 2), and returns 1 when it read
+ * the value (keeping its own errors), 0 to leave the key to the forward decoder, -1 when the
+ * reader failed. NAMES lists, for the unknown-field message, what may follow "inputs"/"tokens",
+ * "h0", "c0" (e.g. "\"steps\", \"seed\"" and the forward fields it keeps). */
+typedef struct {
+    int (*field)(void *ctx, const js_str *key, js_reader *js);
+    void *ctx;
+    const char *names;
+} wire_v1_fields;
+/* wire_v1_decode with MORE's fields (NULL: none). */
+int wire_v1_decode_with(const char *body, size_t len, const rnn_info *info, const api_limits *lim,
+                        const wire_v1_fields *more, wire_v1_request **out, wire_error *e);
+/* "timeout_ms" in microseconds; 0 when not given. */
+int64_t wire_v1_timeout_us(const wire_v1_request *r);
 /* The decoded batch; borrowed, valid as long as the request. */
 const rnn_batch *wire_v1_batch(const wire_v1_request *r);
 /* WIRE_* bits of the parts to return; significant digits (1..9) to print; total steps. */

@@ -93,6 +93,7 @@ typedef struct {
     state_field h0, c0;
     unsigned parts;
     int precision;
+    const wire_v1_fields *more; /* a route's own fields (generate), or NULL */
 } decoder;
 
 /* A JSON path like inputs[3][7], formatted only when a message needs it. */
@@ -581,7 +582,10 @@ static int read_root(void *p)
         /* a token model reads "tokens", any other "inputs"; the other one is only noted, for
          * the message that says which to send */
         const bool tok = d->info->vocab_size > 0;
-        if (js_str_eq(&key, "inputs") && !d->inputs_seen) {
+        if (d->more && (r = d->more->field(d->more->ctx, &key, js)) != 0) {
+            if (r < 0)
+                return -1;
+        } else if (js_str_eq(&key, "inputs") && !d->inputs_seen) {
             d->inputs_seen = true;
             r = tok ? js_skip(js, 2) : read_inputs(d, false);
         } else if (js_str_eq(&key, "tokens") && !d->tokens_seen) {
@@ -614,10 +618,11 @@ static int read_root(void *p)
                 !js_str_eq(&key, "only_last")) {
                 char name[WIRE_MSG_LEN];
                 js_str_copy(&key, name, sizeof name);
-                FIRST(d, E_FIELD, 400,
-                      "%s: unknown field (expected \"%s\", \"h0\", \"c0\", \"return\", "
-                      "\"precision\", \"layout\", \"timeout_ms\", \"only_last\")",
-                      name, d->info->vocab_size > 0 ? "tokens" : "inputs");
+                FIRST(d, E_FIELD, 400, "%s: unknown field (expected \"%s\", \"h0\", \"c0\", %s)",
+                      name, d->info->vocab_size > 0 ? "tokens" : "inputs",
+                      d->more ? d->more->names
+                              : "\"return\", \"precision\", \"layout\", \"timeout_ms\", "
+                                "\"only_last\"");
             }
             r = js_skip(js, 2);
         }
@@ -675,6 +680,12 @@ static bool state_error(const state_field *st, const char *name, const char *fie
 int wire_v1_decode(const char *body, size_t len, const rnn_info *info, const api_limits *lim,
                    wire_v1_request **out, wire_error *e)
 {
+    return wire_v1_decode_with(body, len, info, lim, NULL, out, e);
+}
+
+int wire_v1_decode_with(const char *body, size_t len, const rnn_info *info, const api_limits *lim,
+                        const wire_v1_fields *more, wire_v1_request **out, wire_error *e)
+{
     decoder *d = NULL;
     wire_v1_request *r = NULL;
     *out = NULL;
@@ -687,6 +698,7 @@ int wire_v1_decode(const char *body, size_t len, const rnn_info *info, const api
     }
     d->info = info;
     d->lim = lim;
+    d->more = more;
     d->I = (size_t)info->input_size;
     d->H = (size_t)info->hidden_size;
     d->LD = (size_t)(info->num_layers * info->num_directions);
@@ -802,6 +814,11 @@ const rnn_batch *wire_v1_batch(const wire_v1_request *r)
 unsigned wire_v1_parts(const wire_v1_request *r)
 {
     return r->parts;
+}
+
+int64_t wire_v1_timeout_us(const wire_v1_request *r)
+{
+    return r->timeout_us;
 }
 
 int wire_v1_precision(const wire_v1_request *r)

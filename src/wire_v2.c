@@ -50,8 +50,10 @@ typedef struct {
     const rnn_info *info;
     bool root_bad, id_bad, inputs_seen, inputs_bad, outputs_seen;
     bool params_seen, params_bad, timeout_bad, only_last_bad;
-    bool only_last;     /* parameters.only_last */
-    int64_t timeout_us; /* parameters.timeout: microseconds, as Triton's clients send it */
+    bool only_last;      /* parameters.only_last */
+    int64_t timeout_us;  /* parameters.timeout: microseconds, as Triton's clients send it */
+    api_sequence seq;    /* parameters.sequence_*: the sequence extension (seq.str owned) */
+    const char *seq_bad; /* the first bad sequence parameter's message */
     size_t ninputs;
     wire_error tensor_err, outputs_err; /* the first problem of each kind, in document order */
     bool tensor_set, outputs_set;
@@ -70,6 +72,7 @@ struct wire_v2_request {
     bool only_last;
     char *id;
     int64_t timeout_us;
+    api_sequence seq; /* seq.str owned */
 };
 typedef struct wire_v2_request request;
 
@@ -84,6 +87,7 @@ static void request_free(void *p)
     free(r->h0);
     free(r->c0);
     free(r->id);
+    free((char *)r->seq.str);
     free(r);
 }
 
@@ -350,6 +354,61 @@ static int read_outputs(decoder *d)
     return rc;
 }
 
+/* The sequence extension's parameters (KEY, its value at depth 3): "sequence_id" a uint64 or a
+ * string, "sequence_start" and "sequence_end" booleans. 1 when KEY is one of them (read), 0 when
+ * not, -1 on a scan error. */
+static int read_sequence_param(decoder *d, const js_str *key)
+{
+    js_reader *js = &d->js;
+    api_sequence *q = &d->seq;
+    const js_kind k = js_peek(js);
+    if (js_str_eq(key, "sequence_start") || js_str_eq(key, "sequence_end")) {
+        if (k != JS_BOOL)
+            d->seq_bad = d->seq_bad ? d->seq_bad
+                                    : "parameters.sequence_start and sequence_end: expected true "
+                                      "or false";
+        else
+            *(js_str_eq(key, "sequence_start") ? &q->start : &q->end) = *js->p == 't';
+        return js_skip(js, 3) < 0 ? -1 : 1;
+    }
+    if (!js_str_eq(key, "sequence_id"))
+        return 0;
+    static const char *const BAD =
+        "parameters.sequence_id: expected an unsigned 64-bit integer or a string";
+    if (k == JS_STRING && !q->given) {
+        js_str v;
+        char *copy;
+        if (js_string(js, 3, &v) < 0)
+            return -1;
+        if (!(copy = malloc(v.len + 1))) {
+            js->oom = true;
+            return js_fail(js, js->p, "out of memory");
+        }
+        js_str_copy(&v, copy, v.len + 1);
+        *q = (api_sequence){true, true, copy, strlen(copy), 0, q->start, q->end};
+        return 1;
+    }
+    if (k != JS_NUMBER || q->given) {
+        d->seq_bad = d->seq_bad ? d->seq_bad : BAD;
+        return js_skip(js, 3) < 0 ? -1 : 1;
+    }
+    float f;
+    const char *a, *b;
+    if (js_number(js, 3, &f, &a, &b) < 0)
+        return -1;
+    uint64_t n = 0;
+    bool ok = b > a && b - a <= 20;
+    for (const char *c = a; ok && c < b; c++) {
+        ok = *c >= '0' && *c <= '9' && n <= (UINT64_MAX - (uint64_t)(*c - '0')) / 10;
+        n = n * 10 + (uint64_t)(*c - '0');
+    }
+    if (!ok)
+        d->seq_bad = d->seq_bad ? d->seq_bad : BAD;
+    else
+        *q = (api_sequence){true, false, NULL, 0, n, q->start, q->end};
+    return 1;
+}
+
 /* The request's "parameters", at depth 2: "timeout" (microseconds the request may wait for
  * compute; 0 is none) and "only_last" (true: output and predictions at each sequence's last step
  * only) are read, and whatever else the protocol's clients send is skipped. */
@@ -375,6 +434,11 @@ static int read_parameters(decoder *d)
                 return -1;
             continue;
         }
+        const int seq = read_sequence_param(d, &key);
+        if (seq < 0)
+            return -1;
+        if (seq)
+            continue;
         if (!js_str_eq(&key, "timeout") || js_peek(js) != JS_NUMBER) {
             d->timeout_bad |= js_str_eq(&key, "timeout");
             if (js_skip(js, 3) < 0)
@@ -557,6 +621,8 @@ static int build(decoder *d, const api_limits *lim, request *r, wire_error *e)
                          "to 3600000000");
     if (d->only_last_bad)
         return wire_fail(e, 400, "parameters.only_last: expected true or false");
+    if (d->seq_bad)
+        return wire_fail(e, 400, "%s", d->seq_bad);
     if (!d->inputs_seen || d->inputs_bad)
         return wire_fail(e, 400, "inputs: expected a non-empty array of tensors");
     if (d->tensor_set) {
@@ -685,6 +751,9 @@ static int v2_decode(const char *body, size_t len, const rnn_info *info, const a
     r->id = d->id;
     d->id = NULL;
     r->timeout_us = d->timeout_us;
+    r->seq = d->seq;
+    d->seq.str = NULL;
+    out->seq = r->seq;
     out->batch = &r->batch;
     out->tokens = r->tokens;
     out->only_last = r->only_last;
@@ -700,6 +769,7 @@ done:
         for (int k = 0; k < T_SLOTS; k++)
             free(d->t[k].v);
         free(d->id);
+        free((char *)d->seq.str);
         free(d);
     }
     request_free(r);

@@ -27,7 +27,7 @@ if [ -x "$NGINX" ]; then
     sed -e 's/server rnnserve-[0-9]*:8080/server 127.0.0.1:8080/' \
         -e "s|^pid .*|pid $tmp/nginx.pid;|" \
         -e "s|/var/log/nginx/|$tmp/logs/|" \
-        -e "s|include /etc/nginx/rnnserve-proxy.conf|include $PWD/deploy/compose/nginx/rnnserve-proxy.conf|" \
+        -e "s|include /etc/nginx/|include $PWD/deploy/compose/nginx/|" \
         deploy/compose/nginx/nginx.conf >"$tmp/nginx.conf"
     if "$NGINX" -t -q -c "$tmp/nginx.conf" -p "$tmp" -e "$tmp/logs/error.log" >"$tmp/t.log" 2>&1; then
         echo "ok   nginx -t accepts deploy/compose/nginx/nginx.conf and rnnserve-proxy.conf"

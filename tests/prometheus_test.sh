@@ -110,7 +110,16 @@ for series in 'rnnserve_requests_total{route="forward",code="200"} ' \
     'rnnserve_request_duration_seconds_sum{route="forward"} ' \
     'rnnserve_request_duration_seconds_count{route="forward"} ' \
     'rnnserve_sequences_total ' 'rnnserve_steps_total ' 'rnnserve_in_flight_requests ' \
-    'rnnserve_build_info' 'rnnserve_start_time_seconds '; do
+    'rnnserve_build_info' 'rnnserve_start_time_seconds ' \
+    'rnnserve_model_requests_total{model="sine",code="200"} ' \
+    'rnnserve_model_request_duration_seconds_count{model="sine"} ' \
+    'rnnserve_decode_seconds_bucket{model="sine",le="+Inf"} ' \
+    'rnnserve_compute_seconds_sum{model="sine"} ' 'rnnserve_queue_wait_seconds_count{model="sine"} ' \
+    'rnnserve_pass_requests_bucket{le="1"} ' 'rnnserve_pass_sequences_count ' \
+    'rnnserve_rejected_requests_total ' 'rnnserve_expired_requests_total ' \
+    'rnnserve_cancelled_requests_total ' 'rnnserve_stopped_requests_total ' \
+    'rnnserve_queue_requests ' 'rnnserve_queue_flops ' 'rnnserve_running_passes ' \
+    'rnnserve_reloads_total{result="success"} ' 'rnnserve_last_reload_success_timestamp_seconds '; do
     grep -qF "$series" "$tmp/metrics.txt" || fail "/metrics has no series '$series'"
 done
 

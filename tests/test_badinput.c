@@ -673,6 +673,31 @@ END_TEST
 /* ---------------------------------------------------------------------------------------------
  * Framing: lengths, chunks, pieces */
 
+/* The error of the /v2 tree: {"error": "message"} holding NEEDLE. */
+static void assert_v2_error(const resp *r, long status, const char *needle, const char *what)
+{
+    ck_assert_msg(r->status == status, "%s: status %ld, expected %ld: %s", what, r->status, status,
+                  r->body);
+    json_t *root = json_loadb(r->body, r->len, 0, NULL);
+    const char *msg = json_string_value(json_object_get(root, "error"));
+    ck_assert_msg(json_object_size(root) == 1 && msg && strstr(msg, needle),
+                  "%s: not the v2 error naming \"%s\": %s", what, needle, r->body);
+    json_decref(root);
+}
+
+/* REQ on a fresh connection: its one answer (into *R), after which the server closes the
+ * connection at once, whatever the client would send next. */
+static void exchange_and_closed(const char *req, resp *r)
+{
+    int fd = conn_open();
+    send_all(fd, req, strlen(req));
+    ck_assert_msg(read_response(fd, (int)(3000 * slack()), r) == 0, "no answer to: %.200s", req);
+    ck_assert_msg(strcasestr(r->head, "\r\nConnection: close"), "keeps the connection:\n%s",
+                  r->head);
+    ck_assert_msg(wait_closed(fd, (int)(1000 * slack())), "not closed after: %.200s", req);
+    close(fd);
+}
+
 START_TEST(test_huge_declared_content_length_is_413_before_any_body)
 {
     static const char *const lengths[] = {"1048577", "1000000000", "18446744073709551615"};
@@ -688,20 +713,36 @@ START_TEST(test_huge_declared_content_length_is_413_before_any_body)
         ck_assert_msg(strcasestr(r.head, "\r\nConnection: close"), "413 keeps the connection");
         resp_free(&r);
     }
-    /* Beyond 64 bits, and malformed: libmicrohttpd answers itself (HTML). */
+    /* Beyond 64 bits, and malformed, as a connection's first request: what libmicrohttpd would
+     * answer itself in HTML is answered in JSON with CORS headers (the head is read before it
+     * sees it), in the route's shape, and the connection closed. */
     static const struct {
         const char *value;
         long status;
-    } mhd[] = {{"99999999999999999999999", 413}, {"-1", 400}, {"12abc", 400}};
-    for (size_t i = 0; i < 3; i++) {
-        char req[256];
-        snprintf(req, sizeof req, "POST /forward HTTP/1.1\r\nHost: x\r\nContent-Length: %s\r\n\r\n",
-                 mhd[i].value);
-        resp r;
-        exchange(req, strlen(req), &r);
-        ck_assert_msg(r.status == mhd[i].status, "Content-Length: %s: %ld", mhd[i].value, r.status);
-        resp_free(&r);
-    }
+        const char *needle;
+    } mhd[] = {{"99999999999999999999999", 413, "exceeds 64 bits"},
+               {"-1", 400, "is not a number"},
+               {"12abc", 400, "is not a number"},
+               {"", 400, "is not a number"},
+               {"+5", 400, "is not a number"},
+               {"1 2", 400, "is not a number"}};
+    for (size_t i = 0; i < sizeof mhd / sizeof *mhd; i++)
+        for (int v2 = 0; v2 < 2; v2++) {
+            char req[256];
+            snprintf(req, sizeof req,
+                     "POST %s HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example\r\n"
+                     "Content-Length: %s\r\n\r\n{}",
+                     v2 ? "/v2/models/sine/infer" : "/forward", mhd[i].value);
+            resp r;
+            exchange_and_closed(req, &r);
+            if (v2)
+                assert_v2_error(&r, mhd[i].status, mhd[i].needle, req);
+            else
+                assert_error(&r, mhd[i].status, mhd[i].needle, mhd[i].value, req);
+            ck_assert_msg(strcasestr(r.head, "\r\nAccess-Control-Allow-Origin: "),
+                          "no CORS headers:\n%s", r.head);
+            resp_free(&r);
+        }
     assert_alive("huge Content-Length");
 }
 END_TEST
@@ -989,6 +1030,217 @@ START_TEST(test_header_floods_are_431_and_harmless)
 END_TEST
 
 /* ---------------------------------------------------------------------------------------------
+ * Framing an attacker chooses (issue 15): smuggling, authentication before the body, a query
+ * of thousands of arguments, a client that half-closes mid-body */
+
+START_TEST(test_ambiguous_framing_is_refused_and_the_connection_closed)
+{
+    /* Each carries a second, smuggled request in what one reading takes for the body. */
+    static const char *const smuggled = "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const struct {
+        const char *head;
+        long status;
+        const char *needle;
+    } cases[] = {
+        {"Content-Length: 2\r\nContent-Length: 40", 400, "conflicting Content-Length"},
+        {"Content-Length: 40\r\nContent-Length: 40", 400, "repeated Content-Length"},
+        {"Content-Length: 40\r\nTransfer-Encoding: chunked", 400,
+         "Content-Length together with Transfer-Encoding"},
+        {"Transfer-Encoding: chunked\r\nContent-Length: 40", 400,
+         "Content-Length together with Transfer-Encoding"},
+        {"Transfer-Encoding: chunked, gzip", 400, "must end in \"chunked\""},
+        {"Transfer-Encoding: xchunked", 400, "must end in \"chunked\""},
+        {"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity", 400,
+         "must end in \"chunked\""},
+        {"Transfer-Encoding: gzip, chunked", 501, "Transfer-Encoding other than"},
+        {"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked", 501,
+         "Transfer-Encoding other than"},
+        {"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", 501,
+         "Transfer-Encoding other than"},
+    };
+    const char *paths[] = {"/forward", "/healthz", "/v2/models/sine/infer"};
+    for (size_t p = 0; p < 3; p++)
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            char req[1024];
+            snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n0\r\n\r\n%s",
+                     p == 1 ? "GET" : "POST", paths[p], cases[i].head, smuggled);
+            resp r;
+            exchange_and_closed(req, &r);
+            if (p == 2)
+                assert_v2_error(&r, cases[i].status, cases[i].needle, req);
+            else
+                assert_error(&r, cases[i].status, cases[i].needle, NULL, req);
+            resp_free(&r);
+        }
+    /* One Content-Length, and chunked alone, still work, kept alive. */
+    char req[512];
+    snprintf(req, sizeof req, "POST /forward HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(DEFAULT_BODY), DEFAULT_BODY);
+    int fd = conn_open();
+    resp r;
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
+        ck_assert_int_eq(read_response(fd, (int)(3000 * slack()), &r), 0);
+        ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+        resp_free(&r);
+    }
+    close(fd);
+    assert_alive("ambiguous framing");
+}
+END_TEST
+
+START_TEST(test_over_limit_length_on_v2_is_the_v2_413)
+{
+    resp r;
+    exchange(LIT("POST /v2/models/sine/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n"
+                 "\r\n"),
+             &r);
+    assert_v2_error(&r, 413, "exceeds max_body_bytes 1048576", "v2 Content-Length");
+    resp_free(&r);
+    /* Counted under the v2 route's label, not /forward's. */
+    exchange(LIT("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), &r);
+    ck_assert_msg(strstr(r.body, "rnnserve_requests_total{route=\"v2_infer\",code=\"413\"} 1\n"),
+                  "the 413 is not counted under v2_infer:\n%s", r.body);
+    ck_assert_msg(!strstr(r.body, "rnnserve_requests_total{route=\"forward\",code=\"413\"}"),
+                  "the 413 is counted under forward");
+    resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_keyless_clients_get_their_401_before_the_body)
+{
+    teardown();
+    serve("{\"max_body_bytes\": 16777216, \"timeout_s\": 30, \"api_keys\": [\"k-0123456789\"]}");
+    /* Headers only, a 16 MB body announced and never sent: the 401 comes without it. */
+    const char *paths[] = {"/forward", "/v1/models/sine/forward", "/v2/models/sine/infer"};
+    for (size_t i = 0; i < 3; i++) {
+        for (int chunked = 0; chunked < 2; chunked++) {
+            char req[512];
+            snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n", paths[i],
+                     chunked ? "Transfer-Encoding: chunked" : "Content-Length: 16000000");
+            int fd = conn_open();
+            ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
+            resp r;
+            double t0 = tu_now_s();
+            ck_assert_msg(read_response(fd, (int)(2000 * slack()), &r) == 0,
+                          "%s: no 401 before the body", req);
+            ck_assert_msg(r.status == 401 && strcasestr(r.head, "\r\nWWW-Authenticate: Bearer"),
+                          "%s: %ld\n%s", paths[i], r.status, r.head);
+            ck_assert_msg(tu_now_s() - t0 < 1.0 * slack(), "401 took %.3f s", tu_now_s() - t0);
+            ck_assert_msg(wait_closed(fd, (int)(1000 * slack())),
+                          "the connection stays open for a body nobody will read");
+            resp_free(&r);
+            close(fd);
+        }
+    }
+    /* With the key, the same request is read and answered. */
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST /forward HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k-0123456789\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(DEFAULT_BODY), DEFAULT_BODY);
+    resp r;
+    exchange(req, strlen(req), &r);
+    ck_assert_msg(r.status == 200, "with the key: %ld %s", r.status, r.body);
+    resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_a_query_of_thousands_of_arguments_is_answered)
+{
+    /* 4,000 arguments in 8 KB, then a pipelined request behind it: both answered at once. */
+    size_t n = 4000;
+    char *req = malloc(2 * n + 256), *p = req;
+    ck_assert_ptr_nonnull(req);
+    p += sprintf(p, "GET /healthz?");
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "a&");
+    sprintf(p, "b=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+               "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    int fd = conn_open();
+    double t0 = tu_now_s();
+    ck_assert_int_eq(send_all(fd, req, strlen(req)), 0);
+    /* Both answers, up to the close the second asks for. */
+    char got[8192];
+    size_t n_got = 0;
+    struct pollfd pf = {fd, POLLIN, 0};
+    while (n_got < sizeof got - 1 && poll(&pf, 1, (int)(1000 * slack())) == 1) {
+        ssize_t k = recv(fd, got + n_got, sizeof got - 1 - n_got, 0);
+        if (k <= 0)
+            break;
+        n_got += (size_t)k;
+    }
+    got[n_got] = '\0';
+    const char *first = strstr(got, "HTTP/1.1 200"),
+               *second = first ? strstr(first + 1, "HTTP/1.1 200") : NULL;
+    ck_assert_msg(first && strstr(first, "{\"status\":\"ok\"}"), "the query went unanswered: %s",
+                  got);
+    ck_assert_msg(second && strstr(second, "{\"status\":\"ready\"}"),
+                  "the request pipelined behind it was lost: %s", got);
+    ck_assert_msg(tu_now_s() - t0 < 1.0 * slack(), "took %.3f s", tu_now_s() - t0);
+    close(fd);
+    free(req);
+    assert_alive("a query of thousands of arguments");
+}
+END_TEST
+
+START_TEST(test_a_client_that_half_closes_mid_body_is_let_go_at_once)
+{
+    teardown();
+    serve("{\"timeout_s\": 30, \"threads\": 2}");
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /forward HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n");
+    static const char *const chunked_head =
+        "POST /forward HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    /* Ways to stop half-way: the part with the headers or after them, for a length or chunked;
+     * and the headers alone. Each is over long before timeout_s (30 s). */
+    for (int round = 0; round < 12; round++) {
+        int kind = round % 4;
+        int fd = conn_open();
+        const char *h = kind == 2 ? chunked_head : head;
+        const char *part = kind == 2 ? "10\r\n{\"inputs\": " : kind == 3 ? "" : "{\"inputs\": [[";
+        if (kind == 1) {
+            ck_assert_int_eq(send_all(fd, h, strlen(h)), 0);
+            tu_sleep_ms(20);
+            ck_assert_int_eq(send_all(fd, part, strlen(part)), 0);
+        } else {
+            char both[512];
+            snprintf(both, sizeof both, "%s%s", h, part);
+            ck_assert_int_eq(send_all(fd, both, strlen(both)), 0);
+        }
+        shutdown(fd, SHUT_WR);
+        double t0 = tu_now_s();
+        ck_assert_msg(wait_closed(fd, (int)(3000 * slack())),
+                      "kind %d: a half-closed client mid-body is still held", kind);
+        ck_assert_msg(tu_now_s() - t0 < 2.5 * slack(), "kind %d: let go after %.3f s", kind,
+                      tu_now_s() - t0);
+        close(fd);
+    }
+    ck_assert_msg(srv_wait_idle(g.s, (int)(2000 * slack())) == 0,
+                  "half-closed uploads still in flight");
+    /* A whole request followed by a half-close is still answered. */
+    char req[512];
+    snprintf(req, sizeof req, "POST /forward HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(DEFAULT_BODY), DEFAULT_BODY);
+    char *creq = chunked_request("/forward", DEFAULT_BODY, 7, 0);
+    const char *whole[] = {req, creq};
+    for (int k = 0; k < 2; k++) {
+        int fd = conn_open();
+        ck_assert_int_eq(send_all(fd, whole[k], strlen(whole[k])), 0);
+        shutdown(fd, SHUT_WR);
+        resp r;
+        ck_assert_msg(read_response(fd, (int)(3000 * slack()), &r) == 0, "whole %d unanswered", k);
+        ck_assert_msg(r.status == 200, "whole %d: %ld %s", k, r.status, r.body);
+        resp_free(&r);
+        close(fd);
+    }
+    free(creq);
+    assert_alive("half-closed clients");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------------------------
  * Start-up: broken config and weight files, through the real binary */
 
 static char tmpdir[256];
@@ -1222,6 +1474,11 @@ static Suite *badinput_suite(void)
     tcase_add_test(tc, test_clients_that_vanish_mid_response_do_not_hurt);
     tcase_add_test(tc, test_methods_and_paths_that_do_not_exist);
     tcase_add_test(tc, test_header_floods_are_431_and_harmless);
+    tcase_add_test(tc, test_ambiguous_framing_is_refused_and_the_connection_closed);
+    tcase_add_test(tc, test_over_limit_length_on_v2_is_the_v2_413);
+    tcase_add_test(tc, test_keyless_clients_get_their_401_before_the_body);
+    tcase_add_test(tc, test_a_query_of_thousands_of_arguments_is_answered);
+    tcase_add_test(tc, test_a_client_that_half_closes_mid_body_is_let_go_at_once);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("startup");

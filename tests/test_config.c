@@ -174,6 +174,8 @@ START_TEST(test_minimal_config_gets_pytorch_and_server_defaults)
     ck_assert_int_eq(s->max_pass_ms, CFG_DEFAULT_MAX_PASS_MS);
     ck_assert_int_eq(s->max_queue_ms, CFG_DEFAULT_MAX_QUEUE_MS);
     ck_assert_int_eq(s->queue_timeout_ms, CFG_DEFAULT_QUEUE_TIMEOUT_MS);
+    ck_assert_int_eq(s->max_sessions, CFG_DEFAULT_MAX_SESSIONS);
+    ck_assert_int_eq(s->session_ttl_s, CFG_DEFAULT_SESSION_TTL_S);
     ck_assert_uint_eq(s->n_cors_origins, 1);
     ck_assert_str_eq(s->cors_origins[0], "*");
     ck_assert(s->playground);
@@ -205,6 +207,7 @@ START_TEST(test_every_server_setting_is_read)
                       "'max_batch': 7, 'max_steps': 9, 'timeout_s': 5, 'max_connections': 11, "
                       "'batch_delay_us': 250, 'max_pass_sequences': 32, 'max_pass_ms': 40, "
                       "'max_queue_ms': 900, 'queue_timeout_ms': 1500, "
+                      "'max_sessions': 12, 'session_ttl_s': 45, "
                       "'cors_origins': ['https://a.example', 'https://b.example'], "
                       "'playground': false}";
     ck_assert_msg(load_text(one_model(srv, NULL, NULL), &cfg, err, NULL) == 0, "%s", err);
@@ -222,6 +225,8 @@ START_TEST(test_every_server_setting_is_read)
     ck_assert_int_eq(s->max_pass_ms, 40);
     ck_assert_int_eq(s->max_queue_ms, 900);
     ck_assert_int_eq(s->queue_timeout_ms, 1500);
+    ck_assert_int_eq(s->max_sessions, 12);
+    ck_assert_int_eq(s->session_ttl_s, 45);
     ck_assert_uint_eq(s->n_cors_origins, 2);
     ck_assert_str_eq(s->cors_origins[0], "https://a.example");
     ck_assert_str_eq(s->cors_origins[1], "https://b.example");
@@ -580,6 +585,10 @@ static const bad_value OUT_OF_RANGE[] = {
     {"server", "max_pass_ms", "0", "server.max_pass_ms", "out of range"},
     {"server", "max_queue_ms", "0", "server.max_queue_ms", "out of range"},
     {"server", "queue_timeout_ms", "0", "server.queue_timeout_ms", "out of range"},
+    {"server", "max_sessions", "0", "server.max_sessions", "out of range"},
+    {"server", "max_sessions", "10000001", "server.max_sessions", "out of range"},
+    {"server", "session_ttl_s", "0", "server.session_ttl_s", "out of range"},
+    {"server", "session_ttl_s", "604801", "server.session_ttl_s", "out of range"},
 };
 
 static void expect_bad_value(const bad_value *b)
@@ -800,8 +809,8 @@ static void tset_free(tset *s)
 }
 
 /* The tensors PyTorch's state_dict holds for this model shape, names under PREFIX. */
-static void tset_pytorch(tset *s, const char *prefix, rnn_cell_type type, int I, int H, int L, int bidir,
-                         int bias)
+static void tset_pytorch(tset *s, const char *prefix, rnn_cell_type type, int I, int H, int L,
+                         int bidir, int bias)
 {
     const int G = gates_of(type), D = bidir ? 2 : 1;
     char name[96];

@@ -20,7 +20,7 @@ static const char *const ROUTES[] = {"forward", "models", "healthz"};
 static char *render(const metrics *m)
 {
     size_t len = 0;
-    char *text = metrics_render(m, &len);
+    char *text = metrics_render(m, NULL, &len);
     ck_assert_ptr_nonnull(text);
     ck_assert_uint_eq(len, strlen(text));
     return text;
@@ -482,7 +482,7 @@ static void *worker(void *p)
         metrics_inflight_add(a->m, -1);
         if (i % 20000 == 0) { /* renders racing with observes must stay well-formed */
             size_t len;
-            char *text = metrics_render(a->m, &len);
+            char *text = metrics_render(a->m, NULL, &len);
             const char *why = text ? lint(text) : "out of memory";
             if (why) {
                 fprintf(stderr, "thread %d: %s\n", a->t, why);
@@ -702,6 +702,174 @@ START_TEST(test_new_and_free_many)
 }
 END_TEST
 
+START_TEST(test_models_are_labelled_and_the_table_is_bounded)
+{
+    metrics *m = metrics_new(ROUTES, N_ROUTES, "");
+    ck_assert_ptr_nonnull(m);
+    char name[32];
+    for (int i = 0; i < METRICS_MAX_MODELS + 40; i++) {
+        snprintf(name, sizeof name, "m%d", i);
+        size_t slot = metrics_model(m, name);
+        ck_assert_uint_eq(slot, i < METRICS_MAX_MODELS ? (size_t)i : METRICS_MAX_MODELS);
+        ck_assert_uint_eq(metrics_model(m, name), slot); /* the same name, the same slot */
+        metrics_forward f = {.status = 200,
+                             .seconds = 0.01,
+                             .decode_ns = -1,
+                             .wait_ns = -1,
+                             .compute_ns = -1,
+                             .encode_ns = -1};
+        metrics_observe_forward(m, slot, &f);
+    }
+    ck_assert_uint_eq(metrics_model(m, "m0"), 0);
+    ck_assert_uint_eq(metrics_model(m, "a \"quoted\\ name"), METRICS_MAX_MODELS);
+    char *text = render(m);
+    ck_assert_ptr_null(lint(text));
+    ck_assert_double_eq(value_of(text, "rnnserve_model_requests_total{model=\"m0\",code=\"200\"}"),
+                        1);
+    ck_assert_double_eq(
+        value_of(text, "rnnserve_model_requests_total{model=\"m255\",code=\"200\"}"), 1);
+    ck_assert_ptr_null(
+        find_series(text, "rnnserve_model_requests_total{model=\"m256\",code=\"200\"}"));
+    ck_assert_double_eq(
+        value_of(text, "rnnserve_model_requests_total{model=\"other\",code=\"200\"}"), 40);
+    ck_assert_double_eq(
+        value_of(text, "rnnserve_model_request_duration_seconds_count{model=\"other\"}"), 40);
+    /* the route series are metrics_observe's alone */
+    ck_assert_ptr_null(
+        find_series(text, "rnnserve_requests_total{route=\"forward\",code=\"200\"}"));
+    free(text);
+    metrics_free(m);
+
+    /* A fresh registry: labels are escaped, and "other" is not shown before it is used. */
+    m = metrics_new(ROUTES, N_ROUTES, "");
+    ck_assert_uint_eq(metrics_model(m, "a \"quoted\\ name"), 0);
+    metrics_forward f = {.status = 404,
+                         .seconds = 0,
+                         .decode_ns = -1,
+                         .wait_ns = -1,
+                         .compute_ns = -1,
+                         .encode_ns = -1};
+    metrics_observe_forward(m, 0, &f);
+    text = render(m);
+    ck_assert_ptr_null(lint(text));
+    ck_assert_double_eq(
+        value_of(text,
+                 "rnnserve_model_requests_total{model=\"a \\\"quoted\\\\ name\",code=\"404\"}"),
+        1);
+    ck_assert_ptr_null(strstr(text, "model=\"other\""));
+    free(text);
+    metrics_free(m);
+}
+END_TEST
+
+START_TEST(test_forward_phases_pass_sizes_and_outcomes)
+{
+    metrics *m = metrics_new(ROUTES, N_ROUTES, "");
+    size_t s = metrics_model(m, "sine");
+    /* a queued request merged into a pass of 3 requests and 5 sequences */
+    metrics_forward done = {.status = 200,
+                            .seconds = 0.2,
+                            .outcome = METRICS_DONE,
+                            .decode_ns = 1000000,
+                            .wait_ns = 50000000,
+                            .compute_ns = 100000000,
+                            .encode_ns = 2000000,
+                            .pass_sequences = 5,
+                            .pass_jobs = 3};
+    metrics_observe_forward(m, s, &done);
+    /* inline: no queue wait, no encode of its own */
+    metrics_forward inl = {.status = 200,
+                           .seconds = 0.001,
+                           .decode_ns = 10000,
+                           .wait_ns = -1,
+                           .compute_ns = 20000,
+                           .encode_ns = -1,
+                           .pass_sequences = 1,
+                           .pass_jobs = 1};
+    metrics_observe_forward(m, s, &inl);
+    /* ended in the queue, or at admission: not computed */
+    metrics_forward ended = {.status = 503,
+                             .seconds = 0.5,
+                             .decode_ns = 1000,
+                             .wait_ns = 400000000,
+                             .compute_ns = -1,
+                             .encode_ns = -1};
+    ended.outcome = METRICS_EXPIRED;
+    metrics_observe_forward(m, s, &ended);
+    ended.outcome = METRICS_REJECTED;
+    ended.wait_ns = -1;
+    metrics_observe_forward(m, s, &ended);
+    ended.outcome = METRICS_STOPPED;
+    metrics_observe_forward(m, s, &ended);
+    ended.outcome = METRICS_REJECTED; /* refused before its model was known */
+    metrics_observe_forward(m, METRICS_NO_MODEL, &ended);
+    ended.outcome = METRICS_CANCELLED; /* nothing answered */
+    ended.status = 0;
+    ended.wait_ns = 300000000;
+    metrics_observe_forward(m, s, &ended);
+
+    char *text = render(m);
+    ck_assert_ptr_null(lint(text));
+    ck_assert_double_eq(
+        value_of(text, "rnnserve_model_requests_total{model=\"sine\",code=\"200\"}"), 2);
+    ck_assert_double_eq(
+        value_of(text, "rnnserve_model_requests_total{model=\"sine\",code=\"503\"}"), 3);
+    ck_assert_double_eq(
+        value_of(text, "rnnserve_model_request_duration_seconds_count{model=\"sine\"}"), 5);
+    ck_assert_double_eq(value_of(text, "rnnserve_queue_wait_seconds_count{model=\"sine\"}"), 3);
+    ck_assert_uint_eq(ns_of(text, "rnnserve_queue_wait_seconds_sum{model=\"sine\"}"), 750000000);
+    ck_assert_double_eq(
+        value_of(text, "rnnserve_queue_wait_seconds_bucket{model=\"sine\",le=\"0.05\"}"), 1);
+    ck_assert_double_eq(value_of(text, "rnnserve_decode_seconds_count{model=\"sine\"}"), 6);
+    ck_assert_double_eq(value_of(text, "rnnserve_compute_seconds_count{model=\"sine\"}"), 2);
+    ck_assert_uint_eq(ns_of(text, "rnnserve_compute_seconds_sum{model=\"sine\"}"), 100020000);
+    ck_assert_double_eq(value_of(text, "rnnserve_encode_seconds_count{model=\"sine\"}"), 1);
+    ck_assert_double_eq(value_of(text, "rnnserve_pass_requests_count"), 2);
+    ck_assert_double_eq(value_of(text, "rnnserve_pass_requests_sum"), 4);
+    ck_assert_double_eq(value_of(text, "rnnserve_pass_requests_bucket{le=\"1\"}"), 1);
+    ck_assert_double_eq(value_of(text, "rnnserve_pass_requests_bucket{le=\"2\"}"), 1);
+    ck_assert_double_eq(value_of(text, "rnnserve_pass_requests_bucket{le=\"4\"}"), 2);
+    ck_assert_double_eq(value_of(text, "rnnserve_pass_sequences_sum"), 6);
+    ck_assert_double_eq(value_of(text, "rnnserve_pass_sequences_bucket{le=\"4\"}"), 1);
+    ck_assert_double_eq(value_of(text, "rnnserve_pass_sequences_bucket{le=\"8\"}"), 2);
+    ck_assert_double_eq(value_of(text, "rnnserve_pass_sequences_bucket{le=\"+Inf\"}"), 2);
+    ck_assert_double_eq(value_of(text, "rnnserve_expired_requests_total"), 1);
+    ck_assert_double_eq(value_of(text, "rnnserve_rejected_requests_total"), 2);
+    ck_assert_double_eq(value_of(text, "rnnserve_stopped_requests_total"), 1);
+    ck_assert_double_eq(value_of(text, "rnnserve_cancelled_requests_total"), 1);
+    ck_assert_double_eq(value_of(text, "rnnserve_failed_requests_total"), 0);
+    /* without a state, its gauges are left out */
+    ck_assert_ptr_null(find_series(text, "rnnserve_queue_requests"));
+    free(text);
+    metrics_free(m);
+}
+END_TEST
+
+START_TEST(test_queue_and_reload_state_is_rendered)
+{
+    metrics *m = metrics_new(ROUTES, N_ROUTES, "");
+    metrics_state st = {.queued_requests = 3,
+                        .queued_flops = 1.5e9,
+                        .running_passes = 2,
+                        .reloads_ok = 4,
+                        .reloads_failed = 1,
+                        .last_reload_s = 1700000000.25};
+    size_t len;
+    char *text = metrics_render(m, &st, &len);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_ptr_null(lint(text));
+    ck_assert_double_eq(value_of(text, "rnnserve_queue_requests"), 3);
+    ck_assert_double_eq(value_of(text, "rnnserve_queue_flops"), 1.5e9);
+    ck_assert_double_eq(value_of(text, "rnnserve_running_passes"), 2);
+    ck_assert_double_eq(value_of(text, "rnnserve_reloads_total{result=\"success\"}"), 4);
+    ck_assert_double_eq(value_of(text, "rnnserve_reloads_total{result=\"failure\"}"), 1);
+    ck_assert_double_eq(value_of(text, "rnnserve_last_reload_success_timestamp_seconds"),
+                        1700000000.25);
+    free(text);
+    metrics_free(m);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -724,6 +892,9 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_lint_rejects_bad_text);
     tcase_add_test(tc, test_start_time_is_now);
     tcase_add_test(tc, test_new_and_free_many);
+    tcase_add_test(tc, test_models_are_labelled_and_the_table_is_bounded);
+    tcase_add_test(tc, test_forward_phases_pass_sizes_and_outcomes);
+    tcase_add_test(tc, test_queue_and_reload_state_is_rendered);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -40,6 +40,7 @@ static cfg_config *cfg;
 static srv *server;
 static int port;
 static json_t *doc;
+static char session_id[40]; /* a session of sine, made at setup: {id} in the document's paths */
 
 static void setup(void)
 {
@@ -52,6 +53,13 @@ static void setup(void)
                   err);
     ck_assert_msg(srv_start(cfg, &server, err, sizeof err) == 0, "%s", err);
     port = srv_port(server);
+    sink made = {0};
+    ck_assert_int_eq(http(port, "POST", "/v1/models/sine/sessions", NULL, &made), 201);
+    json_t *sess = json_loads(made.data, 0, NULL);
+    snprintf(session_id, sizeof session_id, "%s",
+             json_string_value(json_object_get(sess, "session")));
+    json_decref(sess);
+    free(made.data);
     json_error_t jerr;
     doc = json_load_file("docs/openapi.json", 0, &jerr);
     ck_assert_msg(doc != NULL, "docs/openapi.json: %s", jerr.text);
@@ -64,14 +72,16 @@ static void teardown(void)
     cfg_free(cfg);
 }
 
-/* A documented path with its parameter filled in: {name} -> sine. */
+/* A documented path with its parameter filled in: {name} -> sine, {id} -> the setup's session. */
 static void concrete(const char *tmpl, char *out, size_t len)
 {
-    const char *p = strstr(tmpl, "{name}");
-    if (!p)
-        snprintf(out, len, "%s", tmpl);
-    else
+    const char *p = strstr(tmpl, "{name}"), *q = strstr(tmpl, "{id}");
+    if (p)
         snprintf(out, len, "%.*ssine%s", (int)(p - tmpl), tmpl, p + 6);
+    else if (q)
+        snprintf(out, len, "%.*s%s%s", (int)(q - tmpl), tmpl, session_id, q + 4);
+    else
+        snprintf(out, len, "%s", tmpl);
 }
 
 START_TEST(test_document_is_served_byte_for_byte)
@@ -130,6 +140,8 @@ START_TEST(test_document_lists_exactly_the_route_table)
                       "%s: GET in the document and in the route table differ", e->pattern);
         ck_assert_msg(!json_object_get(item, "post") == !(e->methods & ROUTE_POST),
                       "%s: POST in the document and in the route table differ", e->pattern);
+        ck_assert_msg(!json_object_get(item, "delete") == !(e->methods & ROUTE_DELETE),
+                      "%s: DELETE in the document and in the route table differ", e->pattern);
         ck_assert_msg(e->label && *e->label, "%s has no metrics label", e->pattern);
     }
     const char *tmpl;

@@ -3,8 +3,12 @@
  * route's bearer-token guard. */
 #include <check.h>
 #include <curl/curl.h>
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +188,110 @@ START_TEST(test_admin_reload_needs_the_bearer_token)
 }
 END_TEST
 
+/* A slow reload, made so by opening its config: every open() of a path under slow_dir waits
+ * slow_ms first (the process's own open, interposed; everything else passes straight on). */
+static _Atomic(const char *) slow_dir;
+static atomic_int slow_ms;
+
+int open(const char *path, int flags, ...)
+{
+    static int (*real)(const char *, int, ...);
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "open");
+    mode_t mode = 0;
+    if (flags & O_CREAT) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, mode_t);
+        va_end(ap);
+    }
+    const char *dir = atomic_load(&slow_dir);
+    if (dir && strncmp(path, dir, strlen(dir)) == 0)
+        tu_sleep_ms(atomic_load(&slow_ms));
+    return real(path, flags, mode);
+}
+
+typedef struct {
+    int port;
+    long status;
+    atomic_int done;
+} admin_call;
+
+static void *admin_main(void *arg)
+{
+    admin_call *a = arg;
+    a->status = http(a->port, "POST", "/v1/admin/reload", "", "Authorization: Bearer " TOKEN, NULL);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+START_TEST(test_admin_reload_does_not_stall_the_io_threads)
+{
+    fixture f;
+    char *a = model_entry("m", "rnn_tanh_1layer"), models[10000];
+    snprintf(models, sizeof models, "[%s]", a);
+    start(&f, models);
+    int ms = (int)(1500 * tu_slack(2.0, 10.0));
+    atomic_store(&slow_ms, ms);
+    atomic_store(&slow_dir, f.dir);
+    /* Two reloads at once: one at a time, both answered. */
+    admin_call calls[2] = {{f.port, 0, 0}, {f.port, 0, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, admin_main, &calls[i]), 0);
+    tu_sleep_ms(ms / 5);
+    /* Probes on fresh connections, spread over the I/O threads, answered while it loads. */
+    for (int i = 0; i < 8; i++) {
+        double t0 = tu_now_s();
+        ck_assert_int_eq(http(f.port, "GET", "/healthz", NULL, NULL, NULL), 200);
+        ck_assert_msg(tu_now_s() - t0 < ms / 4e3, "probe %d waited %.3f s behind a reload", i,
+                      tu_now_s() - t0);
+    }
+    ck_assert_msg(!atomic_load(&calls[0].done) || !atomic_load(&calls[1].done),
+                  "both reloads ended before the probes did");
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(calls[i].status, 200);
+    }
+    atomic_store(&slow_dir, NULL);
+    ck_assert_int_eq(http(f.port, "GET", "/v1/models/m", NULL, NULL, NULL), 200);
+    free(a);
+    stop(&f);
+}
+END_TEST
+
+/* A reload still waiting when the server stops is answered, not left suspended. */
+START_TEST(test_a_stop_answers_the_waiting_reloads)
+{
+    fixture f;
+    char *a = model_entry("m", "rnn_tanh_1layer"), models[10000];
+    snprintf(models, sizeof models, "[%s]", a);
+    start(&f, models);
+    int ms = (int)(500 * tu_slack(2.0, 10.0));
+    atomic_store(&slow_ms, ms);
+    atomic_store(&slow_dir, f.dir);
+    admin_call calls[3] = {{f.port, 0, 0}, {f.port, 0, 0}, {f.port, 0, 0}};
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, admin_main, &calls[i]), 0);
+    tu_sleep_ms(ms / 5);
+    srv_drain(f.s);
+    double t0 = tu_now_s();
+    srv_stop(f.s); /* MHD would abort stopping with a connection still suspended */
+    ck_assert_msg(tu_now_s() - t0 < 3 * ms / 1e3, "stop took %.3f s", tu_now_s() - t0);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(calls[i].status == 200 || calls[i].status == 500 || calls[i].status == 0,
+                      "reload %d: %ld", i, calls[i].status);
+    }
+    atomic_store(&slow_dir, NULL);
+    cfg_free(f.cfg);
+    unlink(f.path);
+    rmdir(f.dir);
+    free(a);
+}
+END_TEST
+
 START_TEST(test_admin_reload_is_off_without_a_token)
 {
     char err[1024];
@@ -260,6 +368,8 @@ int main(void)
     tcase_add_test(tc, test_reload_swaps_models_and_keeps_the_old_ones_on_error);
     tcase_add_test(tc, test_admin_reload_needs_the_bearer_token);
     tcase_add_test(tc, test_admin_reload_is_off_without_a_token);
+    tcase_add_test(tc, test_admin_reload_does_not_stall_the_io_threads);
+    tcase_add_test(tc, test_a_stop_answers_the_waiting_reloads);
     tcase_add_test(tc, test_reload_under_load_loses_no_request);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

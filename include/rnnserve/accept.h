@@ -11,6 +11,15 @@
 
 struct MHD_Daemon;
 
+/* Looks at the head (request line and headers, LEN bytes up to and with the blank line) of a
+ * connection's first request, before libmicrohttpd reads it. Returns NULL to hand the
+ * connection over, or a complete HTTP response (malloc'ed, *alen bytes; the acceptor frees it)
+ * to send instead, after which the connection is closed. */
+typedef char *(*accept_vet_fn)(void *cls, const char *head, size_t len, size_t *alen);
+
+/* A connection accepted whose first request head is still arriving. */
+typedef struct accept_pending accept_pending;
+
 typedef struct {
     int lfd;  /* -1 when none */
     int port; /* the port bound (the kernel's pick when 0 was asked) */
@@ -19,6 +28,12 @@ typedef struct {
     int running;
     atomic_long conns;  /* open connections, counted from accept() to MHD's CLOSED notice */
     unsigned max_conns; /* max_connections, lowered to fit RLIMIT_NOFILE */
+    /* first-head vetting (accept_vet); off when vet is NULL */
+    accept_vet_fn vet;
+    void *vet_cls;
+    int head_timeout_s;
+    accept_pending *pend; /* max_conns slots */
+    unsigned n_pend;
 } acceptor;
 
 void accept_init(acceptor *a);
@@ -28,6 +43,12 @@ void accept_init(acceptor *a);
  * or -1 with the reason in err[errlen]. */
 int accept_listen(acceptor *a, const char *host, int port, unsigned max_connections,
                   unsigned *mhd_limit, char *err, size_t errlen);
+
+/* Has the accept thread read each connection's first request head (peeked, so libmicrohttpd
+ * still reads it all) and give it to VET before handing the connection to libmicrohttpd; a head
+ * not complete within TIMEOUT_S closes the connection. Not for TLS (the head is encrypted).
+ * Call before accept_start. */
+void accept_vet(acceptor *a, accept_vet_fn vet, void *cls, int timeout_s);
 
 /* Starts the accept thread, which hands every connection to D. */
 int accept_start(acceptor *a, struct MHD_Daemon *d, char *err, size_t errlen);

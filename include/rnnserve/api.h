@@ -7,7 +7,9 @@
 #ifndef RNNSERVE_API_H
 #define RNNSERVE_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rnnserve/engine.h"
 #include "rnnserve/model.h"
@@ -82,6 +84,31 @@ int api_compute_and_finish(api_call *c, char **out, size_t *outlen, api_stats *s
 char *api_call_error_body(const api_call *c, int status, const char *message, size_t *len);
 
 void api_call_free(api_call *c);
+
+/* ---- Sessions: a call that steps a state the server keeps (sessions.h). */
+
+/* Runs C from the state H0 (and C0 for an LSTM; NULL: zeros), rows * hidden floats of one
+ * sequence, borrowed until the pass is over, in place of any h0/c0 the request gave; and makes
+ * the call keep its final hidden (and cell) even when the request does not return them, so that
+ * api_call_result has them to carry to the next step. 0, or -1 when out of memory. */
+int api_call_use_state(api_call *c, const float *h0, const float *c0);
+
+/* JSON object members ("\"session\":\"...\",\"steps\":5", copied) that api_finish appends to
+ * a successful response before its closing brace. 0, or -1 when out of memory. */
+int api_call_extra_fields(api_call *c, const char *json_members);
+
+/* The Open Inference Protocol's sequence extension, as a v2 request's "parameters" gave it. */
+typedef struct {
+    bool given;      /* a sequence_id was sent: the request steps a keyed session */
+    bool is_string;  /* the id is STR[LEN] (any bytes), else the number NUM */
+    const char *str; /* borrowed from the call */
+    size_t len;
+    uint64_t num;
+    bool start, end; /* sequence_start, sequence_end */
+} api_sequence;
+
+/* The call's sequence parameters (never given on v1); borrowed, valid as long as the call. */
+const api_sequence *api_call_sequence(const api_call *c);
 
 /* The Content-Type of W's bodies ("application/json" for both formats today). */
 const char *api_wire_content_type(const api_wire *w);

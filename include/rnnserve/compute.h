@@ -52,8 +52,16 @@ typedef struct compute_job {
     void (*resume)(struct compute_job *);
     int (*gone)(struct compute_job *);
     void *ctx;
-    /* the hand-off's own */
+    /* A session step's hook (NULL: none): runs exactly once on the thread that computed the
+     * pass, right after it and before encoding, OK 1 when it succeeded (api_call_result(call)
+     * holds the final states), else 0 with nothing computed (refused, expired, cancelled,
+     * stopped, failed). COMPUTED_CTX is the submitter's. */
+    void (*computed)(struct compute_job *, int ok);
+    void *computed_ctx;
+    /* in/out: a call the submitter decoded itself (api_decode, timed in decode_ns), which the
+     * job then owns and frees (no body is read); NULL: the hand-off decodes BODY */
     api_call *call;
+    /* the hand-off's own */
     sched_job sj;
 } compute_job;
 
@@ -70,6 +78,13 @@ int compute_runs_inline(const api_call *call);
  * enough to compute inline): the outputs are set and no hook is called. Returns 0 when it was
  * parked: resume() follows exactly once, from another thread or from this one. */
 int compute_submit(compute *c, compute_job *job);
+
+/* Hands SJ, a job that brings its own work (sj->run: a generation loop), to the scheduler as it
+ * is: its admission, deadline, cancellation and `done` are the scheduler's (sched.h). Returns 0
+ * when accepted (`done` follows exactly once), or -1 with a sentence in why[whylen] and the
+ * seconds after which a retry may succeed in *retry_after_s when refused (the server is
+ * stopping, or the queue is full): `done` is then never called. */
+int compute_submit_job(compute *c, sched_job *sj, char *why, size_t whylen, int *retry_after_s);
 
 /* Whether a forward request would be refused now whatever its size (the queue is full, or the
  * server is stopping): asked before its body is read, so that overload costs no body reads.

@@ -59,7 +59,10 @@ typedef struct {
     int max_pass_ms;        /* estimated compute one merged pass may hold */
     int max_queue_ms;       /* estimated compute the queue may hold, per compute thread */
     int queue_timeout_ms;   /* the deadline of a request that brings none */
-    char **cors_origins;    /* "*" allows any origin */
+    /* sessions (docs/API.md, "Sessions") */
+    int max_sessions;    /* live sessions at most; then the least recently used idle one goes */
+    int session_ttl_s;   /* idle time before a session expires */
+    char **cors_origins; /* "*" allows any origin */
     size_t n_cors_origins;
     bool playground;   /* serve the playground page at GET / */
     char *admin_token; /* enables POST /v1/admin/reload for this bearer token; NULL: off */
@@ -88,6 +91,8 @@ typedef struct {
 #define CFG_DEFAULT_MAX_PASS_MS 100
 #define CFG_DEFAULT_MAX_QUEUE_MS 2000
 #define CFG_DEFAULT_QUEUE_TIMEOUT_MS 5000
+#define CFG_DEFAULT_MAX_SESSIONS 10000
+#define CFG_DEFAULT_SESSION_TTL_S 300
 
 /* Reads and validates the config file at PATH. On success returns 0 and stores a new config in
  * *out (free with cfg_free). On failure returns -1 and writes one message naming the file and

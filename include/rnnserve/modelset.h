@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rnnserve/config.h"
 #include "rnnserve/model.h"
@@ -40,6 +41,9 @@ typedef struct {
     modelset *cur; /* guarded by mu */
     pthread_mutex_t mu;
     pthread_mutex_t reload; /* one reload at a time (SIGHUP and the admin route) */
+    /* for the metrics: reloads by result, and when the last one succeeded */
+    _Atomic uint64_t reloads_ok, reloads_failed;
+    _Atomic uint64_t last_reload_ns; /* CLOCK_REALTIME, ns since the epoch; 0: none yet */
 } modelset_slot;
 
 /* Takes over FIRST's reference. */

@@ -8,11 +8,12 @@
 #include <stddef.h>
 
 /* A route's methods; GET implies HEAD. */
-enum { ROUTE_GET = 1u, ROUTE_POST = 2u };
+enum { ROUTE_GET = 1u, ROUTE_POST = 2u, ROUTE_DELETE = 4u };
 
 typedef struct {
-    const char *pattern; /* literal segments and at most one {name}: "/v1/models/{name}/forward" */
-    unsigned methods;    /* ROUTE_GET | ROUTE_POST */
+    const char *pattern; /* literal segments and at most one {name} (a model) or {id} (a
+                            session): "/v1/models/{name}/forward" */
+    unsigned methods;    /* ROUTE_GET | ROUTE_POST | ROUTE_DELETE */
     const char *label;   /* the metrics' route label, e.g. "forward" */
 } routes_entry;
 

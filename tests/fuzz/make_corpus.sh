@@ -115,6 +115,22 @@ put "$X/bad-chunk-size.http" 'POST /forward HTTP/1.1\r\nHost: x\r\nTransfer-Enco
 put "$X/bad-version.http" 'GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n'
 put "$X/bad-header.http" 'GET /healthz HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n'
 put "$X/truncated-body.http" 'POST /forward HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"inputs": [['
+# Framing a proxy could read otherwise (refused before the body, connection closed).
+put "$X/smuggle-two-lengths.http" 'POST /forward HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n'
+put "$X/smuggle-length-and-chunked.http" 'POST /forward HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n'
+put "$X/smuggle-coding.http" 'POST /v2/models/sine/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n'
+put "$X/half-close-chunked.http" 'POST /forward HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{"inputs": '
+put "$X/half-close-headers.http" 'POST /forward HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n'
+# A query of thousands of arguments, and a request pipelined behind it: both answered.
+{
+    printf 'GET /healthz?'
+    i=0
+    while [ $i -lt 3000 ]; do
+        printf 'a&'
+        i=$((i + 1))
+    done
+    printf 'b=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\n'
+} >"$X/query-flood-pipelined.http"
 # Over max_body_bytes (64 KiB in the harness), chunked: read to the end, then 413.
 {
     printf 'POST /forward HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'

@@ -12,9 +12,11 @@ client (22.6) predates autoscaling/v2, so the HorizontalPodAutoscaler is checked
 autoscaling/v2beta2, whose fields v2 kept unchanged. Then what a schema cannot see: selectors
 match the pod labels, probes hit /healthz and /readyz on the container's port, the model
 ConfigMap is examples/sine-next byte for byte and `build/rnnserve check` loads it, the HPA targets
-the Deployment, the pod runs as the image's user, and the grace period covers the drain.
+the Deployment, the pod runs as the image's user, the grace period covers the drain, and the
+Ingress routes to the Service hashing on the session id.
 
-Compose: the file's structure, the replicas nginx.conf names, the model folder it mounts.
+Compose: the file's structure, the replicas nginx.conf names, the model folder it mounts, and
+the session routing (the id map, consistent hashing on it, the session location's 404 pass-on).
 """
 
 import base64
@@ -35,6 +37,7 @@ MODELS = {
     ("apps/v1", "Deployment"): "V1Deployment",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "V2beta2HorizontalPodAutoscaler",
     ("policy/v1", "PodDisruptionBudget"): "V1PodDisruptionBudget",
+    ("networking.k8s.io/v1", "Ingress"): "V1Ingress",
 }
 failed = 0
 
@@ -232,6 +235,23 @@ def check_k8s(docs):
     expect(pdb["spec"]["minAvailable"] < lo, f"PDB minAvailable {pdb['spec']['minAvailable']} < "
            f"the HPA's minReplicas {lo}: a node drain can proceed")
 
+    ing = docs.get("Ingress")
+    if expect(ing is not None, "an Ingress example is present"):
+        ann = ing["metadata"].get("annotations", {})
+        expect(ann.get("nginx.ingress.kubernetes.io/upstream-hash-by") == "$session_id",
+               "Ingress: ingress-nginx hashes on $session_id (upstream-hash-by)")
+        expect("http_404" in ann.get("nginx.ingress.kubernetes.io/proxy-next-upstream", ""),
+               "Ingress: a 404 is passed on to the next pod (a session made elsewhere)")
+        backends = [p["backend"]["service"] for r in ing["spec"]["rules"]
+                    for p in r["http"]["paths"]]
+        expect(all(b["name"] == svc["metadata"]["name"] and
+                   b["port"].get("name", b["port"].get("number")) in ("http", 80)
+                   for b in backends) and backends,
+               f"Ingress routes to Service {svc['metadata']['name']!r} port http")
+        with open(os.path.join(K8S, "ingress.yaml"), encoding="utf-8") as fh:
+            expect("map $uri $session_id" in fh.read(),
+                   "Ingress: says how to define $session_id in the controller's http-snippet")
+
 
 # ---------------------------------------------------------------- compose
 
@@ -263,6 +283,25 @@ def check_compose():
     expect(named == replicas, f"nginx.conf's upstream names exactly the replicas: {named}")
     expect(os.path.isfile(os.path.join(COMPOSE, "nginx", "rnnserve-proxy.conf")),
            "nginx/rnnserve-proxy.conf (the settings failover_test.sh runs) exists")
+    ngx = os.path.join(COMPOSE, "nginx")
+    with open(os.path.join(ngx, "rnnserve-sessions.conf"), encoding="utf-8") as fh:
+        smap = fh.read()
+    expect(re.search(r"map \$uri \$session_id \{\s*~\^/v1/sessions/\(\?<sid>\[\^/\]\+\) \$sid;",
+                     smap) is not None, "nginx: rnnserve-sessions.conf maps /v1/sessions/{id} to $session_id")
+    up = re.search(r"upstream rnnserve \{(.*?)\}", conf, re.S)
+    expect(up and re.search(r"^\s*hash \$session_id consistent;", up.group(1), re.M) and
+           "include /etc/nginx/rnnserve-sessions.conf;" in conf,
+           "nginx.conf: the upstream hashes consistently on $session_id")
+    with open(os.path.join(ngx, "rnnserve-session-proxy.conf"), encoding="utf-8") as fh:
+        sp = fh.read()
+    expect(re.search(r"location /v1/sessions/ \{\s*include /etc/nginx/rnnserve-session-proxy.conf;",
+                     conf) is not None and "http_404" in sp and "proxy_pass http://rnnserve;" in sp,
+           "nginx.conf: /v1/sessions/ passes a 404 on to the next replica")
+    with open(os.path.join(ngx, "Dockerfile"), encoding="utf-8") as fh:
+        df = fh.read()
+    incl = sorted(set(re.findall(r"include /etc/nginx/([\w.-]+);", conf)))
+    expect(all(f"COPY {f} /etc/nginx/{f}" in df for f in incl),
+           f"nginx/Dockerfile copies every file nginx.conf includes: {incl}")
 
 
 def main():
