@@ -36,7 +36,7 @@ SAN    := build/asan
 SANFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 .PHONY: all run test check valgrind deps test-deps clean format install fixtures \
-        browser-deps test-browser playground-screenshot \
+        browser-deps test-browser browser-models playground-screenshot \
         unit uninstall docker-check fuzz soak \
         bench check-activations
 
@@ -183,6 +183,9 @@ $(BROWSER)/node_modules/.installed: $(BROWSER)/package.json $(BROWSER)/package-l
 	touch $@
 test-browser: browser-deps $(B)/rnnserve
 	node --test $(BROWSER)/playground.test.mjs
+# The trained models the browser test serves are committed; this retrains them (torch, CPU, ~30 s).
+browser-models: $(B)/rnnserve
+	/usr/bin/python3 $(BROWSER)/models/train.py
 playground-screenshot: test-browser
 	cp $(B)/browser/playground.png docs/playground.png
 

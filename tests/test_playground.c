@@ -137,6 +137,23 @@ START_TEST(test_the_page_loads_nothing_from_elsewhere)
 }
 END_TEST
 
+START_TEST(test_the_page_says_why_outputs_grow_and_streams_generation)
+{
+    /* What a reader of the page must find, whatever the browser test draws: the one sentence on
+     * why outputs grows with the sequence and hidden does not, and a generate mode that reads
+     * the stream itself (EventSource cannot POST a body). */
+    const char *page = (const char *)playground_html;
+    ck_assert_ptr_nonnull(strstr(page, "<strong>outputs</strong> grows with the sequence because"));
+    ck_assert_ptr_nonnull(strstr(page, "never by the length."));
+    ck_assert_ptr_nonnull(strstr(page, "'/generate'"));
+    ck_assert_ptr_nonnull(strstr(page, "getReader()"));
+    ck_assert_ptr_nonnull(strstr(page, "text/event-stream"));
+    ck_assert_ptr_null(strstr(page, "EventSource"));
+    /* A 404 there is a message on the page, not a broken one. */
+    ck_assert_ptr_nonnull(strstr(page, "This server cannot generate"));
+}
+END_TEST
+
 START_TEST(test_query_string_does_not_change_the_route)
 {
     serve("{}");
@@ -228,6 +245,7 @@ static Suite *playground_suite(void)
     tcase_add_test(tc, test_get_root_serves_the_page_as_html);
     tcase_add_test(tc, test_the_binary_carries_web_playground_html_as_it_is);
     tcase_add_test(tc, test_the_page_loads_nothing_from_elsewhere);
+    tcase_add_test(tc, test_the_page_says_why_outputs_grow_and_streams_generation);
     tcase_add_test(tc, test_query_string_does_not_change_the_route);
     tcase_add_test(tc, test_head_root_sends_the_headers_only);
     tcase_add_test(tc, test_post_root_is_405_allowing_get);
