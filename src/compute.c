@@ -25,6 +25,8 @@
  * can ask for a large answer (a padded layout). */
 #define INLINE_FLOPS 2e6
 #define INLINE_BYTES ((size_t)64 << 10)
+/* The express lane's bound on the response a job it computes here may encode (~0.4 ms). */
+#define EXPRESS_BYTES ((size_t)256 << 10)
 
 struct compute {
     api_limits lim;
@@ -242,7 +244,10 @@ int compute_submit(compute *c, compute_job *j)
         j->reason = "invalid";
         return 1;
     }
-    if (api_call_flops(j->call) < INLINE_FLOPS && api_call_response_bytes(j->call) < INLINE_BYTES) {
+    /* Cheap, or small and stuck behind larger passes with nobody to merge with (the express
+     * lane, sched_express): computed here, now. */
+    if (compute_runs_inline(j->call) || (api_call_response_bytes(j->call) < EXPRESS_BYTES &&
+                                         sched_express(c->sc, j->model, api_call_flops(j->call)))) {
         int64_t t = now_ns();
         if (j->computed)
             j->status = compute_with_hook(j);

@@ -30,6 +30,11 @@
  * behind seconds of large ones), and no job waits longer than KEY_WEIGHT times its own cost
  * for jobs that came after it. */
 #define KEY_WEIGHT 16
+/* The express lane (sched_express): jobs of at most EXPRESS_NS of estimated compute, that would
+ * wait more than EXPRESS_WAIT times that (and at least EXPRESS_MIN_WAIT_NS). */
+#define EXPRESS_NS 5000000LL
+#define EXPRESS_WAIT 8
+#define EXPRESS_MIN_WAIT_NS 10000000LL
 /* How often the timer thread, and a running pass, ask whether requesters are gone. */
 #define POLL_NS 10000000LL
 
@@ -542,6 +547,28 @@ int sched_start(const sched_config *cfg, sched **out, char *err, size_t errlen)
 fail:
     sched_free(s);
     return -1;
+}
+
+int sched_express(sched *s, const rnn_model *model, double flops)
+{
+    int64_t now = now_ns();
+    pthread_mutex_lock(&s->mu);
+    double est = flops / s->rate;
+    /* Queued work, all of it larger: an empty queue means the job starts at the next free
+     * thread, and the next arrivals will merge with it. */
+    int express = !s->stopping && est <= (double)EXPRESS_NS && s->head;
+    if (express) {
+        int64_t e = est < 1 ? 1 : (int64_t)est;
+        int64_t wait = wait_estimate(s, now + KEY_WEIGHT * e, now);
+        express = wait > EXPRESS_MIN_WAIT_NS && wait > EXPRESS_WAIT * e;
+        /* Company to merge with is worth the wait: many small requests for one model are the
+         * scheduler's best case, and must stay queued. */
+        for (const sched_job *j = s->head; express && j; j = j->next)
+            if (j->model == model && j->flops <= 2 * flops)
+                express = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return express;
 }
 
 /* The "queue full" sentence. Caller holds mu. */

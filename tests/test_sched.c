@@ -587,6 +587,43 @@ START_TEST(test_job_with_its_own_work_runs_alone_and_stops_when_its_client_leave
 }
 END_TEST
 
+/* The express lane: a small job stuck behind larger queued work, with nothing to merge with, is
+ * told to run at once; with company for it (or an empty queue) it is not. */
+START_TEST(test_express_lane_is_for_small_jobs_behind_larger_ones_only)
+{
+    model_t m;
+    model_load(&m, "lstm_1layer");
+    waiter w;
+    waiter_init(&w);
+    sched *s = start(1, 1024, 600000);
+    ck_assert_int_eq(sched_express(s, m.model, 1e4), 0); /* idle: it starts at once */
+    tjob *running = tjob_new(m.model, 1, 3, 0, &w), *queued = tjob_new(m.model, 2, 5, 0, &w),
+         *small = tjob_new(m.model, 1, 3, 0, &w);
+    running->job.run = own_work; /* holds the one thread until its client leaves */
+    running->job.flops = 4e11; /* ~20 s at the first guess: still running as far as it knows */
+    int runs = atomic_load(&own_runs);
+    submit_ok(s, running);
+    for (double end = tu_now_s() + 30; atomic_load(&own_runs) == runs && tu_now_s() < end;)
+        tu_sleep_ms(1);
+    ck_assert_int_eq(sched_express(s, m.model, 1e4), 0); /* nothing queued: next in line */
+    queued->job.flops = 4e9;
+    submit_ok(s, queued);
+    ck_assert_int_eq(sched_express(s, m.model, 1e4), 1); /* tiny, behind larger work */
+    ck_assert_int_eq(sched_express(s, m.model, 2e9), 0); /* not small */
+    small->job.flops = 1e4;
+    submit_ok(s, small);
+    ck_assert_int_eq(sched_express(s, m.model, 1e4), 0); /* company to merge with */
+    atomic_store(&running->gone, 1);
+    waiter_wait(&w, 3);
+    sched_stop(s, 0);
+    sched_free(s);
+    tjob_free(running);
+    tjob_free(queued);
+    tjob_free(small);
+    model_free(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("sched");
@@ -605,6 +642,7 @@ int main(void)
     tcase_add_test(tc, test_engine_pass_stops_at_a_step_boundary_when_asked);
     tcase_add_test(tc, test_job_of_a_client_gone_before_its_pass_is_never_delivered);
     tcase_add_test(tc, test_job_with_its_own_work_runs_alone_and_stops_when_its_client_leaves);
+    tcase_add_test(tc, test_express_lane_is_for_small_jobs_behind_larger_ones_only);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

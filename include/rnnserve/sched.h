@@ -75,6 +75,11 @@ int sched_start(const sched_config *cfg, sched **out, char *err, size_t errlen);
  * On -1 `done` is never called. */
 int sched_submit(sched *s, sched_job *j, char *why, size_t whylen, int *retry_after_s);
 
+/* Whether a small job (at most a few ms of compute) for MODEL would wait much longer than its own
+ * cost behind larger passes, with nothing queued that it could merge with: its submitter then
+ * does better to compute it at once on its own thread than to queue it (the express lane). */
+int sched_express(sched *s, const rnn_model *model, double flops);
+
 /* Whether the queue already holds all the work it may (any job would be refused as "queue
  * full" now): the HTTP layer asks before reading a body. RETRY_AFTER_S as sched_submit's. */
 int sched_full(sched *s, char *why, size_t whylen, int *retry_after_s);
