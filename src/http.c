@@ -561,7 +561,8 @@ static int peer_sent_eof(req *r)
  * MHD_NO to close the connection. */
 static enum MHD_Result check_half_close(req *r)
 {
-    if (r->eof_seen || !peer_sent_eof(r))
+    /* A body complete by its Content-Length is answered now: nothing to wait for. */
+    if (r->eof_seen || (r->has_length && r->received >= r->length) || !peer_sent_eof(r))
         return MHD_YES;
     r->eof_seen = 1;
     if (r->has_length && r->received < r->length && r->received > 0)
@@ -670,16 +671,19 @@ static void take_request_id(req *r)
         memcpy(r->rid, v, n + 1);
         return;
     }
-    unsigned char b[16];
-    if (getrandom(b, sizeof b, GRND_NONBLOCK) != (ssize_t)sizeof b) {
-        /* no entropy yet (early boot): unique enough from the clock and the context's address */
-        uint64_t t = (uint64_t)r->t0.tv_sec * 1000000000u + (uint64_t)r->t0.tv_nsec;
-        uint64_t a = (uint64_t)(uintptr_t)r;
-        memcpy(b, &t, 8);
-        memcpy(b + 8, &a, 8);
+    /* Two SplitMix64 outputs of the server's random seed (getrandom at start) and a counter:
+     * unique per request, unguessable without the seed, and no system call per request. */
+    uint64_t n0 = atomic_fetch_add(&r->s->rid_counter, 1), w[2];
+    for (int k = 0; k < 2; k++) {
+        uint64_t z = r->s->rid_seed[k] + (n0 + 1) * 0x9e3779b97f4a7c15ULL;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        w[k] = z ^ (z >> 31);
     }
-    for (size_t i = 0; i < sizeof b; i++)
-        snprintf(r->rid + 2 * i, 3, "%02x", b[i]);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++)
+        r->rid[i] = hex[(w[i / 16] >> (4 * (15 - i % 16))) & 15];
+    r->rid[32] = '\0';
 }
 
 static int lower_hex(const char *s, size_t n)
@@ -906,13 +910,18 @@ static const char *termination_name(enum MHD_RequestTerminationCode code)
 
 /* Writes S to F with every byte a reader could mistake for the line's structure (outside
  * printable ASCII, space, quote, backslash) as \xNN: one request is one line, whatever it sent. */
-static void put_escaped(FILE *f, const char *s)
+/* S into B with every byte outside printable ASCII, and the quote and backslash, as \xNN: one
+ * request, one line, whatever its bytes. */
+static void put_escaped(buf *b, const char *s)
 {
+    static const char hex[] = "0123456789abcdef";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
-            putc(*p, f);
-        else
-            fprintf(f, "\\x%02x", *p);
+        if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
+            buf_putc(b, (char)*p);
+        } else {
+            char e[4] = {'\\', 'x', hex[*p >> 4], hex[*p & 15]};
+            buf_append(b, e, 4);
+        }
     }
 }
 
@@ -926,29 +935,36 @@ static void access_log(const req *r, double secs, enum MHD_RequestTerminationCod
     const compute_job *j = &r->job;
     const char *end = j->outcome == COMPUTE_CANCELLED ? "cancelled" : termination_name(code);
     const char *reason = j->outcome == COMPUTE_CANCELLED ? NULL : j->reason ? j->reason : r->reason;
-    /* One locked stream for the whole line: lines from threads never interleave. */
-    flockfile(stderr);
-    fprintf(stderr, "%s access method=", ts);
-    put_escaped(stderr, r->method);
-    fputs(" path=", stderr);
-    put_escaped(stderr, r->path);
-    fprintf(stderr, " status=%d bytes=%zu duration_ms=%.3f batch=%zu steps=%zu end=%s%s%s",
-            r->status, r->out_bytes, secs * 1e3, r->stats.sequences, r->stats.steps, end,
-            reason ? " reason=" : "", reason ? reason : "");
-    fputs(" rid=", stderr);
-    put_escaped(stderr, r->rid);
-    if (r->traceparent[0])
-        fprintf(stderr, " traceparent=%s", r->traceparent); /* checked: hex and dashes only */
+    /* The line is built first and written by one call: stderr is unbuffered, so writing it in
+     * pieces cost a system call each and made the threads queue on the stream's lock. */
+    buf b = BUF_INIT;
+    buf_puts(&b, ts);
+    buf_puts(&b, " access method=");
+    put_escaped(&b, r->method);
+    buf_puts(&b, " path=");
+    put_escaped(&b, r->path);
+    buf_printf(&b, " status=%d bytes=%zu duration_ms=%.3f batch=%zu steps=%zu end=%s%s%s",
+               r->status, r->out_bytes, secs * 1e3, r->stats.sequences, r->stats.steps, end,
+               reason ? " reason=" : "", reason ? reason : "");
+    buf_puts(&b, " rid=");
+    put_escaped(&b, r->rid);
+    if (r->traceparent[0]) {
+        buf_puts(&b, " traceparent="); /* checked: hex and dashes only */
+        buf_puts(&b, r->traceparent);
+    }
     if (r->session) {
-        fputs(" session=", stderr);
-        put_escaped(stderr, r->session);
+        buf_puts(&b, " session=");
+        put_escaped(&b, r->session);
     }
     if (j->pass_jobs)
-        fprintf(stderr, " decode_ms=%.3f wait_ms=%.3f compute_ms=%.3f encode_ms=%.3f pass=%zux%zu",
-                (double)j->decode_ns / 1e6, (double)j->wait_ns / 1e6, (double)j->compute_ns / 1e6,
-                (double)j->encode_ns / 1e6, j->pass_jobs, j->pass_sequences);
-    putc('\n', stderr);
-    funlockfile(stderr);
+        buf_printf(&b, " decode_ms=%.3f wait_ms=%.3f compute_ms=%.3f encode_ms=%.3f pass=%zux%zu",
+                   (double)j->decode_ns / 1e6, (double)j->wait_ns / 1e6,
+                   (double)j->compute_ns / 1e6, (double)j->encode_ns / 1e6, j->pass_jobs,
+                   j->pass_sequences);
+    buf_putc(&b, '\n');
+    if (!b.oom)
+        fwrite(b.data, 1, b.len, stderr);
+    buf_free(&b);
 }
 
 static metrics_outcome outcome_of(compute_outcome o)

@@ -42,8 +42,10 @@ typedef struct {
 
 /* The one server instance: everything mutable the process has lives here. */
 struct srv {
-    const cfg_config *cfg; /* server settings; a reload replaces models only */
-    http_router router;    /* the route table's answers to http.c (server.c plugs them in) */
+    const cfg_config *cfg;            /* server settings; a reload replaces models only */
+    uint64_t rid_seed[2];             /* from getrandom at start: generated X-Request-Ids */
+    atomic_uint_fast64_t rid_counter; /* requests given an id */
+    http_router router; /* the route table's answers to http.c (server.c plugs them in) */
     modelset_slot models;
     struct MHD_Daemon *d;
     acceptor acc;

@@ -4,6 +4,9 @@
  * Threads: libmicrohttpd's epoll workers only move bytes (http.c); forward passes run on the
  * compute pool (compute.c); one thread accepts (accept.c). See docs/ARCHITECTURE.md. */
 #include <errno.h>
+#include <stdint.h>
+#include <sys/random.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +146,11 @@ int srv_start(const cfg_config *cfg, srv **out, char *err, size_t errlen)
     if (!(s = calloc(1, sizeof *s)))
         goto oom;
     s->cfg = cfg;
+    if (getrandom(s->rid_seed, sizeof s->rid_seed, 0) != (ssize_t)sizeof s->rid_seed) {
+        /* no entropy (early boot): ids stay unique, only guessable */
+        s->rid_seed[0] = (uint64_t)time(NULL);
+        s->rid_seed[1] = (uint64_t)(uintptr_t)s;
+    }
     s->router = (http_router){routes_match,  routes_keeps_body, routes_refuse_early,
                               routes_answer, routes_reloaded,   routes_wire_of};
     accept_init(&s->acc);
