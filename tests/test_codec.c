@@ -222,7 +222,8 @@ static const char *const SMALL_RNN =
     " 'weights': {'weight_ih_l0': [[0.5], [-0.25]], 'weight_hh_l0': [[0.1, 0.2], [-0.3, 0.4]],"
     " 'bias_ih_l0': [0.01, 0.02], 'bias_hh_l0': [-0.03, 0.05]}}]}";
 
-/* Runs TEXT (JSON with ' for ") through api_forward (v1); returns the status, *out the parsed body. */
+/* Runs TEXT (JSON with ' for ") through api_forward (v1); returns the status, *out the parsed body.
+ */
 static int forward(const rnn_model *m, const char *text, json_t **out, api_stats *stats)
 {
     char *body = dq(text), *resp = NULL;

@@ -600,7 +600,7 @@ START_TEST(test_express_lane_is_for_small_jobs_behind_larger_ones_only)
     tjob *running = tjob_new(m.model, 1, 3, 0, &w), *queued = tjob_new(m.model, 2, 5, 0, &w),
          *small = tjob_new(m.model, 1, 3, 0, &w);
     running->job.run = own_work; /* holds the one thread until its client leaves */
-    running->job.flops = 4e11; /* ~20 s at the first guess: still running as far as it knows */
+    running->job.flops = 4e11;   /* ~20 s at the first guess: still running as far as it knows */
     int runs = atomic_load(&own_runs);
     submit_ok(s, running);
     for (double end = tu_now_s() + 30; atomic_load(&own_runs) == runs && tu_now_s() < end;)
