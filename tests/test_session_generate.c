@@ -407,46 +407,6 @@ END_TEST
 /* ---------------------------------------------------------------------------------------------
  * Busy sessions: a slow step of a big model, a long generate of the char model */
 
-/* Writes an nn.LSTM(I, H, L) with small pseudo-random weights as a safetensors file at PATH. */
-static void write_lstm(const char *path, int I, int H, int L)
-{
-    json_t *hdr = json_object();
-    size_t off = 0;
-    char name[64];
-    for (int l = 0; l < L; l++) {
-        const int rows = 4 * H, cols[4] = {l ? H : I, H, 0, 0};
-        const char *fmt[4] = {"weight_ih_l%d", "weight_hh_l%d", "bias_ih_l%d", "bias_hh_l%d"};
-        for (int k = 0; k < 4; k++) {
-            size_t n = (size_t)rows * (size_t)(cols[k] ? cols[k] : 1);
-            snprintf(name, sizeof name, fmt[k], l);
-            json_t *shape = cols[k] ? json_pack("[ii]", rows, cols[k]) : json_pack("[i]", rows);
-            json_object_set_new(hdr, name,
-                                json_pack("{s:s,s:o,s:[II]}", "dtype", "F32", "shape", shape,
-                                          "data_offsets", (json_int_t)off,
-                                          (json_int_t)(off + n * 4)));
-            off += n * 4;
-        }
-    }
-    char *text = json_dumps(hdr, JSON_COMPACT);
-    size_t hl = strlen(text), padded = (hl + 7) / 8 * 8;
-    FILE *fp = fopen(path, "wb");
-    ck_assert_ptr_nonnull(fp);
-    uint64_t le = padded;
-    fwrite(&le, 8, 1, fp);
-    fwrite(text, 1, hl, fp);
-    for (size_t i = hl; i < padded; i++)
-        fputc(' ', fp);
-    uint32_t x = 12345;
-    for (size_t i = 0; i < off / 4; i++) {
-        x = x * 1664525u + 1013904223u;
-        float f = ((float)(x >> 8) / 16777216.0f - 0.5f) * 0.08f;
-        fwrite(&f, 4, 1, fp);
-    }
-    fclose(fp);
-    free(text);
-    json_decref(hdr);
-}
-
 typedef struct {
     int port;
     char path[128];
@@ -499,7 +459,7 @@ START_TEST(a_running_request_makes_the_session_busy)
     char dir[] = "/tmp/rnnserve-sessgen-XXXXXX", weights[128], extra[512], id[40], path[128];
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(weights, sizeof weights, "%s/big.safetensors", dir);
-    write_lstm(weights, 64, 512, 2);
+    tu_write_lstm(weights, 64, 512, 2);
     snprintf(extra, sizeof extra,
              ", {\"name\": \"big\", \"type\": \"lstm\", \"input_size\": 64, \"hidden_size\": 512, "
              "\"num_layers\": 2, \"weights\": \"%s\"}",

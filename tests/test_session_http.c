@@ -533,53 +533,6 @@ END_TEST
 /* ---------------------------------------------------------------------------------------------
  * Busy sessions: a slow step on a big model with one compute thread */
 
-/* Writes an nn.LSTM(I, H, L) with small pseudo-random weights as a safetensors file at PATH. */
-static void write_lstm(const char *path, int I, int H, int L)
-{
-    json_t *hdr = json_object();
-    size_t off = 0;
-    char name[64];
-    for (int l = 0; l < L; l++) {
-        const int in = l ? H : I;
-        const struct {
-            const char *fmt;
-            int rows, cols;
-        } t[] = {{"weight_ih_l%d", 4 * H, in},
-                 {"weight_hh_l%d", 4 * H, H},
-                 {"bias_ih_l%d", 4 * H, 0},
-                 {"bias_hh_l%d", 4 * H, 0}};
-        for (int k = 0; k < 4; k++) {
-            size_t n = (size_t)t[k].rows * (size_t)(t[k].cols ? t[k].cols : 1);
-            snprintf(name, sizeof name, t[k].fmt, l);
-            json_t *shape =
-                t[k].cols ? json_pack("[ii]", t[k].rows, t[k].cols) : json_pack("[i]", t[k].rows);
-            json_object_set_new(hdr, name,
-                                json_pack("{s:s,s:o,s:[II]}", "dtype", "F32", "shape", shape,
-                                          "data_offsets", (json_int_t)off,
-                                          (json_int_t)(off + n * 4)));
-            off += n * 4;
-        }
-    }
-    char *text = json_dumps(hdr, JSON_COMPACT);
-    size_t hl = strlen(text), padded = (hl + 7) / 8 * 8;
-    FILE *fp = fopen(path, "wb");
-    ck_assert_ptr_nonnull(fp);
-    uint64_t le = padded;
-    fwrite(&le, 8, 1, fp);
-    fwrite(text, 1, hl, fp);
-    for (size_t i = hl; i < padded; i++)
-        fputc(' ', fp);
-    uint32_t x = 12345;
-    for (size_t i = 0; i < off / 4; i++) {
-        x = x * 1664525u + 1013904223u;
-        float v = ((float)(x >> 8) / 16777216.0f - 0.5f) * 0.08f;
-        fwrite(&v, 4, 1, fp);
-    }
-    fclose(fp);
-    free(text);
-    json_decref(hdr);
-}
-
 typedef struct {
     int port;
     const char *id;
@@ -626,7 +579,7 @@ START_TEST(test_a_running_step_makes_the_session_busy)
     char dir[] = "/tmp/rnnserve-bigmodel-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(weights, sizeof weights, "%s/big.safetensors", dir);
-    write_lstm(weights, 64, 512, 2);
+    tu_write_lstm(weights, 64, 512, 2);
     snprintf(models, sizeof models,
              "[{\"name\": \"big\", \"type\": \"lstm\", \"input_size\": 64, \"hidden_size\": 512, "
              "\"num_layers\": 2, \"weights\": \"%s\"}]",
@@ -698,7 +651,7 @@ START_TEST(test_ten_thousand_idle_sessions_fit_their_memory_bound)
     char dir[] = "/tmp/rnnserve-memmodel-XXXXXX", weights[400], models[1024];
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(weights, sizeof weights, "%s/m.safetensors", dir);
-    write_lstm(weights, 8, 256, 2);
+    tu_write_lstm(weights, 8, 256, 2);
     snprintf(models, sizeof models,
              "[{\"name\": \"m\", \"type\": \"lstm\", \"input_size\": 8, \"hidden_size\": 256, "
              "\"num_layers\": 2, \"weights\": \"%s\"}]",

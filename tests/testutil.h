@@ -42,6 +42,10 @@ char *tu_write_tmp(const char *suffix, const void *data, size_t len);
 /* Largest |a[i] - b[i]| over n values (inf when either is non-finite where the other is not). */
 double tu_max_abs_diff(const float *a, const float *b, size_t n);
 
+/* Writes an nn.LSTM(I, H, L) with small pseudo-random weights (a fixed generator: the same bytes
+ * every time) as a safetensors file at PATH: a model big enough to keep a pass running. */
+void tu_write_lstm(const char *path, int I, int H, int L);
+
 /* Path of a file under tests/fixtures (static buffer, valid until the next call). */
 const char *tu_fixture(const char *rel);
 
