@@ -194,40 +194,6 @@ static int read_step(decoder *d, size_t i, size_t t)
     return 0;
 }
 
-/* inputs[i], at depth 3. Steps are stored until the first error of the inputs is found; after
- * it, only what can still outrank that error (a sequence's shape and length) is looked at. */
-static int read_sequence(decoder *d, size_t i)
-{
-    js_reader *js = &d->js;
-    const size_t max = d->lim->max_steps;
-    const js_kind k = js_peek(js);
-    d->lengths[i] = 0;
-    if (k != JS_ARRAY) {
-        FIRST(d, E_SEQUENCE, 400, "inputs[%zu]: expected an array of steps, got %s", i,
-              wire_kind_name(k));
-        return js_skip(js, 3);
-    }
-    if (js_array_begin(js, 3) < 0)
-        return -1;
-    size_t t = 0;
-    int rc;
-    while ((rc = js_array_next(js, t)) > 0) {
-        if (t < max && !d->has[E_SEQUENCE] && !d->has[E_STEP]) {
-            if (read_step(d, i, t) < 0)
-                return -1;
-        } else if (js_skip(js, 4) < 0) {
-            return -1;
-        }
-        t++;
-    }
-    if (rc < 0)
-        return -1;
-    if (t > max)
-        FIRST(d, E_SEQUENCE, 413, "inputs[%zu]: %zu steps exceed max_steps %zu", i, t, max);
-    d->lengths[i] = t > INT32_MAX ? INT32_MAX : (int32_t)t;
-    return 0;
-}
-
 /* tokens[i][t], at depth 4: an integer id in [0, vocab_size), however it is written (7, 7.0). */
 static int read_token(decoder *d, size_t i, size_t t)
 {
@@ -265,15 +231,18 @@ static int read_token(decoder *d, size_t i, size_t t)
     return 0;
 }
 
-/* tokens[i], at depth 3: as read_sequence, with ids for steps. */
-static int read_token_sequence(decoder *d, size_t i)
+/* inputs[i] or tokens[i] (FIELD), at depth 3, each step read by STEP (WHAT names a step's kind
+ * in the message). Steps are stored until the first error of the inputs is found; after it,
+ * only what can still outrank that error (a sequence's shape and length) is looked at. */
+static int read_sequence(decoder *d, size_t i, const char *field, const char *what,
+                         int (*step)(decoder *, size_t, size_t))
 {
     js_reader *js = &d->js;
     const size_t max = d->lim->max_steps;
     const js_kind k = js_peek(js);
     d->lengths[i] = 0;
     if (k != JS_ARRAY) {
-        FIRST(d, E_SEQUENCE, 400, "tokens[%zu]: expected an array of token ids, got %s", i,
+        FIRST(d, E_SEQUENCE, 400, "%s[%zu]: expected an array of %s, got %s", field, i, what,
               wire_kind_name(k));
         return js_skip(js, 3);
     }
@@ -283,7 +252,7 @@ static int read_token_sequence(decoder *d, size_t i)
     int rc;
     while ((rc = js_array_next(js, t)) > 0) {
         if (t < max && !d->has[E_SEQUENCE] && !d->has[E_STEP]) {
-            if (read_token(d, i, t) < 0)
+            if (step(d, i, t) < 0)
                 return -1;
         } else if (js_skip(js, 4) < 0) {
             return -1;
@@ -293,7 +262,7 @@ static int read_token_sequence(decoder *d, size_t i)
     if (rc < 0)
         return -1;
     if (t > max)
-        FIRST(d, E_SEQUENCE, 413, "tokens[%zu]: %zu steps exceed max_steps %zu", i, t, max);
+        FIRST(d, E_SEQUENCE, 413, "%s[%zu]: %zu steps exceed max_steps %zu", field, i, t, max);
     d->lengths[i] = t > INT32_MAX ? INT32_MAX : (int32_t)t;
     return 0;
 }
@@ -327,7 +296,8 @@ static int read_inputs(decoder *d, bool tokens)
                 d->lengths = l;
                 d->lcap = c;
             }
-            if ((tokens ? read_token_sequence(d, i) : read_sequence(d, i)) < 0)
+            if ((tokens ? read_sequence(d, i, "tokens", "token ids", read_token)
+                        : read_sequence(d, i, "inputs", "steps", read_step)) < 0)
                 return -1;
         } else if (js_skip(js, 3) < 0) {
             return -1;
