@@ -217,7 +217,7 @@ uninstall:
 # each runner is its own target, so `make -j2 -Otarget unit` runs two at a time.
 unit: $(addprefix unit-,$(TESTS))
 unit-%: $(B)/tests/%
-	@$(B)/tests/$*
+	@$(B)/tests/$* || { echo "unit: FAIL: $*"; exit 1; }
 
 # Builds the image from Dockerfile (docker when a daemon answers, else podman through
 # ../shared/tools/docker/build-and-run.sh) and checks the running container (needs root).

@@ -111,7 +111,12 @@ if [ "$E" = docker ]; then
     docker build $nocache -t "$IMAGE" . >"$tmp/build.log" 2>&1
 else
     "$HELPER" --no-run $nocache -t "$IMAGE" -n rnnserve . >"$tmp/build.log" 2>&1
-fi || { tail -n 40 "$tmp/build.log" >&2; fail "image build failed (log above)"; }
+fi || {
+    tail -n 40 "$tmp/build.log" >&2
+    # the runners' access logs bury a failure: its lines again, last
+    grep -aE ':[FE]:|Failures: [1-9]|Errors: [1-9]|^unit: FAIL' "$tmp/build.log" | head -n 40 >&2
+    fail "image build failed (log above)"
+}
 build_s=$(since "$t0")
 runners=$(grep -cE '100%: Checks: [0-9]+, Failures: 0, Errors: 0' "$tmp/build.log")
 ntests=$(find tests -maxdepth 1 -name 'test_*.c' | wc -l)
