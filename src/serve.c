@@ -64,19 +64,34 @@ static void log_listening(const cfg_config *cfg, srv *s)
 }
 
 /* SIGHUP reloads the models (server settings need a restart). Returns the signal that ends the
- * wait, SIGTERM or SIGINT. */
+ * wait, SIGTERM or SIGINT. Once a second without one, it looks whether the server has been quiet
+ * since the last look after being busy: the heap keeps freed memory for the next requests
+ * (sysres_heap_keep), and this is when it goes back to the system. */
 static int serve_until_stopped(srv *s, const char *config_path, sigset_t *set)
 {
     char err[1024];
-    int sig = 0;
-    while (sigwait(set, &sig) == 0 && sig == SIGHUP) {
+    const struct timespec tick = {1, 0};
+    long mark = -1;
+    int busy = 0;
+    for (;;) {
+        int sig = sigtimedwait(set, NULL, &tick);
+        if (sig < 0) { /* the tick (EAGAIN), or EINTR */
+            if (!srv_quiet_since(s, &mark))
+                busy = 1;
+            else if (busy) {
+                sysres_heap_release();
+                busy = 0;
+            }
+            continue;
+        }
+        if (sig != SIGHUP)
+            return sig;
         if (srv_reload(s, config_path, err, sizeof err) < 0) {
             say("SIGHUP: reload failed, still serving the previous models: %s", err);
             continue;
         }
         srv_log_models(s, "SIGHUP: reloaded ", 0);
     }
-    return sig;
 }
 
 /* Drains within TIMEOUT_S: in-flight requests finish, then kept-alive connections settle. */
@@ -124,6 +139,7 @@ int serve_main(const char *config_path, const serve_overrides *o)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    sysres_heap_keep();
     if (srv_start(cfg, &s, err, sizeof err) < 0) {
         fprintf(stderr, "rnnserve: %s\n", err);
         cfg_free(cfg);

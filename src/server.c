@@ -216,6 +216,14 @@ long srv_wait_idle(srv *s, int timeout_ms)
     return atomic_load(&s->inflight);
 }
 
+int srv_quiet_since(srv *s, long *mark)
+{
+    long now = atomic_load(&s->started);
+    int quiet = now == *mark && atomic_load(&s->inflight) == 0;
+    *mark = now;
+    return quiet;
+}
+
 void srv_wait_quiet(srv *s, int deadline_ms, int quiet_ms)
 {
     struct timespec nap = {0, 10 * 1000 * 1000};

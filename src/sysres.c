@@ -6,6 +6,9 @@
 #include "rnnserve/sysres.h"
 
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -242,4 +245,21 @@ size_t sysres_memory_budget(char *why, size_t whylen)
         lower(&budget, rl.rlim_cur > data * page ? rl.rlim_cur - data * page : 0, "RLIMIT_DATA",
               why, whylen);
     return budget;
+}
+
+void sysres_heap_keep(void)
+{
+#ifdef __GLIBC__
+    /* 32 MB is glibc's largest mmap threshold on 64-bit; larger blocks are mapped each time,
+     * which at that size costs little next to filling them. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
+}
+
+void sysres_heap_release(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0); /* every arena, free pages inside the heaps too */
+#endif
 }

@@ -40,6 +40,10 @@ long srv_wait_idle(srv *s, int timeout_ms);
  * connection, and clients must be ready for it.) */
 void srv_wait_quiet(srv *s, int deadline_ms, int quiet_ms);
 
+/* 1 when no request has begun since the call that set *MARK and none is in flight now; sets
+ * *MARK for the next call (start it at -1). The app's idle moment to give memory back. */
+int srv_quiet_since(srv *s, long *mark);
+
 /* Reloads the models from the config at CONFIG_PATH without dropping a request: everything is
  * loaded and validated first, then swapped in; requests in flight finish on the models they
  * started with. The new file's server section is ignored (it needs a restart). Returns 0, or -1
