@@ -379,8 +379,9 @@ static void pause_compute(int paused)
 }
 
 /* The sizes below come from this: a step of the big model is about 1.6 MFLOP, estimated at about
- * 0.08 ms by a scheduler that has not measured a pass yet (its guess, 20 FLOPs per ns), which is
- * every server here until it is unpaused. */
+ * 0.08 ms by a scheduler that has not measured a pass yet (its guess, 20 FLOPs per ns). A test
+ * whose admissions depend on it pauses before anything is computed, so no measurement (a loaded
+ * machine's, a sanitizer's) moves those estimates. */
 
 /* ---------------------------------------------------------------------------------------------
  * Merging */
