@@ -11,6 +11,7 @@
 #include "rnnserve/compute.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,9 @@
 struct compute {
     api_limits lim;
     sched *sc;
-    pthread_mutex_t mu; /* guards stopped and paused */
+    pthread_mutex_t mu; /* guards stopped */
     int stopped;
-    int paused;
+    atomic_int paused; /* read on every submit: no lock on that path */
 };
 
 static int64_t now_ns(void)
@@ -248,12 +249,9 @@ int compute_submit(compute *c, compute_job *j)
     /* Cheap, or small and stuck behind larger passes with nobody to merge with (the express
      * lane, sched_express): computed here, now. Not while paused: a test that froze the
      * scheduler to build a queue state must not see a request slip past it. */
-    pthread_mutex_lock(&c->mu);
-    const int paused = c->paused;
-    pthread_mutex_unlock(&c->mu);
-    if (!paused && (compute_runs_inline(j->call) ||
-                    (api_call_response_bytes(j->call) < EXPRESS_BYTES &&
-                     sched_express(c->sc, j->model, api_call_flops(j->call))))) {
+    if (!atomic_load(&c->paused) && (compute_runs_inline(j->call) ||
+                                     (api_call_response_bytes(j->call) < EXPRESS_BYTES &&
+                                      sched_express(c->sc, j->model, api_call_flops(j->call))))) {
         int64_t t = now_ns();
         if (j->computed)
             j->status = compute_with_hook(j);
@@ -297,9 +295,7 @@ void compute_depth(compute *c, sched_depth *d)
 
 void compute_pause(compute *c, int paused)
 {
-    pthread_mutex_lock(&c->mu);
-    c->paused = paused != 0;
-    pthread_mutex_unlock(&c->mu);
+    atomic_store(&c->paused, paused != 0);
     sched_pause(c->sc, paused);
 }
 
@@ -307,8 +303,8 @@ void compute_stop(compute *c, int abort)
 {
     pthread_mutex_lock(&c->mu);
     c->stopped = 1;
-    c->paused = 0; /* as sched_stop's: what is queued is computed (or ended) */
     pthread_mutex_unlock(&c->mu);
+    atomic_store(&c->paused, 0); /* as sched_stop's: what is queued is computed (or ended) */
     sched_stop(c->sc, abort);
 }
 
