@@ -11,6 +11,7 @@
 #include "rnnserve/compute.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct compute {
     sched *sc;
     pthread_mutex_t mu; /* guards stopped */
     int stopped;
+    atomic_int paused; /* read on every submit: no lock on that path */
 };
 
 static int64_t now_ns(void)
@@ -245,9 +247,11 @@ int compute_submit(compute *c, compute_job *j)
         return 1;
     }
     /* Cheap, or small and stuck behind larger passes with nobody to merge with (the express
-     * lane, sched_express): computed here, now. */
-    if (compute_runs_inline(j->call) || (api_call_response_bytes(j->call) < EXPRESS_BYTES &&
-                                         sched_express(c->sc, j->model, api_call_flops(j->call)))) {
+     * lane, sched_express): computed here, now. Not while paused: a test that froze the
+     * scheduler to build a queue state must not see a request slip past it. */
+    if (!atomic_load(&c->paused) && (compute_runs_inline(j->call) ||
+                                     (api_call_response_bytes(j->call) < EXPRESS_BYTES &&
+                                      sched_express(c->sc, j->model, api_call_flops(j->call))))) {
         int64_t t = now_ns();
         if (j->computed)
             j->status = compute_with_hook(j);
@@ -289,11 +293,18 @@ void compute_depth(compute *c, sched_depth *d)
     sched_get_depth(c->sc, d);
 }
 
+void compute_pause(compute *c, int paused)
+{
+    atomic_store(&c->paused, paused != 0);
+    sched_pause(c->sc, paused);
+}
+
 void compute_stop(compute *c, int abort)
 {
     pthread_mutex_lock(&c->mu);
     c->stopped = 1;
     pthread_mutex_unlock(&c->mu);
+    atomic_store(&c->paused, 0); /* as sched_stop's: what is queued is computed (or ended) */
     sched_stop(c->sc, abort);
 }
 

@@ -205,6 +205,11 @@ void srv_abort(srv *s)
         compute_abort(s->compute);
 }
 
+void srv_pause_compute(srv *s, int paused)
+{
+    compute_pause(s->compute, paused);
+}
+
 long srv_wait_idle(srv *s, int timeout_ms)
 {
     struct timespec nap = {0, 10 * 1000 * 1000};

@@ -102,6 +102,14 @@ int compute_busy(compute *c, char *why, size_t whylen, int *retry_after_s);
 /* Queue depth now (for the metrics' gauges). */
 void compute_depth(compute *c, sched_depth *d);
 
+/* Freezes computing (PAUSED 1) or lets it go on (0), for tests and operators' debugging: while
+ * paused nothing is computed, not even a request cheap enough to run inline or one the express
+ * lane would take (every forward request is queued, as a session step or a generation is), so
+ * that what is queued stays so; deadlines still expire queued requests, clients that leave are
+ * still dropped, and admission still refuses by the queued estimates. compute_stop ends a pause
+ * (a paused server still drains). */
+void compute_pause(compute *c, int paused);
+
 /* Stops accepting and computes what is queued (ABORT 0), or ends queued jobs and stops running
  * passes at their next step (ABORT 1: the drain deadline ran out); every parked job is resumed.
  * A later submit is answered 503 on the caller's thread. */

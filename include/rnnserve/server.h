@@ -28,6 +28,12 @@ void srv_drain(srv *s);
  * stop at their next step boundary (answered 503 too), so that stopping takes no longer. */
 void srv_abort(srv *s);
 
+/* Freezes the compute pool (PAUSED 1) or lets it go on (0), for tests and operators' debugging:
+ * while paused no forward pass, session step or generation is computed (cheap requests too are
+ * queued rather than computed on the I/O thread), but deadlines and cancellations still apply
+ * and admission still refuses a full queue; see compute_pause. srv_stop ends a pause. */
+void srv_pause_compute(srv *s, int paused);
+
 /* Waits until no request is in flight or TIMEOUT_MS has passed. Returns the number still in
  * flight (0 when idle). */
 long srv_wait_idle(srv *s, int timeout_ms);
