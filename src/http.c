@@ -908,8 +908,6 @@ static const char *termination_name(enum MHD_RequestTerminationCode code)
     return "unknown";
 }
 
-/* Writes S to F with every byte a reader could mistake for the line's structure (outside
- * printable ASCII, space, quote, backslash) as \xNN: one request is one line, whatever it sent. */
 /* S into B with every byte outside printable ASCII, and the quote and backslash, as \xNN: one
  * request, one line, whatever its bytes. */
 static void put_escaped(buf *b, const char *s)
