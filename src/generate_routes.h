@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include "http_impl.h"
-#include "rnnserve/buf.h"
 
 /* Where a generation starts from when it is not the body's: one sequence's state, and who is told
  * how it ended. */
@@ -20,10 +19,10 @@ typedef struct {
     /* Called exactly once per request, on whichever thread ends it, before anything is answered
      * or streamed: OK when the generation succeeded and its answer encodes, with the final states
      * HIDDEN and CELL (as h0, c0) and ADVANCED, the steps it took (the prompt's and the generated
-     * ones); then ANSWER is the answer being encoded (NULL when not OK), to which the members to
-     * add go, each after a comma. */
+     * ones); then ANSWER is the call whose answer is being encoded (NULL when not OK): members to
+     * add go to it with api_gen_extra_fields. */
     void (*settle)(void *ctx, int ok, const float *hidden, const float *cell, uint64_t advanced,
-                   buf *answer);
+                   api_gen_call *answer);
     void *ctx;
 } gen_from;
 

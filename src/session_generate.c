@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "generate_routes.h"
+#include "rnnserve/buf.h"
 #include "session_routes.h"
 
 /* The held session while its generation runs: malloc'ed here, freed by settle (which may run on
@@ -18,7 +19,7 @@ typedef struct {
 
 /* gen_from.settle: the state and steps advance only when the answer carries them. */
 static void settle(void *ctx, int ok, const float *hidden, const float *cell, uint64_t advanced,
-                   buf *answer)
+                   api_gen_call *answer)
 {
     held *h = ctx;
     const sess_shape *sh = sess_shape_of(h->ref);
@@ -27,9 +28,14 @@ static void settle(void *ctx, int ok, const float *hidden, const float *cell, ui
         memcpy(sess_state_h(h->ref), hidden, n * sizeof(float));
         if (sh->has_cell)
             memcpy(sess_state_c(h->ref), cell, n * sizeof(float));
-        buf_puts(answer, ",\"session\":");
-        buf_json_string(answer, h->id);
-        buf_printf(answer, ",\"steps\":%llu", (unsigned long long)(sess_steps(h->ref) + advanced));
+        buf m = BUF_INIT;
+        buf_puts(&m, "\"session\":");
+        buf_json_string(&m, h->id);
+        buf_printf(&m, ",\"steps\":%llu", (unsigned long long)(sess_steps(h->ref) + advanced));
+        size_t len;
+        char *members = buf_take(&m, &len);
+        api_gen_extra_fields(answer, members); /* NULL: the answer fails, out of memory */
+        free(members);
     }
     sess_release(h->t, h->ref, ok ? advanced : 0, SESS_KEEP);
     free(h);

@@ -3,7 +3,8 @@
  * The HTTP layer hands a request body and a model to api_forward with the wire format its route
  * speaks, and gets the response body back (or the error body, in that format's own shape). The
  * wire formats (rnnserve's v1 JSON, the Open Inference Protocol's JSON) sit behind one small
- * interface; nothing here knows of HTTP connections. */
+ * interface; nothing here knows of HTTP connections. Generation (api_gen_*) has its own call:
+ * the same v1 body plus its fields, a run of many steps, an answer plain or one event at a time. */
 #ifndef RNNSERVE_API_H
 #define RNNSERVE_API_H
 
@@ -153,5 +154,75 @@ char *api_model_metadata(const api_wire *w, const rnn_info *info, int is_default
 /* GET /v1/models: {"models": [metadata, ...]} for N models, the first being the default. Same
  * ownership. */
 char *api_models_list(const rnn_info *const *infos, size_t n, size_t *len);
+
+/* ---- Generation (POST /v1/models/{name}/generate and a session's generate; wire_generate.c):
+ * v1's forward body plus "steps", "temperature", "top_k", "seed", "stream"; the run is
+ * generate.c's, many engine steps in one call, so a scheduler runs it as a job of its own rather
+ * than merging it into a pass. A call is used by one thread at a time. */
+
+typedef struct api_gen_call api_gen_call; /* one decoded generate request: its prompt, its
+                                             parameters, its result buffers, its answer */
+
+/* The state a generation continues from in place of the body's (a session's): one sequence's
+ * h0 and c0 (NULL without a cell), (L*D, H) each, borrowed until the run is over. */
+typedef struct {
+    const float *h0, *c0;
+} api_gen_state;
+
+/* Decodes a generate BODY for MODEL (with FROM's state when not NULL: the body then holds one
+ * prompt, which may be empty, and no h0 or c0) and allocates its result buffers. Returns 200 and
+ * a new call in *out (free with api_gen_free), or the error status (400, 413, 500 out of memory)
+ * with v1's error body in *errbody (malloc'ed, the caller frees; NULL only when out of memory)
+ * and *out NULL. MODEL must outlive the call. */
+int api_gen_decode(const rnn_model *model, const char *body, size_t len, const api_limits *lim,
+                   const api_gen_state *from, api_gen_call **out, char **errbody, size_t *errlen);
+
+/* The prompt batch (with FROM's state as its h0/c0); borrowed, valid as long as the call. */
+const rnn_batch *api_gen_batch(const api_gen_call *c);
+/* Sequences, and the steps run: the prompts' plus every sequence's generated ones (for a
+ * session's one sequence, the steps it advances by). */
+void api_gen_stats(const api_gen_call *c, api_stats *stats);
+/* Estimated FLOPs of the whole run: the prompts' steps and one step per sequence per generated
+ * step, each a step of every layer (and the head). */
+double api_gen_flops(const api_gen_call *c);
+/* "timeout_ms" in microseconds from the request's arrival; 0 when not given. */
+int64_t api_gen_timeout_us(const api_gen_call *c);
+/* The body's "stream": 1 true, 0 false, -1 not given (the caller decides, e.g. by Accept). */
+int api_gen_stream(const api_gen_call *c);
+
+/* Runs the generation on the call's prompt into its own buffers, asking STOP(STOP_CTX) between
+ * steps (NULL: never stops). EMIT (NULL: a plain answer) gets each generated step's event data,
+ * {"step": s, "tokens": [id, ...]} or {"step": s, "forecast": [[row], ...]}, one line of JSON,
+ * borrowed for the call; nonzero stops the run. Returns 0, RNN_STOPPED when STOP or EMIT said
+ * so, or -1 with err[errlen] (the engine's failure, or a step's forecast that JSON cannot carry:
+ * the message then says "not finite", a 422). */
+int api_gen_run(api_gen_call *c, int (*stop)(void *), void *stop_ctx,
+                int (*emit)(void *ctx, const char *data, size_t len), void *emit_ctx, char *err,
+                size_t errlen);
+
+/* After api_gen_run returned 0: the final states, (B, L, H) each as h0/c0 (cell NULL without a
+ * cell); borrowed, valid as long as the call. */
+const float *api_gen_hidden(const api_gen_call *c);
+const float *api_gen_cell(const api_gen_call *c);
+
+/* After api_gen_run returned 0: encodes the answer, {"model", "tokens" or "forecast", "hidden",
+ * "cell"}, into the call, still open for api_gen_extra_fields until api_gen_answer closes it.
+ * Returns 200, or the error status (422 a value JSON cannot carry, 500 out of memory) with v1's
+ * error body in *errbody (malloc'ed, the caller frees; NULL only when out of memory). */
+int api_gen_encode(api_gen_call *c, char **errbody, size_t *errlen);
+/* Between api_gen_encode and api_gen_answer: JSON object members ("\"session\":\"...\"", copied)
+ * appended to the answer after a comma. 0, or -1 when out of memory (JSON_MEMBERS NULL: its
+ * caller's building ran out), and api_gen_answer then fails. */
+int api_gen_extra_fields(api_gen_call *c, const char *json_members);
+/* The encoded answer, closed: 200 with it in *out (malloc'ed, the caller frees; *outlen bytes),
+ * or 500 with v1's error body there (NULL only when out of memory). The answer, plain, is also
+ * a stream's done event's data. */
+int api_gen_answer(api_gen_call *c, char **out, size_t *outlen);
+
+/* v1's error body for a generate request (a failure after decoding: the scheduler's 503, a
+ * 422, an error event's data): same ownership as api_error_body. */
+char *api_gen_error_body(int status, const char *message, size_t *len);
+
+void api_gen_free(api_gen_call *c);
 
 #endif
