@@ -1,8 +1,8 @@
 /* http_impl.h - what the files of the HTTP layer share: the server instance, a request in
  * flight, the respond helpers (http.c) and the route table's dispatch (routes.c).
  *
- * Private to src/server.c, src/http.c, src/routes.c and src/session_routes.c; everything else goes
- * through server.h. */
+ * Private to the HTTP layer's files (server.c, http.c, routes.c, reloader.c and the session and
+ * generate routes); everything else goes through server.h. */
 #ifndef RNNSERVE_HTTP_IMPL_H
 #define RNNSERVE_HTTP_IMPL_H
 
