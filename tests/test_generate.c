@@ -643,9 +643,9 @@ static int raw_post(int port, const char *path, const char *body)
 }
 
 /* A client that leaves mid-stream stops its generation: with one compute thread, the next
- * request is answered long before the abandoned one's 50000 steps could have run. The bound is
- * measured in the same run (500 steps, times 25: half of what 50000 would take), so a slow build
- * or a loaded machine stretches both sides; it is never below the old fixed bound. */
+ * request is answered long before the abandoned one's 100,000 steps could have run. The bound is
+ * measured in the same run (500 steps, times 25: an eighth of what 100,000 would take), so a slow
+ * build or a loaded machine stretches both sides; it is never below 0.5 s x slack. */
 START_TEST(http_stream_client_leaves)
 {
     server v = serve(1);
@@ -654,10 +654,10 @@ START_TEST(http_stream_client_leaves)
     json_decref(post(&v, "char-lstm", "{\"tokens\": [[35]], \"steps\": 500}", NULL, 200, &r));
     httpc_resp_free(&r);
     double bound = 25 * (tu_now_s() - t0);
-    if (bound < 2.0 * tu_slack(3, 10))
-        bound = 2.0 * tu_slack(3, 10);
+    if (bound < 0.5 * tu_slack(3, 10))
+        bound = 0.5 * tu_slack(3, 10);
     int fd = raw_post(v.port, "/v1/models/char-lstm/generate",
-                      "{\"tokens\": [[35]], \"steps\": 50000, \"stream\": true}");
+                      "{\"tokens\": [[35]], \"steps\": 100000, \"stream\": true}");
     char got[4096];
     size_t have = 0;
     while (have < sizeof got - 1) {
@@ -774,9 +774,17 @@ Suite *generate_suite(void)
     tcase_add_test(th, http_stream_tokens);
     tcase_add_test(th, http_forecast);
     tcase_add_test(th, http_errors);
-    tcase_add_test(th, http_stream_client_leaves);
     tcase_add_test(th, http_stream_error_event);
     suite_add_tcase(s, th);
+    /* Needs a generation running while its client leaves: valgrind runs the test's threads one
+     * at a time and can starve libmicrohttpd's (seen: the abandoned stream ran all its 50,000
+     * steps, 338 s), so `make valgrind` leaves it out (CK_EXCLUDE_TAGS=timing); it runs plain
+     * and under ASan. */
+    TCase *tt = tcase_create("timing");
+    tcase_set_timeout(tt, 120);
+    tcase_set_tags(tt, "timing");
+    tcase_add_test(tt, http_stream_client_leaves);
+    suite_add_tcase(s, tt);
     return s;
 }
 
