@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Where curl writes a body or the headers: a NUL-terminated buffer grown by doubling (the big
  * model's answers run to megabytes). */
@@ -150,4 +151,36 @@ const char *httpc_header(const httpc_resp *r, const char *name, char *val, size_
         line = eol ? eol + 1 : line + ll;
     }
     return found;
+}
+
+double httpc_metric(int port, const char *series)
+{
+    httpc_resp r;
+    double v = -1;
+    if (httpc(port, "GET", "/metrics", NULL, NULL, &r) != CURLE_OK || r.status != 200) {
+        httpc_resp_free(&r);
+        return -1;
+    }
+    size_t n = strlen(series);
+    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ') {
+            v = strtod(p + n + 1, NULL);
+            break;
+        }
+    httpc_resp_free(&r);
+    return v;
+}
+
+int httpc_wait_metric(int port, const char *series, double want, double timeout_s)
+{
+    struct timespec t0, t, nap = {0, 2 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (httpc_metric(port, series) == want)
+            return 1;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 > timeout_s)
+            return 0;
+        nanosleep(&nap, NULL);
+    }
 }

@@ -36,4 +36,12 @@ void httpc_resp_free(httpc_resp *r);
  * when absent. */
 const char *httpc_header(const httpc_resp *r, const char *name, char *val, size_t vlen);
 
+/* The value of SERIES (a metric's name and labels, as /metrics prints them) on the server at
+ * PORT; -1 when absent or unreadable. */
+double httpc_metric(int port, const char *series);
+
+/* Polls httpc_metric until SERIES is WANT or TIMEOUT_S pass: 1 when it got there. A bound on a
+ * failure only; the state it waits for must come, whatever the machine's speed. */
+int httpc_wait_metric(int port, const char *series, double want, double timeout_s);
+
 #endif

@@ -430,14 +430,13 @@ static void *run_slow(void *p)
 
 /* Polls GET PATH until the session is busy (409): 1 when seen. Bounded by time, only to end a
  * failure: on a loaded machine the request may take long to reach the server. */
+/* 1 when the request just sent is queued (watched on /metrics: a GET of the session would hold
+ * it for a moment and could make the arriving request itself a 409) and the session at PATH
+ * then answers 409. */
 static int wait_busy(int port, const char *path)
 {
-    for (double end = tu_now_s() + 60; tu_now_s() < end;) {
-        if (call(port, "GET", path, NULL, NULL) == 409)
-            return 1;
-        tu_sleep_ms(1);
-    }
-    return 0;
+    return httpc_wait_metric(port, "rnnserve_queue_requests", 1, 60) &&
+           call(port, "GET", path, NULL, NULL) == 409;
 }
 
 /* {"inputs": [[T steps of I numbers]]}; free() it. */
