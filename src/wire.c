@@ -102,6 +102,16 @@ const char *wire_number_text(const char *tok, const char *end, char *buf, size_t
     return buf;
 }
 
+int wire_read_whole(js_reader *js, int depth, double max, double *v)
+{
+    float f;
+    const char *a, *b;
+    if (js_number(js, depth, &f, &a, &b) < 0)
+        return -1;
+    *v = jn_to_double(a, b);
+    return *v >= 0 && *v <= max && *v == floor(*v);
+}
+
 const char *wire_kind_name(js_kind k)
 {
     switch (k) {

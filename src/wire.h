@@ -144,6 +144,11 @@ void wire_states_from_layers(const float *src, size_t B, size_t LD, size_t H, fl
  * beyond a double (1e400). Returns BUF. */
 const char *wire_number_text(const char *tok, const char *end, char *buf, size_t cap);
 
+/* Reads the JSON number at JS (at nesting DEPTH): 1 with *V when it is a whole number in
+ * [0, MAX], 0 when it is not (read all the same), -1 when the text is broken (js holds the
+ * error). */
+int wire_read_whole(js_reader *js, int depth, double max, double *v);
+
 /* "a number", "an array", ... for messages. */
 const char *wire_kind_name(js_kind k);
 

@@ -229,12 +229,11 @@ static int read_tensor_params(decoder *d, tensor *t)
                 return -1;
             continue;
         }
-        float f;
-        const char *a, *b;
-        if (js_number(js, 5, &f, &a, &b) < 0)
+        double v;
+        const int whole = wire_read_whole(js, 5, 1e15, &v);
+        if (whole < 0)
             return -1;
-        const double v = jn_to_double(a, b);
-        if (v >= 0 && v <= 1e15 && v == floor(v))
+        if (whole)
             t->bin_size = (size_t)v;
         else
             t->bin_bad = true;
@@ -550,12 +549,11 @@ static int read_parameters(decoder *d)
                 return -1;
             continue;
         }
-        float f;
-        const char *a, *b;
-        if (js_number(js, 3, &f, &a, &b) < 0)
+        double v;
+        const int whole = wire_read_whole(js, 3, 3.6e9, &v);
+        if (whole < 0)
             return -1;
-        const double v = jn_to_double(a, b);
-        if (v >= 0 && v <= 3.6e9 && v == floor(v))
+        if (whole)
             d->timeout_us = (int64_t)v;
         else
             d->timeout_bad = true;
