@@ -15,11 +15,11 @@
 struct eng_stage; /* engine.c: one layer in one direction of a pass */
 
 /* The fast step of one block of units [u0, u1) for the k active rows of stage S, on thread TID:
- * reads the state hp (k, H) and the projection rows rows[0..k), writes its units of hn (k, H) and
- * of the stage's outputs (rows rowidx[0..k)), and updates its units of the cell state. */
+ * reads row j's state at hp[j] (H floats) and its projection row rows[j], writes its units of the
+ * new state at hn[j] + u0 (an output row, or the state buffer), and updates its units of the cell
+ * state. */
 typedef void (*cell_block_step)(struct eng_stage *s, int tid, size_t k, size_t u0, size_t u1,
-                                const float *const *rows, const size_t *rowidx, const float *hp,
-                                float *hn);
+                                const float *const *rows, const float *const *hp, float *const *hn);
 
 /* The reference step of one sequence: from the gates' input and hidden parts gx, gh (G*H each,
  * biases b_ih and b_hh included), the new h (H) and, for a type with a cell state, c (H). gx may
@@ -47,11 +47,11 @@ const rnn_cell_impl *rnn_cell_impl_of(rnn_cell_type t);
 
 /* The step functions of engine.c, one pair per row (named by the row's `steps`). */
 void eng_step_rnn(struct eng_stage *s, int tid, size_t k, size_t u0, size_t u1,
-                  const float *const *rows, const size_t *rowidx, const float *hp, float *hn);
+                  const float *const *rows, const float *const *hp, float *const *hn);
 void eng_step_lstm(struct eng_stage *s, int tid, size_t k, size_t u0, size_t u1,
-                   const float *const *rows, const size_t *rowidx, const float *hp, float *hn);
+                   const float *const *rows, const float *const *hp, float *const *hn);
 void eng_step_gru(struct eng_stage *s, int tid, size_t k, size_t u0, size_t u1,
-                  const float *const *rows, const size_t *rowidx, const float *hp, float *hn);
+                  const float *const *rows, const float *const *hp, float *const *hn);
 void eng_ref_rnn(const rnn_info *in, size_t H, double *gx, const double *gh, float *h, float *c);
 void eng_ref_lstm(const rnn_info *in, size_t H, double *gx, const double *gh, float *h, float *c);
 void eng_ref_gru(const rnn_info *in, size_t H, double *gx, const double *gh, float *h, float *c);

@@ -421,14 +421,19 @@ typedef struct eng_stage {
     size_t B, N, maxT, d, row_state;
     const float *X; /* (N, I_l) layer input */
     float *P;       /* (N, G*H) input projection, biases included */
-    float *out;     /* (N, D*H) layer output, or NULL when nobody reads it */
-    float *h[2];    /* (B, H) state, double-buffered: step t reads h[t&1], writes the other */
-    float *R;       /* per thread G*B*wb: a block's gate values */
-    float *c;       /* B*H: LSTM cell state, block by block ((B, nu) at c + B*u0) */
-    float *tmp;     /* per thread B*wb */
+    /* Sequence q's output rows (D*H floats each, this direction's H at d*H) start at
+     * seq_out[q]; NULL when nobody reads the layer's outputs. The steps then write their states
+     * straight into those rows and read the last step's from there. */
+    float *const *seq_out;
+    float *h[2]; /* (B, H) state: h_0, and without seq_out the state double-buffered (step t
+                  * reads h[t&1], writes the other) */
+    float *R;    /* per thread G*B*wb: a block's gate values */
+    float *c;    /* B*H: LSTM cell state, block by block ((B, nu) at c + B*u0) */
     const float **bias_rows; /* N pointers to bx: the projection's starting rows */
     const float **rows;      /* per thread B pointers: the projection rows of a step */
-    size_t *rowidx;          /* per thread B: their row numbers */
+    const float **hp;        /* per thread B pointers: the active rows' states before a step */
+    float **hn;              /* per thread B pointers: where their states after it go */
+    float *gather;           /* per thread B*(H + block): the BLAS path's contiguous operands */
     rnn_result *res;
     int nt;                   /* threads */
     size_t wb, nblk;          /* units per block, blocks */
@@ -441,20 +446,39 @@ typedef struct eng_stage {
 
 /* X (M, K) . W[g-th group, units u0..u1)^T into C, starting from init rows (or zero): the packed
  * kernels, or sgemm on the generic path for all but tiny products (OpenBLAS beats plain C
- * there). */
-static void product(size_t M, const float *X, size_t ldx, const kern_packed *pk, const float *W,
-                    size_t g, size_t u0, size_t u1, const float *const *init, size_t init_off,
-                    float *C, size_t ldc)
+ * there). X and C may be row pointers (kern_rows); sgemm wants strided operands, so on that path
+ * such rows go through GATHER (room for M*(K + u1-u0) floats), which only the recurrent steps
+ * need. */
+static void product(size_t M, kern_rows X, const kern_packed *pk, const float *W, size_t g,
+                    size_t u0, size_t u1, const float *const *init, size_t init_off, kern_rows C,
+                    float *gather)
 {
-    if (kern_isa_active() == KERN_GENERIC && M >= 4 && pk->k > 0) {
-        for (size_t i = 0; i < M; i++)
-            if (init)
-                memcpy(C + i * ldc, init[i] + init_off, (u1 - u0) * sizeof(float));
-        kern_gemm_xwt(M, u1 - u0, pk->k, X, ldx, W + (g * pk->units + u0) * pk->k, pk->k,
-                      init ? 1.0f : 0.0f, C, ldc);
-    } else {
-        kern_gemm_packed(M, X, ldx, pk, g, u0, u1, init, init_off, 0, C, ldc);
+    const size_t K = pk->k, nu = u1 - u0;
+    if (kern_isa_active() != KERN_GENERIC || M < 4 || K == 0) {
+        kern_gemm_packed_rows(M, X, pk, g, u0, u1, init, init_off, 0, C);
+        return;
     }
+    const float *x = X.base;
+    size_t ldx = X.ld;
+    if (X.rows) {
+        for (size_t i = 0; i < M; i++)
+            memcpy(gather + i * K, X.rows[i] + X.off, K * sizeof(float));
+        x = gather;
+        ldx = K;
+    }
+    float *c = (float *)C.base, *tmp = gather + M * K;
+    size_t ldc = C.ld;
+    if (C.rows) {
+        c = tmp;
+        ldc = nu;
+    }
+    for (size_t i = 0; i < M; i++)
+        if (init)
+            memcpy(c + i * ldc, init[i] + init_off, nu * sizeof(float));
+    kern_gemm_xwt(M, nu, K, x, ldx, W + (g * pk->units + u0) * K, K, init ? 1.0f : 0.0f, c, ldc);
+    if (C.rows)
+        for (size_t i = 0; i < M; i++)
+            memcpy((float *)C.rows[i] + C.off, c + i * ldc, nu * sizeof(float));
 }
 
 /* Phase 0 for units [u0, u1): P[:, g*H + u] = bx + X . W_ih^T for every step of every sequence,
@@ -466,8 +490,8 @@ static void block_project(stage *s, size_t u0, size_t u1)
     const size_t LD = (size_t)(in->num_layers * in->num_directions), nu = u1 - u0;
     const rnn_batch *b = s->b;
     for (size_t g = 0; g < G; g++)
-        product(s->N, s->X, s->w->in, &s->w->ih, s->w->w_ih, g, u0, u1, s->bias_rows, g * H + u0,
-                s->P + g * H + u0, GH);
+        product(s->N, KERN_ROWS_STRIDED(s->X, s->w->in), &s->w->ih, s->w->w_ih, g, u0, u1,
+                s->bias_rows, g * H + u0, KERN_ROWS_STRIDED(s->P + g * H + u0, GH), NULL);
     float *ct = s->c ? s->c + B * u0 : NULL;
     for (size_t j = 0; j < B; j++) {
         size_t src = (s->order[j].idx * LD + s->row_state) * H + u0;
@@ -485,85 +509,70 @@ static void block_project(stage *s, size_t u0, size_t u1)
 }
 
 /* The block steps of the cell types (cells.c's table points here), each for units [u0, u1) of
- * the k active rows, whose projection rows are rows[0..k). A block's gate values are G blocks
- * of (k, nu) in its thread's R. */
+ * the k active rows, whose projection rows are rows[0..k): row j's state before the step is at
+ * hp[j] (H floats), its new units go to hn[j] + u0 (an output row, or the state buffer). A
+ * block's gate values are G blocks of (k, nu) in its thread's R. */
 
 /* R gate g (k, nu) = P[row] + h_t[0..k) . W_hh^T, except the table's hh_bias_gate (GRU's n),
  * whose product starts from zero. Returns the thread's R. */
 static float *block_gates(stage *s, int tid, size_t k, size_t u0, size_t u1,
-                          const float *const *rows, const float *hp)
+                          const float *const *rows, const float *const *hp)
 {
     const size_t H = (size_t)s->in->hidden_size, G = (size_t)s->in->gates, nu = u1 - u0;
     float *Rt = s->R + (size_t)tid * G * s->B * s->wb;
     for (size_t g = 0; g < G; g++)
-        product(k, hp, H, &s->w->hh, s->w->w_hh, g, u0, u1, (int)g == s->hh_bias_gate ? NULL : rows,
-                g * H + u0, Rt + g * k * nu, nu);
+        product(k, KERN_ROWS_PTRS(hp, 0), &s->w->hh, s->w->w_hh, g, u0, u1,
+                (int)g == s->hh_bias_gate ? NULL : rows, g * H + u0,
+                KERN_ROWS_STRIDED(Rt + g * k * nu, nu),
+                s->gather ? s->gather + (size_t)tid * s->B * (H + s->wb) : NULL);
     return Rt;
 }
 
-/* The block's new state HSRC (k, nu) into h_{t+1} and, when wanted, the layer's outputs. */
-static void block_store(stage *s, size_t k, size_t u0, size_t u1, const float *hsrc,
-                        const size_t *rowidx, float *hn)
-{
-    const size_t H = (size_t)s->in->hidden_size, DH = (size_t)s->in->num_directions * H;
-    const size_t nu = u1 - u0;
-    for (size_t j = 0; j < k; j++) {
-        memcpy(hn + j * H + u0, hsrc + j * nu, nu * sizeof(float));
-        if (s->out)
-            memcpy(s->out + rowidx[j] * DH + s->d * H + u0, hsrc + j * nu, nu * sizeof(float));
-    }
-}
-
-/* Elman: h' = act(P + W_hh h). One gate: the kernel writes h_{t+1}'s rows directly and the
- * activation runs in place. */
+/* Elman: h' = act(P + W_hh h). One gate: the kernel writes the new state's rows directly and
+ * the activation runs in place. */
 void eng_step_rnn(stage *s, int tid, size_t k, size_t u0, size_t u1, const float *const *rows,
-                  const size_t *rowidx, const float *hp, float *hn)
+                  const float *const *hp, float *const *hn)
 {
-    (void)tid;
     const rnn_info *in = s->in;
-    const rnn_dir *w = s->w;
-    const size_t H = (size_t)in->hidden_size, DH = (size_t)in->num_directions * H;
-    const size_t nu = u1 - u0, kn = k * nu;
-    product(k, hp, H, &w->hh, w->w_hh, 0, u0, u1, rows, u0, hn + u0, H);
-    for (size_t j = 0; j < (nu == H ? 1 : k); j++) {
-        float *hj = hn + j * H + u0;
-        size_t n = nu == H ? kn : nu;
+    const size_t H = (size_t)in->hidden_size, nu = u1 - u0;
+    product(k, KERN_ROWS_PTRS(hp, 0), &s->w->hh, s->w->w_hh, 0, u0, u1, rows, u0,
+            KERN_ROWS_PTRS(hn, u0),
+            s->gather ? s->gather + (size_t)tid * s->B * (H + s->wb) : NULL);
+    for (size_t j = 0; j < k; j++) {
         if (in->nonlinearity == RNN_RELU)
-            kern_relu(hj, n);
+            kern_relu(hn[j] + u0, nu);
         else
-            kern_tanh(hj, n);
+            kern_tanh(hn[j] + u0, nu);
     }
-    if (s->out)
-        for (size_t j = 0; j < k; j++)
-            memcpy(s->out + rowidx[j] * DH + s->d * H + u0, hn + j * H + u0, nu * sizeof(float));
 }
 
-/* LSTM, gates i, f, g, o: c' = f c + i g, h' = o tanh(c'). */
+/* LSTM, gates i, f, g, o: c' = f c + i g, h' = o tanh(c'), row by row into hn. */
 void eng_step_lstm(stage *s, int tid, size_t k, size_t u0, size_t u1, const float *const *rows,
-                   const size_t *rowidx, const float *hp, float *hn)
+                   const float *const *hp, float *const *hn)
 {
-    const size_t kn = k * (u1 - u0);
+    const size_t nu = u1 - u0, kn = k * nu;
     float *Rt = block_gates(s, tid, k, u0, u1, rows, hp);
-    float *tt = s->tmp + (size_t)tid * s->B * s->wb, *ct = s->c + s->B * u0;
+    float *ct = s->c + s->B * u0;
     float *ig = Rt, *fg = Rt + kn, *gg = Rt + 2 * kn, *og = Rt + 3 * kn;
     kern_sigmoid(ig, kn);
     kern_sigmoid(fg, kn);
     kern_tanh(gg, kn);
     kern_sigmoid(og, kn);
-    kern_lstm_c(ct, tt, ig, fg, gg, kn); /* c = f c + i g; tmp = c */
-    kern_tanh(tt, kn);
-    kern_mul(tt, og, kn);
-    block_store(s, k, u0, u1, tt, rowidx, hn);
+    for (size_t j = 0; j < k; j++) {
+        float *h = hn[j] + u0;
+        kern_lstm_c(ct + j * nu, h, ig + j * nu, fg + j * nu, gg + j * nu, nu); /* c, h = c */
+        kern_tanh(h, nu);
+        kern_mul(h, og + j * nu, nu);
+    }
 }
 
 /* GRU, gates r, z, n: n = tanh(P_n + r * (W_hn h + b_hn)), h' = (1 - z) n + z h; b_hn stays
  * inside r * (...). */
 void eng_step_gru(stage *s, int tid, size_t k, size_t u0, size_t u1, const float *const *rows,
-                  const size_t *rowidx, const float *hp, float *hn)
+                  const float *const *hp, float *const *hn)
 {
     const size_t H = (size_t)s->in->hidden_size, nu = u1 - u0, kn = k * nu;
     float *Rt = block_gates(s, tid, k, u0, u1, rows, hp);
-    float *tt = s->tmp + (size_t)tid * s->B * s->wb;
     float *rg = Rt, *zg = Rt + kn, *ng = Rt + 2 * kn;
     kern_sigmoid(rg, kn);
     kern_sigmoid(zg, kn);
@@ -571,8 +580,7 @@ void eng_step_gru(stage *s, int tid, size_t k, size_t u0, size_t u1, const float
         kern_gru_n(ng + j * nu, rows[j] + 2 * H + u0, rg + j * nu, ng + j * nu, s->w->bhn + u0, nu);
     kern_tanh(ng, kn);
     for (size_t j = 0; j < k; j++)
-        kern_gru_h(tt + j * nu, ng + j * nu, zg + j * nu, hp + j * H + u0, nu);
-    block_store(s, k, u0, u1, tt, rowidx, hn);
+        kern_gru_h(hn[j] + u0, ng + j * nu, zg + j * nu, hp[j] + u0, nu);
 }
 
 static void stage_run(void *arg, int tid)
@@ -581,8 +589,10 @@ static void stage_run(void *arg, int tid)
     const rnn_info *in = s->in;
     const size_t H = (size_t)in->hidden_size, GH = (size_t)in->gates * H, B = s->B;
     const size_t LD = (size_t)(in->num_layers * in->num_directions), d = s->d;
+    const size_t DH = (size_t)in->num_directions * H;
     const float **rows = s->rows + (size_t)tid * B;
-    size_t *rowidx = s->rowidx + (size_t)tid * B;
+    const float **hp = s->hp + (size_t)tid * B;
+    float **hn = s->hn + (size_t)tid * B;
     size_t item;
 
     /* Phase 0: the projection and the initial state, block by block. Thread 0 clears the
@@ -607,15 +617,20 @@ static void stage_run(void *arg, int tid)
         for (size_t j = 0; j < k; j++) {
             size_t q = s->order[j].idx, T = (size_t)s->order[j].len;
             /* the backward direction walks each sequence's own steps from its end */
-            rowidx[j] = s->off[q] + (d == 0 ? t : T - 1 - t);
-            rows[j] = s->P + rowidx[j] * GH;
+            size_t at = d == 0 ? t : T - 1 - t;
+            rows[j] = s->P + (s->off[q] + at) * GH;
+            if (s->seq_out) { /* the state lives in the output rows: this one, the one before */
+                hn[j] = s->seq_out[q] + at * DH + d * H;
+                hp[j] = t == 0 ? s->h[0] + j * H : d == 0 ? hn[j] - DH : hn[j] + DH;
+            } else {
+                hn[j] = s->h[(t + 1) & 1] + j * H;
+                hp[j] = s->h[t & 1] + j * H;
+            }
         }
-        const float *hp = s->h[t & 1];
-        float *hn = s->h[(t + 1) & 1];
         while ((item = atomic_fetch_add_explicit(&s->cnt[phase & 1], 1, memory_order_relaxed)) <
                s->nblk) {
             s->step(s, tid, k, item * s->wb, item * s->wb + s->wb < H ? item * s->wb + s->wb : H,
-                    rows, rowidx, hp, hn);
+                    rows, hp, hn);
             done++;
         }
         /* Thread 0 asks whether to go on before the barrier, so that every thread reads the
@@ -633,14 +648,20 @@ static void stage_run(void *arg, int tid)
     }
 
     s->done[tid] = done;
-    /* A sequence's state stopped changing after its own last step T: it is in h[T & 1]. */
+    /* A sequence's state stopped changing after its own last step T: it is in its output row
+     * of that step (the first row, backwards), or h[T & 1] without output rows (h_0 if T = 0). */
     if (tid != 0)
         return;
     for (size_t j = 0; j < B; j++) {
         size_t q = s->order[j].idx, T = (size_t)s->order[j].len;
         size_t dst = (q * LD + s->row_state) * H;
+        const float *last = s->h[T & 1] + j * H;
+        if (s->seq_out && T > 0)
+            last = s->seq_out[q] + (d == 0 ? T - 1 : 0) * DH + d * H;
+        else if (s->seq_out)
+            last = s->h[0] + j * H;
         if (s->res->hidden)
-            memcpy(s->res->hidden + dst, s->h[T & 1] + j * H, H * sizeof(float));
+            memcpy(s->res->hidden + dst, last, H * sizeof(float));
         if (s->c && s->res->cell)
             for (size_t u0 = 0; u0 < H; u0 += s->wb) {
                 size_t nu = u0 + s->wb < H ? s->wb : H - u0;
@@ -679,10 +700,12 @@ enum {
     P_H0,     /* (B, H) the state, double-buffered */
     P_H1,     /* (B, H) */
     P_C,      /* (B, H) LSTM's cell state */
-    P_TMP,    /* per thread (B, block) */
+    P_GATHER, /* per thread (B, H + block): sgemm's operands (generic path only) */
     P_BIAS,   /* (N) pointers: the projection's starting rows */
     P_ROWS,   /* per thread (B) pointers: a step's projection rows */
-    P_ROWIDX, /* per thread (B) size_t: their row numbers */
+    P_HP,     /* per thread (B) pointers: the active rows' states before a step */
+    P_HN,     /* per thread (B) pointers: and after it */
+    P_SEQOUT, /* (B) pointers: each sequence's first output row in the layer being run */
     N_PIECES
 };
 
@@ -708,12 +731,13 @@ static int scratch_layout(const rnn_info *in, size_t B, size_t N, int maxth, siz
      * blocks of BLOCK_UNITS */
     const size_t wmax = H > (size_t)maxth * BLOCK_UNITS ? H : (size_t)maxth * BLOCK_UNITS;
     sz[P_R] = G * B * wmax;
-    sz[P_TMP] = B * wmax;
+    sz[P_GATHER] = kern_isa_active() == KERN_GENERIC ? B * ((size_t)maxth * H + wmax) : 0;
     sz[P_H0] = sz[P_H1] = B * H;
     sz[P_C] = rnn_cell_describe(in->type)->has_cell ? B * H : 0;
     sz[P_BIAS] = FL(N * sizeof(float *));
     sz[P_ROWS] = FL((size_t)maxth * B * sizeof(float *));
-    sz[P_ROWIDX] = FL((size_t)maxth * B * sizeof(size_t));
+    sz[P_HP] = sz[P_HN] = FL((size_t)maxth * B * sizeof(float *));
+    sz[P_SEQOUT] = FL(B * sizeof(float *));
 #undef FL
     *total = 0;
     for (int i = 0; i < N_PIECES; i++) {
@@ -774,7 +798,7 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
     const rnn_info *in = &m->info;
     const size_t B = b->batch, H = (size_t)in->hidden_size, G = (size_t)in->gates;
     const size_t L = (size_t)in->num_layers, D = (size_t)in->num_directions;
-    const size_t GH = G * H;
+    const size_t GH = G * H, DH = D * H;
     const rnn_cell_impl *cell = rnn_cell_impl_of(in->type);
     const int lstm = cell->desc.has_cell;
     const int maxth = atomic_load(&max_threads);
@@ -815,9 +839,19 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
 
     const float *X = b->x; /* layer input, (N, I_l) */
     for (size_t l = 0; l < L; l++) {
-        /* The top layer writes straight into the caller's outputs, or nowhere if they are not
-         * wanted (final states come from the state buffers). */
+        /* The top layer writes straight into the caller's outputs (packed, or each sequence's
+         * rows where out_rows says), or nowhere if they are not wanted (the steps then keep the
+         * state in h[], and the final states come from there). */
         float *out = l == L - 1 ? res->outputs : Y[l % 2];
+        float **seq_out = (float **)piece[P_SEQOUT];
+        int have_out = 1;
+        for (size_t i = 0; i < B; i++)
+            if (l == L - 1 && res->out_rows)
+                seq_out[i] = res->out_rows[i];
+            else if (out)
+                seq_out[i] = out + off[i] * DH;
+            else
+                have_out = 0;
         for (size_t d = 0; d < D; d++) {
             const rnn_dir *w = &m->dirs[l * D + d];
             for (size_t n = 0; n < N; n++)
@@ -836,14 +870,15 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
                        .row_state = l * D + d,
                        .X = X,
                        .P = piece[P_P],
-                       .out = out,
+                       .seq_out = have_out ? seq_out : NULL,
                        .h = {piece[P_H0], piece[P_H1]},
                        .R = piece[P_R],
                        .c = lstm ? piece[P_C] : NULL,
-                       .tmp = piece[P_TMP],
+                       .gather = sz[P_GATHER] ? piece[P_GATHER] : NULL,
                        .bias_rows = bias_rows,
                        .rows = (const float **)piece[P_ROWS],
-                       .rowidx = (size_t *)piece[P_ROWIDX],
+                       .hp = (const float **)piece[P_HP],
+                       .hn = (float **)piece[P_HN],
                        .res = res};
             stage_dispatch(&s, maxth);
             if (atomic_load(&s.stopped)) {
@@ -852,7 +887,7 @@ int rnn_forward(const rnn_model *m, const rnn_batch *b, rnn_result *res, char *e
                 goto done;
             }
         }
-        X = out;
+        X = Y[l % 2]; /* the next layer's input (the top layer's outputs are nobody's) */
     }
     rc = 0;
 
@@ -977,7 +1012,9 @@ int rnn_forward_reference(const rnn_model *m, const rnn_batch *b, rnn_result *re
             nxt = tmp;
             I = DH;
         }
-        if (res->outputs)
+        if (res->out_rows)
+            memcpy(res->out_rows[s], cur, T * DH * sizeof(float));
+        else if (res->outputs)
             memcpy(res->outputs + off * DH, cur, T * DH * sizeof(float));
         off += T;
     }

@@ -242,9 +242,11 @@ void kern_pack_free(kern_packed *p)
  * L1-sized 128 on "L"'s 6400 x 1024 x 1024 projection, and no slower on small products.) */
 enum { ACC_ZERO, ACC_C, ACC_SRC };
 
-typedef void (*micro_fn)(size_t mr, size_t nc, size_t kc, const float *A, size_t lda,
-                         const float *P, size_t pstride, float *C, size_t ldc, int mode,
-                         const float *const *src, size_t lastw);
+/* A[i] and C[i] are the tile's rows (row pointers, so that a caller's rows may lie anywhere:
+ * the engine's recurrent step reads the last step's outputs and writes this step's in place). */
+typedef void (*micro_fn)(size_t mr, size_t nc, size_t kc, const float *const *A, const float *P,
+                         size_t pstride, float *const *C, int mode, const float *const *src,
+                         size_t lastw);
 
 typedef struct {
     micro_fn fn;
@@ -254,21 +256,21 @@ typedef struct {
 #define MC 96
 #define KC 512
 
-static void micro_generic(size_t mr, size_t nc, size_t kc, const float *A, size_t lda,
-                          const float *P, size_t pstride, float *C, size_t ldc, int mode,
-                          const float *const *src, size_t lastw)
+static void micro_generic(size_t mr, size_t nc, size_t kc, const float *const *A, const float *P,
+                          size_t pstride, float *const *C, int mode, const float *const *src,
+                          size_t lastw)
 {
     for (size_t j = 0; j < nc; j++) {
         const float *Pj = P + j * pstride;
         size_t w = j + 1 == nc ? lastw : KERN_NR;
         for (size_t i = 0; i < mr; i++) {
             float t[KERN_NR];
-            float *Ci = C + i * ldc + j * KERN_NR;
+            float *Ci = C[i] + j * KERN_NR;
             const float *S = mode == ACC_C ? Ci : mode == ACC_SRC ? src[i] + j * KERN_NR : NULL;
             for (size_t c = 0; c < KERN_NR; c++)
                 t[c] = S && c < w ? S[c] : 0.0f;
             for (size_t k = 0; k < kc; k++) {
-                float a = A[i * lda + k];
+                float a = A[i][k];
                 for (size_t c = 0; c < KERN_NR; c++)
                     t[c] += a * Pj[k * KERN_NR + c];
             }
@@ -283,15 +285,17 @@ static void micro_generic(size_t mr, size_t nc, size_t kc, const float *A, size_
  * row and step: 24 FMAs for 10 loads, enough independent chains to hide the FMA latency. The
  * body is instantiated for every (rows, panels) so that the tile lives in registers. */
 #define MK512_FN(MR_, NC_)                                                                         \
-    static T512 void mk512_##MR_##_##NC_(size_t kc, const float *A, size_t lda, const float *P,   \
-                                          size_t pstride, float *C, size_t ldc, int mode,         \
-                                          const float *const *src, size_t lastw)                  \
+    static T512 void mk512_##MR_##_##NC_(size_t kc, const float *const *A, const float *P,         \
+                                         size_t pstride, float *const *C, int mode,                \
+                                         const float *const *src, size_t lastw)                    \
     {                                                                                              \
         __m512 c_[MR_][NC_];                                                                       \
+        const float *a_r[MR_];                                                                     \
         const __mmask16 lm_ = (__mmask16)((1u << lastw) - 1u);                                     \
         _Pragma("GCC unroll 8") for (int i = 0; i < MR_; i++)                                      \
         {                                                                                          \
-            const float *s_ = mode == ACC_C ? C + i * ldc : mode == ACC_SRC ? src[i] : NULL;       \
+            a_r[i] = A[i];                                                                         \
+            const float *s_ = mode == ACC_C ? C[i] : mode == ACC_SRC ? src[i] : NULL;              \
             _Pragma("GCC unroll 8") for (int j = 0; j < NC_; j++) c_[i][j] =                       \
                 !s_ ? _mm512_setzero_ps()                                                          \
                     : (j == NC_ - 1 ? _mm512_maskz_loadu_ps(lm_, s_ + j * 16)                      \
@@ -303,15 +307,15 @@ static void micro_generic(size_t mr, size_t nc, size_t kc, const float *A, size_
                 _mm512_load_ps(P + j * pstride + k * 16);                                          \
             _Pragma("GCC unroll 8") for (int i = 0; i < MR_; i++)                                  \
             {                                                                                      \
-                __m512 a_ = _mm512_set1_ps(A[i * lda + k]);                                        \
+                __m512 a_ = _mm512_set1_ps(a_r[i][k]);                                             \
                 _Pragma("GCC unroll 8") for (int j = 0; j < NC_; j++) c_[i][j] =                   \
                     _mm512_fmadd_ps(a_, w_[j], c_[i][j]);                                          \
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 8") for (int i = 0; i < MR_; i++)                                      \
             _Pragma("GCC unroll 8") for (int j = 0; j < NC_; j++) if (j == NC_ - 1)                \
-                _mm512_mask_storeu_ps(C + i * ldc + j * 16, lm_, c_[i][j]);                        \
-        else _mm512_storeu_ps(C + i * ldc + j * 16, c_[i][j]);                                     \
+                _mm512_mask_storeu_ps(C[i] + j * 16, lm_, c_[i][j]);                               \
+        else _mm512_storeu_ps(C[i] + j * 16, c_[i][j]);                                            \
     }
 #define MK512_ROW(MR_) MK512_FN(MR_, 1) MK512_FN(MR_, 2) MK512_FN(MR_, 3) MK512_FN(MR_, 4)
 MK512_ROW(1)
@@ -321,32 +325,37 @@ MK512_ROW(4)
 MK512_ROW(5)
 MK512_ROW(6)
 
-typedef void (*mk_fn)(size_t, const float *, size_t, const float *, size_t, float *, size_t, int,
+typedef void (*mk_fn)(size_t, const float *const *, const float *, size_t, float *const *, int,
                       const float *const *, size_t);
-#define MK512_PTRS(MR_) {mk512_##MR_##_1, mk512_##MR_##_2, mk512_##MR_##_3, mk512_##MR_##_4}
+#define MK512_PTRS(MR_)                                                                            \
+    {                                                                                              \
+        mk512_##MR_##_1, mk512_##MR_##_2, mk512_##MR_##_3, mk512_##MR_##_4                         \
+    }
 static const mk_fn mk512_table[6][4] = {MK512_PTRS(1), MK512_PTRS(2), MK512_PTRS(3),
                                         MK512_PTRS(4), MK512_PTRS(5), MK512_PTRS(6)};
 
-static void micro_avx512(size_t mr, size_t nc, size_t kc, const float *A, size_t lda,
-                         const float *P, size_t pstride, float *C, size_t ldc, int mode,
-                         const float *const *src, size_t lastw)
+static void micro_avx512(size_t mr, size_t nc, size_t kc, const float *const *A, const float *P,
+                         size_t pstride, float *const *C, int mode, const float *const *src,
+                         size_t lastw)
 {
-    mk512_table[mr - 1][nc - 1](kc, A, lda, P, pstride, C, ldc, mode, src, lastw);
+    mk512_table[mr - 1][nc - 1](kc, A, P, pstride, C, mode, src, lastw);
 }
 
 /* AVX2: up to 6 rows x 1 panel (two ymm) = 12 accumulators of the 16 registers. */
 #define MK256_FN(MR_)                                                                              \
-    static T256 void mk256_##MR_(size_t kc, const float *A, size_t lda, const float *P, float *C, \
-                                 size_t ldc, int mode, const float *const *src, size_t off,       \
-                                 size_t lastw)                                                     \
+    static T256 void mk256_##MR_(size_t kc, const float *const *A, const float *P,                 \
+                                 float *const *C, size_t coff, int mode, const float *const *src,  \
+                                 size_t off, size_t lastw)                                         \
     {                                                                                              \
         __m256 lo_[MR_], hi_[MR_];                                                                 \
+        const float *a_r[MR_];                                                                     \
         const __m256i iota_ = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);                           \
         const __m256i mlo_ = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)lastw), iota_);             \
         const __m256i mhi_ = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)lastw - 8), iota_);         \
         _Pragma("GCC unroll 8") for (int i = 0; i < MR_; i++)                                      \
         {                                                                                          \
-            const float *s_ = mode == ACC_C ? C + i * ldc : mode == ACC_SRC ? src[i] + off : NULL; \
+            a_r[i] = A[i];                                                                         \
+            const float *s_ = mode == ACC_C ? C[i] + coff : mode == ACC_SRC ? src[i] + off : NULL; \
             lo_[i] = s_ ? _mm256_maskload_ps(s_, mlo_) : _mm256_setzero_ps();                      \
             hi_[i] = s_ ? _mm256_maskload_ps(s_ + 8, mhi_) : _mm256_setzero_ps();                  \
         }                                                                                          \
@@ -354,15 +363,15 @@ static void micro_avx512(size_t mr, size_t nc, size_t kc, const float *A, size_t
             __m256 w0_ = _mm256_load_ps(P + k * 16), w1_ = _mm256_load_ps(P + k * 16 + 8);         \
             _Pragma("GCC unroll 8") for (int i = 0; i < MR_; i++)                                  \
             {                                                                                      \
-                __m256 a_ = _mm256_broadcast_ss(A + i * lda + k);                                  \
+                __m256 a_ = _mm256_broadcast_ss(a_r[i] + k);                                       \
                 lo_[i] = _mm256_fmadd_ps(a_, w0_, lo_[i]);                                         \
                 hi_[i] = _mm256_fmadd_ps(a_, w1_, hi_[i]);                                         \
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 8") for (int i = 0; i < MR_; i++)                                      \
         {                                                                                          \
-            _mm256_maskstore_ps(C + i * ldc, mlo_, lo_[i]);                                        \
-            _mm256_maskstore_ps(C + i * ldc + 8, mhi_, hi_[i]);                                    \
+            _mm256_maskstore_ps(C[i] + coff, mlo_, lo_[i]);                                        \
+            _mm256_maskstore_ps(C[i] + coff + 8, mhi_, hi_[i]);                                    \
         }                                                                                          \
     }
 MK256_FN(1)
@@ -371,16 +380,16 @@ MK256_FN(3)
 MK256_FN(4)
 MK256_FN(5)
 MK256_FN(6)
-typedef void (*mk256_fn)(size_t, const float *, size_t, const float *, float *, size_t, int,
+typedef void (*mk256_fn)(size_t, const float *const *, const float *, float *const *, size_t, int,
                          const float *const *, size_t, size_t);
 static const mk256_fn mk256_table[6] = {mk256_1, mk256_2, mk256_3, mk256_4, mk256_5, mk256_6};
 
-static void micro_avx2(size_t mr, size_t nc, size_t kc, const float *A, size_t lda,
-                       const float *P, size_t pstride, float *C, size_t ldc, int mode,
-                       const float *const *src, size_t lastw)
+static void micro_avx2(size_t mr, size_t nc, size_t kc, const float *const *A, const float *P,
+                       size_t pstride, float *const *C, int mode, const float *const *src,
+                       size_t lastw)
 {
     for (size_t j = 0; j < nc; j++)
-        mk256_table[mr - 1](kc, A, lda, P + j * pstride, C + j * 16, ldc, mode, src, j * 16,
+        mk256_table[mr - 1](kc, A, P + j * pstride, C, j * 16, mode, src, j * 16,
                             j + 1 == nc ? lastw : 16);
 }
 #endif
@@ -397,10 +406,14 @@ static micro_info micro_for(kern_isa isa)
     return (micro_info){micro_generic, 4, 1};
 }
 
-void kern_gemm_packed_with(kern_isa isa, size_t M, const float *A, size_t lda,
-                           const kern_packed *W, size_t g, size_t u0, size_t u1,
-                           const float *const *init, size_t init_off, int accumulate, float *C,
-                           size_t ldc)
+static const float *row_at(const kern_rows *r, size_t i)
+{
+    return r->rows ? r->rows[i] + r->off : r->base + i * r->ld;
+}
+
+static void gemm_packed(kern_isa isa, size_t M, kern_rows a, const kern_packed *W, size_t g,
+                        size_t u0, size_t u1, const float *const *init, size_t init_off,
+                        int accumulate, kern_rows c)
 {
     if (M == 0 || u1 <= u0)
         return;
@@ -410,15 +423,16 @@ void kern_gemm_packed_with(kern_isa isa, size_t M, const float *A, size_t lda,
     if (K == 0) {
         for (size_t i = 0; i < M; i++)
             if (mode0 == ACC_SRC)
-                memcpy(C + i * ldc, init[i] + init_off, cols * sizeof(float));
+                memcpy((float *)row_at(&c, i), init[i] + init_off, cols * sizeof(float));
             else if (mode0 == ACC_ZERO)
-                memset(C + i * ldc, 0, cols * sizeof(float));
+                memset((float *)row_at(&c, i), 0, cols * sizeof(float));
         return;
     }
     const size_t npan = (cols + KERN_NR - 1) / KERN_NR;
     const size_t pstride = K * KERN_NR;
     const float *P0 = W->data + (g * W->panels + u0 / KERN_NR) * pstride;
-    const float *src[6];
+    const float *src[6], *ar[6];
+    float *cr[6];
     for (size_t rb = 0; rb < M; rb += MC) {
         size_t rend = rb + MC < M ? rb + MC : M;
         for (size_t pg = 0; pg < npan; pg += mi.nc) {
@@ -429,23 +443,50 @@ void kern_gemm_packed_with(kern_isa isa, size_t M, const float *A, size_t lda,
                 int mode = kb > 0 ? ACC_C : mode0;
                 for (size_t i = rb; i < rend; i += mi.mr) {
                     size_t mr = rend - i < mi.mr ? rend - i : mi.mr;
-                    if (mode == ACC_SRC)
-                        for (size_t r = 0; r < mr; r++)
+                    for (size_t r = 0; r < mr; r++) {
+                        ar[r] = row_at(&a, i + r) + kb;
+                        /* C's rows are the caller's to write: kern_rows keeps them const only
+                         * so that one type serves both operands */
+                        cr[r] = (float *)row_at(&c, i + r) + pg * KERN_NR;
+                        if (mode == ACC_SRC)
                             src[r] = init[i + r] + init_off + pg * KERN_NR;
-                    mi.fn(mr, nc, kc, A + i * lda + kb, lda, P0 + pg * pstride + kb * KERN_NR,
-                          pstride, C + i * ldc + pg * KERN_NR, ldc, mode, src, lastw);
+                    }
+                    mi.fn(mr, nc, kc, ar, P0 + pg * pstride + kb * KERN_NR, pstride, cr, mode, src,
+                          lastw);
                 }
             }
         }
     }
 }
 
+void kern_gemm_packed_with(kern_isa isa, size_t M, const float *A, size_t lda, const kern_packed *W,
+                           size_t g, size_t u0, size_t u1, const float *const *init,
+                           size_t init_off, int accumulate, float *C, size_t ldc)
+{
+    gemm_packed(isa, M, KERN_ROWS_STRIDED(A, lda), W, g, u0, u1, init, init_off, accumulate,
+                KERN_ROWS_STRIDED(C, ldc));
+}
+
 void kern_gemm_packed(size_t M, const float *A, size_t lda, const kern_packed *W, size_t g,
                       size_t u0, size_t u1, const float *const *init, size_t init_off,
                       int accumulate, float *C, size_t ldc)
 {
-    kern_gemm_packed_with(kern_isa_active(), M, A, lda, W, g, u0, u1, init, init_off, accumulate,
-                          C, ldc);
+    kern_gemm_packed_with(kern_isa_active(), M, A, lda, W, g, u0, u1, init, init_off, accumulate, C,
+                          ldc);
+}
+
+void kern_gemm_packed_rows_with(kern_isa isa, size_t M, kern_rows A, const kern_packed *W, size_t g,
+                                size_t u0, size_t u1, const float *const *init, size_t init_off,
+                                int accumulate, kern_rows C)
+{
+    gemm_packed(isa, M, A, W, g, u0, u1, init, init_off, accumulate, C);
+}
+
+void kern_gemm_packed_rows(size_t M, kern_rows A, const kern_packed *W, size_t g, size_t u0,
+                           size_t u1, const float *const *init, size_t init_off, int accumulate,
+                           kern_rows C)
+{
+    gemm_packed(kern_isa_active(), M, A, W, g, u0, u1, init, init_off, accumulate, C);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -581,13 +622,13 @@ static inline T512 __m512 exp512(__m512 v)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EP4));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EP5));
     __m512 e = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    __m512i s = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)),
-                                  23);
+    __m512i s =
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     return _mm512_mul_ps(e, _mm512_castsi512_ps(s));
 }
 
-/* 1/d by rcp14 and one Newton step, y + y(1 - dy) (relative error ~2^-27, far inside the bound): a division
- * would cost more than everything else in tanh. d >= 1 here. */
+/* 1/d by rcp14 and one Newton step, y + y(1 - dy) (relative error ~2^-27, far inside the bound): a
+ * division would cost more than everything else in tanh. d >= 1 here. */
 static inline T512 __m512 recip512(__m512 d)
 {
     __m512 y = _mm512_rcp14_ps(d);
@@ -668,8 +709,8 @@ static inline T256 __m256 exp256(__m256 v)
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP4));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EP5));
     __m256 e = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    __m256i s = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
-                                  23);
+    __m256i s =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(e, _mm256_castsi256_ps(s));
 }
 
@@ -807,23 +848,23 @@ void kern_relu(float *x, size_t n)
 #endif
 
 #define ELEMWISE(SFX, ATTR)                                                                        \
-    static ATTR VEC_OPT void sum_##SFX(float *restrict o, const float *restrict a,                \
+    static ATTR VEC_OPT void sum_##SFX(float *restrict o, const float *restrict a,                 \
                                        const float *restrict b, size_t n)                          \
     {                                                                                              \
         for (size_t i = 0; i < n; i++)                                                             \
             o[i] = a[i] + b[i];                                                                    \
     }                                                                                              \
-    static ATTR VEC_OPT void add_##SFX(float *restrict a, const float *restrict b, size_t n)      \
+    static ATTR VEC_OPT void add_##SFX(float *restrict a, const float *restrict b, size_t n)       \
     {                                                                                              \
         for (size_t i = 0; i < n; i++)                                                             \
             a[i] += b[i];                                                                          \
     }                                                                                              \
-    static ATTR VEC_OPT void mul_##SFX(float *restrict a, const float *restrict b, size_t n)      \
+    static ATTR VEC_OPT void mul_##SFX(float *restrict a, const float *restrict b, size_t n)       \
     {                                                                                              \
         for (size_t i = 0; i < n; i++)                                                             \
             a[i] *= b[i];                                                                          \
     }                                                                                              \
-    static ATTR VEC_OPT void lstm_c_##SFX(float *restrict c, float *restrict h,                   \
+    static ATTR VEC_OPT void lstm_c_##SFX(float *restrict c, float *restrict h,                    \
                                           const float *restrict ig, const float *restrict fg,      \
                                           const float *restrict gg, size_t n)                      \
     {                                                                                              \
@@ -833,14 +874,14 @@ void kern_relu(float *x, size_t n)
             h[i] = v;                                                                              \
         }                                                                                          \
     }                                                                                              \
-    static ATTR VEC_OPT void gru_n_##SFX(float *o, const float *restrict p,                       \
+    static ATTR VEC_OPT void gru_n_##SFX(float *o, const float *restrict p,                        \
                                          const float *restrict r, const float *rn,                 \
                                          const float *restrict bhn, size_t n)                      \
     {                                                                                              \
         for (size_t i = 0; i < n; i++)                                                             \
             o[i] = p[i] + r[i] * (rn[i] + bhn[i]);                                                 \
     }                                                                                              \
-    static ATTR VEC_OPT void gru_h_##SFX(float *restrict h, const float *restrict nn,             \
+    static ATTR VEC_OPT void gru_h_##SFX(float *restrict h, const float *restrict nn,              \
                                          const float *restrict z, const float *restrict hp,        \
                                          size_t n)                                                 \
     {                                                                                              \

@@ -76,6 +76,25 @@ void kern_gemm_packed(size_t M, const float *A, size_t lda, const kern_packed *W
 void kern_gemm_packed_with(kern_isa isa, size_t M, const float *A, size_t lda, const kern_packed *W,
                            size_t g, size_t u0, size_t u1, const float *const *init,
                            size_t init_off, int accumulate, float *C, size_t ldc);
+/* A product's rows anywhere: row i at rows[i] + off when ROWS is not NULL, else at base + i * ld.
+ * A row-pointer operand lets the engine's recurrent step read the last step's states where it
+ * wrote them and write this step's straight into the layer's output rows, with no copies. */
+typedef struct {
+    const float *base;
+    size_t ld;
+    const float *const *rows;
+    size_t off;
+} kern_rows;
+#define KERN_ROWS_STRIDED(base_, ld_) ((kern_rows){(base_), (ld_), NULL, 0})
+#define KERN_ROWS_PTRS(rows_, off_) ((kern_rows){NULL, 0, (const float *const *)(rows_), (off_)})
+
+/* kern_gemm_packed on rows described by A and C (C's rows are written; none may overlap A's). */
+void kern_gemm_packed_rows(size_t M, kern_rows A, const kern_packed *W, size_t g, size_t u0,
+                           size_t u1, const float *const *init, size_t init_off, int accumulate,
+                           kern_rows C);
+void kern_gemm_packed_rows_with(kern_isa isa, size_t M, kern_rows A, const kern_packed *W, size_t g,
+                                size_t u0, size_t u1, const float *const *init, size_t init_off,
+                                int accumulate, kern_rows C);
 
 /* ---- activations ------------------------------------------------------------------------- */
 

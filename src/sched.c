@@ -249,8 +249,10 @@ static float *floats(size_t n, int zero)
     return zero ? calloc(n + 1, sizeof(float)) : malloc((n + 1) * sizeof(float));
 }
 
-/* Runs the jobs of P as one engine pass and splits the results. Returns 0, -1 with err (the
- * engine refused the merged batch), or -2 when the pass was stopped. */
+/* Runs the jobs of P as one engine pass and splits the results. The engine writes each
+ * sequence's output rows straight into its job's buffers (rnn_result.out_rows); only the inputs
+ * and the small final states are gathered and split. Returns 0, -1 with err (the engine refused
+ * the merged batch), or -2 when the pass was stopped. */
 static int run_merged(pass *p, char *err, size_t errlen)
 {
     const rnn_model *m = p->jobs[0]->model;
@@ -258,12 +260,14 @@ static int run_merged(pass *p, char *err, size_t errlen)
     const size_t I = (size_t)in->input_size, H = (size_t)in->hidden_size;
     const size_t LDH = (size_t)in->num_layers * (size_t)in->num_directions * H;
     const size_t DH = (size_t)in->num_directions * H;
-    size_t B = 0, N = 0;
+    size_t B = 0, N = 0, sink_steps = 0;
     int any_h0 = 0, any_c0 = 0, want_out = 0, want_h = 0, want_c = 0;
     for (size_t k = 0; k < p->n; k++) {
         const sched_job *j = p->jobs[k];
         B += j->batch->batch;
         N += job_steps(j);
+        if (!j->result->outputs && !j->result->out_rows)
+            sink_steps += job_steps(j);
         any_h0 |= j->batch->h0 != NULL;
         any_c0 |= j->batch->c0 != NULL;
         want_out |= j->result->outputs != NULL;
@@ -275,19 +279,29 @@ static int run_merged(pass *p, char *err, size_t errlen)
     float *x = floats(N * I, 0);
     float *h0 = any_h0 ? floats(B * LDH, 1) : NULL;
     float *c0 = any_c0 ? floats(B * LDH, 1) : NULL;
-    float *outputs = want_out ? floats(N * DH, 0) : NULL;
+    /* Every sequence's output rows, when any job wants them (the engine keeps the state in
+     * them): a job that does not gets rows in SINK. */
+    float **out_rows = want_out ? malloc((B + 1) * sizeof *out_rows) : NULL;
+    float *sink = want_out && sink_steps ? floats(sink_steps * DH, 0) : NULL;
     float *hidden = want_h ? floats(B * LDH, 0) : NULL;
     float *cell = want_c ? floats(B * LDH, 0) : NULL;
-    if (!lengths || !x || (any_h0 && !h0) || (any_c0 && !c0) || (want_out && !outputs) ||
-        (want_h && !hidden) || (want_c && !cell)) {
+    if (!lengths || !x || (any_h0 && !h0) || (any_c0 && !c0) || (want_out && !out_rows) ||
+        (want_out && sink_steps && !sink) || (want_h && !hidden) || (want_c && !cell)) {
         snprintf(err, errlen, "out of memory merging %zu requests (%zu steps)", p->n, N);
         goto done;
     }
     /* Gather: sequences back to back in job order; absent h0/c0 are zeros, as alone. */
-    size_t b = 0, n = 0;
+    size_t b = 0, n = 0, sunk = 0;
     for (size_t k = 0; k < p->n; k++) {
         const rnn_batch *jb = p->jobs[k]->batch;
+        const rnn_result *jr = p->jobs[k]->result;
         size_t steps = job_steps(p->jobs[k]);
+        for (size_t i = 0, row = 0; out_rows && i < jb->batch; row += (size_t)jb->lengths[i++])
+            out_rows[b + i] = jr->out_rows  ? jr->out_rows[i]
+                              : jr->outputs ? jr->outputs + row * DH
+                                            : sink + (sunk + row) * DH;
+        if (out_rows && !jr->out_rows && !jr->outputs)
+            sunk += steps;
         memcpy(lengths + b, jb->lengths, jb->batch * sizeof *lengths);
         memcpy(x + n * I, jb->x, steps * I * sizeof *x);
         if (jb->h0)
@@ -304,30 +318,28 @@ static int run_merged(pass *p, char *err, size_t errlen)
                     .c0 = c0,
                     .stop = pass_should_stop,
                     .stop_ctx = p};
-    rnn_result mr = {.outputs = outputs, .hidden = hidden, .cell = cell, .predictions = NULL};
+    rnn_result mr = {.hidden = hidden, .cell = cell, .out_rows = out_rows};
     rc = rnn_forward(m, &mb, &mr, err, errlen);
     if (rc < 0)
         goto done;
-    /* Scatter: each job's rows are where its gather put them. */
-    b = n = 0;
+    /* Split the final states: each job's rows are where its gather put them. */
+    b = 0;
     for (size_t k = 0; k < p->n; k++) {
         const sched_job *j = p->jobs[k];
-        size_t steps = job_steps(j), jb = j->batch->batch;
-        if (j->result->outputs)
-            memcpy(j->result->outputs, outputs + n * DH, steps * DH * sizeof *outputs);
+        size_t jb = j->batch->batch;
         if (j->result->hidden)
             memcpy(j->result->hidden, hidden + b * LDH, jb * LDH * sizeof *hidden);
         if (j->result->cell)
             memcpy(j->result->cell, cell + b * LDH, jb * LDH * sizeof *cell);
         b += jb;
-        n += steps;
     }
 done:
     free(lengths);
     free(x);
     free(h0);
     free(c0);
-    free(outputs);
+    free(out_rows);
+    free(sink);
     free(hidden);
     free(cell);
     return rc;

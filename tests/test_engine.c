@@ -250,7 +250,7 @@ START_TEST(test_batching_does_not_change_a_sequence)
                          .h0 = b->h0 ? b->h0 + i * LDH : NULL};
         size_t no, nh;
         rnn_result_sizes(f.model, &one, &no, &nh, NULL);
-        rnn_result r = {calloc(no + 1, sizeof(float)), calloc(nh, sizeof(float)), NULL, NULL};
+        rnn_result r = {calloc(no + 1, sizeof(float)), calloc(nh, sizeof(float)), NULL, NULL, NULL};
         ck_assert(rnn_forward(f.model, &one, &r, err, sizeof err) == 0);
         ck_assert(tu_max_abs_diff(r.outputs, all.outputs + off * DH, no) <= 1e-6);
         ck_assert(tu_max_abs_diff(r.hidden, all.hidden + i * LDH, nh) <= 1e-6);
@@ -327,8 +327,8 @@ START_TEST(test_random_models_match_reference)
                     .batch = 6, .lengths = lengths, .x = x, .h0 = h0, .c0 = ti == 1 ? c0 : NULL};
                 size_t no, nh, nc;
                 rnn_result_sizes(m, &b, &no, &nh, &nc);
-                rnn_result r1 = {malloc(no * 4), malloc(nh * 4), nc ? malloc(nc * 4) : NULL, NULL};
-                rnn_result r2 = {malloc(no * 4), malloc(nh * 4), nc ? malloc(nc * 4) : NULL, NULL};
+                rnn_result r1 = {malloc(no * 4), malloc(nh * 4), nc ? malloc(nc * 4) : NULL, NULL, NULL};
+                rnn_result r2 = {malloc(no * 4), malloc(nh * 4), nc ? malloc(nc * 4) : NULL, NULL, NULL};
                 ck_assert(rnn_forward(m, &b, &r1, err, sizeof err) == 0);
                 ck_assert(rnn_forward_reference(m, &b, &r2, err, sizeof err) == 0);
                 ck_assert_msg(tu_max_abs_diff(r1.outputs, r2.outputs, no) <= TOL,
@@ -357,7 +357,7 @@ START_TEST(test_parts_not_wanted_may_be_null)
     char err[256];
     fixture_load(&f, "lstm_2layer_bidir");
     rnn_result full = result_new(&f);
-    rnn_result only_hidden = {NULL, calloc(f.n_hid, sizeof(float)), NULL, NULL};
+    rnn_result only_hidden = {NULL, calloc(f.n_hid, sizeof(float)), NULL, NULL, NULL};
     const rnn_batch *b = wire_v1_batch(f.req);
     ck_assert(rnn_forward(f.model, b, &full, err, sizeof err) == 0);
     ck_assert(rnn_forward(f.model, b, &only_hidden, err, sizeof err) == 0);
@@ -376,7 +376,7 @@ START_TEST(test_negative_length_is_an_error)
     int32_t lengths[2] = {1, -1};
     float x[3] = {0};
     rnn_batch b = {.batch = 2, .lengths = lengths, .x = x};
-    rnn_result r = {NULL, NULL, NULL, NULL};
+    rnn_result r = {NULL, NULL, NULL, NULL, NULL};
     ck_assert_int_eq(rnn_forward(f.model, &b, &r, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "negative length"));
     fixture_free(&f);
@@ -397,7 +397,7 @@ static void *hammer(void *p)
     char err[256];
     a->ok = 1;
     for (int it = 0; it < 25 && a->ok; it++) {
-        rnn_result r = {malloc(a->f->n_out * 4 + 4), malloc(a->f->n_hid * 4), NULL, NULL};
+        rnn_result r = {malloc(a->f->n_out * 4 + 4), malloc(a->f->n_hid * 4), NULL, NULL, NULL};
         if (rnn_model_info(a->f->model)->type == RNN_CELL_LSTM)
             r.cell = malloc(a->f->n_cell * 4);
         if (rnn_forward(a->f->model, b, &r, err, sizeof err) != 0 ||

@@ -103,6 +103,58 @@ START_TEST(test_packed_product_matches_naive)
 }
 END_TEST
 
+/* Row pointers (kern_gemm_packed_rows): A's rows and C's in a scrambled order at an offset give
+ * exactly the strided product's values (the same operations), and C's other columns stay. K 600
+ * crosses a K chunk (C is then read back between chunks). */
+START_TEST(test_packed_product_on_row_pointers)
+{
+    const size_t Ms[] = {1, 5, 7, 13, 97}, Us[] = {16, 33, 130}, Ks[] = {7, 129, 600};
+    for (int isa = 0; isa < n_paths(); isa++)
+        for (size_t a = 0; a < 5; a++)
+            for (size_t b = 0; b < 3; b++)
+                for (size_t c = 0; c < 3; c++) {
+                    const size_t M = Ms[a], U = Us[b], K = Ks[c], off = 3, ld = U + 8;
+                    if (tu_under_valgrind() && M * U * K > 40000u)
+                        continue;
+                    float *A = rand_array(M * K), *W = rand_array(U * K), *S = rand_array(U + 1);
+                    float *Cs = rand_array(M * U), *Cr = rand_array(M * ld),
+                          *Ar = rand_array(M * (K + off));
+                    float *keep = malloc(M * ld * sizeof(float));
+                    const float **arow = malloc(M * sizeof *arow),
+                                **init = malloc(M * sizeof *init);
+                    float **crow = malloc(M * sizeof *crow);
+                    for (size_t i = 0; i < M; i++) { /* row i lives at slot M-1-i */
+                        memcpy(Ar + (M - 1 - i) * (K + off) + off, A + i * K, K * sizeof(float));
+                        arow[i] = Ar + (M - 1 - i) * (K + off);
+                        crow[i] = Cr + (M - 1 - i) * ld;
+                        init[i] = S;
+                    }
+                    memcpy(keep, Cr, M * ld * sizeof(float));
+                    kern_packed p;
+                    ck_assert_int_eq(kern_pack(&p, W, K, 1, U, K), 0);
+                    int acc = (int)((a + b + c) % 2);
+                    kern_gemm_packed_with((kern_isa)isa, M, A, K, &p, 0, 0, U, acc ? init : NULL, 1,
+                                          0, Cs, U);
+                    kern_gemm_packed_rows_with((kern_isa)isa, M, KERN_ROWS_PTRS(arow, off), &p, 0,
+                                               0, U, acc ? init : NULL, 1, 0,
+                                               KERN_ROWS_PTRS(crow, off));
+                    for (size_t i = 0; i < M; i++)
+                        for (size_t j = 0; j < ld; j++) {
+                            float got = crow[i][j];
+                            float want = j >= off && j < off + U ? Cs[i * U + j - off]
+                                                                 : keep[(M - 1 - i) * ld + j];
+                            ck_assert_msg(memcmp(&got, &want, sizeof got) == 0,
+                                          "%s M=%zu U=%zu K=%zu: row %zu col %zu: %g, want %g",
+                                          kern_isa_name((kern_isa)isa), M, U, K, i, j, (double)got,
+                                          (double)want);
+                        }
+                    kern_pack_free(&p);
+                    free(A), free(W), free(S), free(Cs), free(Cr), free(Ar), free(keep);
+                    free(arow), free(init), free(crow);
+                }
+}
+END_TEST
+
 /* Groups (gates) and the unit ranges a threaded stage uses: [u0, u1) with u0 on a panel. */
 START_TEST(test_packed_product_groups_and_ranges)
 {
@@ -422,6 +474,68 @@ START_TEST(test_forward_on_every_path)
 }
 END_TEST
 
+/* rnn_result.out_rows: each sequence's rows written where asked (here a padded layout with a
+ * row of slack, NaN-filled) hold exactly the packed outputs, the slack is untouched, and the
+ * final states are the same: every cell type, both directions, empty and long sequences, every
+ * path, one thread and two. */
+START_TEST(test_forward_writes_out_rows_in_place)
+{
+    const rnn_cell_type types[3] = {RNN_CELL_RNN, RNN_CELL_LSTM, RNN_CELL_GRU};
+    const int32_t lengths[6] = {9, 0, 1, 23, 4, 23};
+    const size_t B = 6, Tpad = 24;
+    for (int t = 0; t < 3; t++)
+        for (int bidir = 0; bidir < 2; bidir++) {
+            rand_model rm;
+            rand_model_make(&rm, types[t], 5, 144, 2, bidir, RNN_TANH);
+            const rnn_info *in = rnn_model_info(rm.m);
+            const size_t DH = (size_t)in->num_directions * (size_t)in->hidden_size;
+            size_t N = 0;
+            for (size_t i = 0; i < B; i++)
+                N += (size_t)lengths[i];
+            float *x = rand_array(N * 5);
+            rnn_batch b = {.batch = B, .lengths = lengths, .x = x};
+            size_t no, nh, nc;
+            rnn_result_sizes(rm.m, &b, &no, &nh, &nc);
+            for (int isa = 0; isa < n_paths(); isa++)
+                for (int th = 1; th <= 2; th++) {
+                    kern_isa_use((kern_isa)isa);
+                    rnn_set_threads(th);
+                    float *packed = malloc(no * 4 + 4), *h1 = malloc(nh * 4), *h2 = malloc(nh * 4);
+                    float *pad = malloc(B * Tpad * DH * sizeof(float));
+                    float *c1 = nc ? malloc(nc * 4) : NULL, *c2 = nc ? malloc(nc * 4) : NULL;
+                    float *rowp[6];
+                    for (size_t e = 0; e < B * Tpad * DH; e++)
+                        pad[e] = NAN;
+                    for (size_t i = 0; i < B; i++)
+                        rowp[i] = pad + i * Tpad * DH;
+                    rnn_result r1 = {.outputs = packed, .hidden = h1, .cell = c1};
+                    rnn_result r2 = {.hidden = h2, .cell = c2, .out_rows = rowp};
+                    char err[256];
+                    ck_assert_msg(rnn_forward(rm.m, &b, &r1, err, sizeof err) == 0, "%s", err);
+                    ck_assert_msg(rnn_forward(rm.m, &b, &r2, err, sizeof err) == 0, "%s", err);
+                    size_t row = 0;
+                    for (size_t i = 0; i < B; i++) {
+                        const size_t T = (size_t)lengths[i];
+                        ck_assert_msg(memcmp(rowp[i], packed + row * DH, T * DH * 4) == 0,
+                                      "type %d bidir %d %s threads %d: sequence %zu's rows differ",
+                                      t, bidir, kern_isa_name((kern_isa)isa), th, i);
+                        for (size_t e = T * DH; e < Tpad * DH; e++)
+                            ck_assert_msg(isnan(rowp[i][e]), "sequence %zu: slack written", i);
+                        row += T;
+                    }
+                    ck_assert(memcmp(h1, h2, nh * 4) == 0);
+                    if (nc)
+                        ck_assert(memcmp(c1, c2, nc * 4) == 0);
+                    free(packed), free(h1), free(h2), free(pad), free(c1), free(c2);
+                }
+            kern_isa_use(KERN_AVX512);
+            rnn_set_threads(1);
+            free(x);
+            rand_model_free(&rm);
+        }
+}
+END_TEST
+
 /* Large enough that rnn_set_threads(2) splits each layer's units between two threads. */
 START_TEST(test_forward_split_across_threads)
 {
@@ -455,6 +569,7 @@ static Suite *kernels_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_packed_product_matches_naive);
     tcase_add_test(tc, test_packed_product_groups_and_ranges);
+    tcase_add_test(tc, test_packed_product_on_row_pointers);
     tcase_add_test(tc, test_blas_product_matches_naive);
     suite_add_tcase(s, tc);
     tc = tcase_create("activations");
@@ -469,6 +584,7 @@ static Suite *kernels_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_forward_on_every_path);
     tcase_add_test(tc, test_forward_split_across_threads);
+    tcase_add_test(tc, test_forward_writes_out_rows_in_place);
     suite_add_tcase(s, tc);
     return s;
 }

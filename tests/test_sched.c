@@ -176,7 +176,8 @@ static void submit_ok(sched *s, tjob *t)
 }
 
 /* Runs 12 jobs of CASE merged (queued while paused), and checks each result against the same
- * batch run alone, bit for bit. */
+ * batch run alone, bit for bit. Every fourth job wants only the final states (its sequences
+ * still need rows in the merged pass: the engine keeps the state in them). */
 static void check_merge_exact(const char *name)
 {
     model_t m;
@@ -185,8 +186,13 @@ static void check_merge_exact(const char *name)
     waiter_init(&w);
     enum { K = 12 };
     tjob *t[K];
-    for (int k = 0; k < K; k++)
+    for (int k = 0; k < K; k++) {
         t[k] = tjob_new(m.model, (size_t)(1 + k % 3), 9, k % 2, &w);
+        if (k % 4 == 3) {
+            free(t[k]->res.outputs);
+            t[k]->res.outputs = NULL;
+        }
+    }
     sched *s = start(1, 1024, 60000);
     sched_pause(s, 1);
     for (int k = 0; k < K; k++)
@@ -201,10 +207,11 @@ static void check_merge_exact(const char *name)
         merged += t[k]->job.pass_jobs > 1;
         rnn_result alone = {calloc(t[k]->n_out + 1, sizeof(float)),
                             calloc(t[k]->n_hid + 1, sizeof(float)),
-                            t[k]->n_cell ? calloc(t[k]->n_cell, sizeof(float)) : NULL, NULL};
+                            t[k]->n_cell ? calloc(t[k]->n_cell, sizeof(float)) : NULL, NULL, NULL};
         char err[256];
         ck_assert_int_eq(rnn_forward(m.model, &t[k]->batch, &alone, err, sizeof err), 0);
-        ck_assert_msg(memcmp(alone.outputs, t[k]->res.outputs, t[k]->n_out * sizeof(float)) == 0,
+        ck_assert_msg(!t[k]->res.outputs || memcmp(alone.outputs, t[k]->res.outputs,
+                                                   t[k]->n_out * sizeof(float)) == 0,
                       "%s job %d: merged outputs differ from the job alone", name, k);
         ck_assert_msg(memcmp(alone.hidden, t[k]->res.hidden, t[k]->n_hid * sizeof(float)) == 0,
                       "%s job %d: merged hidden differs from the job alone", name, k);

@@ -37,12 +37,17 @@ typedef struct {
  *   hidden:  (B, L*D, H)          each sequence's final hidden state at its own last step
  *   cell:    (B, L*D, H)          LSTM only: final cell state
  *   predictions: (sum(lengths), O) the output head at every step; filled by rnn_head_forward
- *                from outputs, never by rnn_forward */
+ *                from outputs, never by rnn_forward
+ *   out_rows:    (B) pointers, or NULL: when given, sequence i's output rows go to out_rows[i]
+ *                (lengths[i] rows of D*H floats, back to back) instead of into outputs. A caller
+ *                whose sequences' rows belong to several buffers (the scheduler's merged pass,
+ *                a padded wire layout) has them written in place, with no copy afterwards. */
 typedef struct {
     float *outputs;
     float *hidden;
     float *cell;
     float *predictions;
+    float *const *out_rows;
 } rnn_result;
 
 /* Number of floats each part of rnn_result needs for BATCH on MODEL. */
