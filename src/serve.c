@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "rnnserve/config.h"
+#include "rnnserve/engine.h"
 #include "rnnserve/sysres.h"
 #include "rnnserve/server.h"
 
@@ -65,8 +66,9 @@ static void log_listening(const cfg_config *cfg, srv *s)
 
 /* SIGHUP reloads the models (server settings need a restart). Returns the signal that ends the
  * wait, SIGTERM or SIGINT. Once a second without one, it looks whether the server has been quiet
- * since the last look after being busy: the heap keeps freed memory for the next requests
- * (sysres_heap_keep), and this is when it goes back to the system. */
+ * since the last look after being busy: the heap and the engine keep freed memory for the next
+ * requests (sysres_heap_keep, the engine's large scratch), and this is when it goes back to the
+ * system. */
 static int serve_until_stopped(srv *s, const char *config_path, sigset_t *set)
 {
     char err[1024];
@@ -79,6 +81,7 @@ static int serve_until_stopped(srv *s, const char *config_path, sigset_t *set)
             if (!srv_quiet_since(s, &mark))
                 busy = 1;
             else if (busy) {
+                rnn_release_scratch();
                 sysres_heap_release();
                 busy = 0;
             }

@@ -98,6 +98,11 @@ const char *rnn_blas_corename(void);
 void rnn_set_threads(int n);
 int rnn_get_threads(void);
 
+/* Unmaps the large scratch blocks the engine keeps between passes (a large pass's scratch is
+ * kept for the next ones; a small pass releases it only after two seconds without a large one).
+ * For a process going quiet; thread-safe, cheap when nothing is kept. */
+void rnn_release_scratch(void);
+
 /* The instruction set the engine's kernels run on: "avx512", "avx2" or "generic" (picked at run
  * time from the CPU; for logs and benchmarks). */
 const char *rnn_kernels_isa(void);
