@@ -22,14 +22,6 @@
  * 85 KB more that level 6 saves cost 115 ms of a compute-bound server's CPU, and arrive sooner
  * only on a link slower than ~6 Mbit/s: a model server's clients sit closer than that. */
 #define CZ_LEVEL 1
-/* Past this size a body is coded with Huffman codes only (no string matching), by czh_compress
- * (src/czhuff.c). JSON of float32 digits barely repeats, so matching finds little: on the 1.8 MB
- * "M" response zlib's level 1 gave a ratio of 2.19 in 15 ms and zlib's Huffman-only 2.16 in
- * 8.9 ms (206 MB/s); czh_compress gives 2.17 in 0.98 ms as gzip (1.9 GB/s, of which zlib's
- * CRC-32 is 0.27 ms) and 1.14 ms as deflate (1.6 GB/s, Adler-32 0.46 ms) (best of 50,
- * 2026-12-02, this 2-core machine, loaded). The small answers below it (errors, metadata, short
- * sequences) do repeat, and keep level 1. */
-#define CZ_HUFFMAN_FROM ((size_t)64 << 10)
 /* Inflated bytes asked of zlib per call: enough to amortise the call, small next to any cap. */
 #define CZ_STEP (64u << 10)
 

@@ -252,6 +252,13 @@ static uint32_t checksum(cz_coding c, const unsigned char *in, size_t len)
     return (uint32_t)sum;
 }
 
+/* czh_compress's 1: nothing was counted into OUT, but its NUL was written over. */
+static int not_worth_it(buf *out)
+{
+    out->data[out->len] = '\0';
+    return 1;
+}
+
 int czh_compress(cz_coding c, const void *in_, size_t len, int force, buf *out)
 {
     const unsigned char *in = in_;
@@ -327,14 +334,14 @@ int czh_compress(cz_coding c, const void *in_, size_t len, int force, buf *out)
         }
         off = end;
         if (!force && (size_t)(p - data) > limit)
-            return 1; /* not worth it: nothing was counted into OUT yet */
+            return not_worth_it(out);
     }
     bitw t = {p, bits, n};
     put_bits(&t, lit_code[CZH_EOB], lit_len[CZH_EOB]);
     put_bits(&t, 0, (8 - t.n) & 7); /* pad to a byte */
     p = t.p;
     if (!force && (size_t)(p - data) > limit)
-        return 1;
+        return not_worth_it(out);
 
     uint32_t sum = checksum(c, in, len);
     if (c == CZ_GZIP) {
