@@ -22,7 +22,7 @@ LDLIBS  := $(shell pkg-config --libs libmicrohttpd jansson zlib 2>/dev/null) -lm
 TEST_LDLIBS := $(shell pkg-config --libs check 2>/dev/null) -lcurl
 
 # Library modules, bottom layer first (see docs/ARCHITECTURE.md).
-LIB_SRCS := src/buf.c src/utf8.c src/compress.c src/file.c src/sysres.c src/floatfmt.c src/jsonnum.c src/jsonscan.c src/metrics.c src/kernels.c src/safetensors.c src/config.c \
+LIB_SRCS := src/buf.c src/utf8.c src/czhuff.c src/compress.c src/file.c src/sysres.c src/floatfmt.c src/jsonnum.c src/jsonscan.c src/metrics.c src/kernels.c src/safetensors.c src/config.c \
             src/cells.c src/model.c src/embed.c src/engine.c src/head.c src/generate.c src/sessions.c src/sched.c src/wire.c src/wire_v1.c src/wire_v2.c src/wire_v2bin.c src/wire_generate.c src/forward.c src/cli.c \
             src/modelset.c src/compute.c src/auth.c src/accept.c src/routes.c src/session_routes.c src/session_generate.c src/reloader.c src/http.c src/generate_routes.c src/server.c \
             src/version.c

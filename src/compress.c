@@ -1,7 +1,9 @@
 /* compress.c - HTTP content codings over zlib (see compress.h).
  *
  * Owns the two header grammars (Content-Encoding, Accept-Encoding), the inflater's member and
- * flavour detection and its memory bound, and the response compressor's speed/size trade-off. */
+ * flavour detection and its memory bound, and the response compressor's speed/size trade-off:
+ * zlib level 1 for small bodies, rnnserve's own literal-only deflate encoder (src/czhuff.c) for
+ * large ones, zlib again for large ones too random for that to pay. Inflating is zlib's alone. */
 #include "rnnserve/compress.h"
 
 #include <limits.h>
@@ -12,18 +14,14 @@
 #include <strings.h>
 #include <zlib.h>
 
+#include "czhuff.h"
+
 /* Level 1, not zlib's default 6. On a 1.8 MB response of 7-digit floats ([[0.1234567,
  * -0.7654321, ...], ...], 16 per row) level 1 took 18.5 ms (97 MB/s) for a ratio of 2.15, level
  * 6 took 134 ms (13 MB/s) for 2.39 (best of 5, 2026-12-01, the 2-core development machine). The
  * 85 KB more that level 6 saves cost 115 ms of a compute-bound server's CPU, and arrive sooner
  * only on a link slower than ~6 Mbit/s: a model server's clients sit closer than that. */
 #define CZ_LEVEL 1
-/* Past this size a body is coded with Huffman codes only (no string matching). JSON of float32
- * digits barely repeats, so matching finds little: on the 1.8 MB "M" response zlib's level 1
- * gave a ratio of 2.19 in 15 ms and Huffman-only 2.16 in 9.3 ms (2026-12-01, this 2-core
- * machine, loaded). The
- * small answers below it (errors, metadata, short sequences) do repeat, and keep level 1. */
-#define CZ_HUFFMAN_FROM ((size_t)64 << 10)
 /* Inflated bytes asked of zlib per call: enough to amortise the call, small next to any cap. */
 #define CZ_STEP (64u << 10)
 
@@ -191,6 +189,16 @@ int cz_compress(cz_coding c, const void *in, size_t len, buf *out, char *err, si
     if (c == CZ_IDENTITY) {
         snprintf(err, errlen, "cz_compress: identity is not a compression");
         return -1;
+    }
+    if (len >= CZ_HUFFMAN_FROM) {
+        int rc = czh_compress(c, in, len, 0, out);
+        if (rc < 0) {
+            snprintf(err, errlen, "out of memory compressing %zu bytes", len);
+            return -1;
+        }
+        if (rc == 0)
+            return 0;
+        /* Too random to save much: zlib (stored blocks, mostly). */
     }
     /* windowBits 15 + 16 asks zlib for the gzip wrapper; 15 alone for the zlib one. */
     if (deflateInit2(&zs, CZ_LEVEL, Z_DEFLATED, c == CZ_GZIP ? 15 + 16 : 15, 8,

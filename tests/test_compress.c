@@ -1,12 +1,15 @@
 /* test_compress.c - the content codings (src/compress.c): bodies inflate back to what was
  * compressed whatever the split, a zip bomb stops at the cap with 413 holding no more than the cap,
- * each kind of bad body has its named 400, and the two header grammars pick what RFC 9110 says. */
+ * each kind of bad body has its named 400, and the two header grammars pick what RFC 9110 says.
+ * The literal-only encoder for large bodies (src/czhuff.c) writes streams that zlib's inflate and
+ * cz_inflater both read back, from any bytes, never bigger than zlib would make them. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
+#include "../src/czhuff.h"
 #include "rnnserve/compress.h"
 #include "testutil.h"
 
@@ -89,6 +92,122 @@ static void expect_error(cz_coding c, const void *in, size_t len, size_t chunk, 
     ck_assert_int_eq(r.status, status);
     ck_assert_msg(strstr(r.err, message) != NULL, "\"%s\", wanted \"%s\"", r.err, message);
     buf_free(&r.out);
+}
+
+/* A fixed-seed PRNG (xorshift32) for the encoder's test bodies. */
+static unsigned next_rand(unsigned *st)
+{
+    *st ^= *st << 13;
+    *st ^= *st >> 17;
+    *st ^= *st << 5;
+    return *st;
+}
+
+/* About N bytes (*len exactly) of JSON like the server's float outputs: rows of 16 numbers of
+ * 7 to 9 digits, half of them negative ([[0.12345678,-0.9876543,...],...]). */
+static char *float_text(size_t n, size_t *len)
+{
+    char *s = malloc(n + 512); /* the last row may pass N by one row's ~220 bytes */
+    ck_assert_ptr_nonnull(s);
+    unsigned st = 12345;
+    size_t i = 0;
+    s[i++] = '[';
+    while (i < n) {
+        s[i++] = '[';
+        for (int k = 0; k < 16; k++) {
+            unsigned r = next_rand(&st);
+            if (k)
+                s[i++] = ',';
+            if (r & 1)
+                s[i++] = '-';
+            s[i++] = '0';
+            s[i++] = '.';
+            for (unsigned d = 0, nd = 7 + (r >> 1) % 3; d < nd; d++)
+                s[i++] = (char)('0' + next_rand(&st) % 10);
+        }
+        s[i++] = ']';
+        s[i++] = ',';
+    }
+    s[i - 1] = ']';
+    s[i] = '\0';
+    *len = i;
+    return s;
+}
+
+/* N random bytes (fixed seed): incompressible. */
+static unsigned char *random_bytes(size_t n)
+{
+    unsigned char *s = malloc(n ? n : 1);
+    ck_assert_ptr_nonnull(s);
+    unsigned st = 99;
+    for (size_t i = 0; i < n; i++)
+        s[i] = (unsigned char)(next_rand(&st) >> 7);
+    return s;
+}
+
+/* The size zlib's level 1 Huffman-only (what bodies from CZ_HUFFMAN_FROM up got before
+ * czh_compress) makes of IN[len] with window bits WBITS. */
+static size_t zlib_huffman_size(int wbits, const void *in, size_t len)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    ck_assert_int_eq(deflateInit2(&zs, 1, Z_DEFLATED, wbits, 8, Z_HUFFMAN_ONLY), Z_OK);
+    size_t cap = deflateBound(&zs, len);
+    unsigned char *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    zs.next_in = (Bytef *)in;
+    zs.avail_in = (uInt)len;
+    zs.next_out = out;
+    zs.avail_out = (uInt)cap;
+    ck_assert_int_eq(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    size_t n = zs.total_out;
+    deflateEnd(&zs);
+    free(out);
+    return n;
+}
+
+/* Z[zlen], a whole C stream, inflates by zlib's own inflate (window bits 15 + 16 for gzip, 15
+ * for the zlib format) to exactly WANT[want_len], every input byte used. */
+static void expect_zlib_inflates_to(cz_coding c, const void *z, size_t zlen, const void *want,
+                                    size_t want_len)
+{
+    unsigned char *back = malloc(want_len + 1);
+    ck_assert_ptr_nonnull(back);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    ck_assert_int_eq(inflateInit2(&zs, c == CZ_GZIP ? 15 + 16 : 15), Z_OK);
+    zs.next_in = (Bytef *)z;
+    zs.avail_in = (uInt)zlen;
+    zs.next_out = back;
+    zs.avail_out = (uInt)want_len + 1;
+    int rc = inflate(&zs, Z_FINISH);
+    ck_assert_msg(rc == Z_STREAM_END, "zlib's inflate: %d (%s)", rc, zs.msg ? zs.msg : "-");
+    ck_assert_uint_eq(zs.avail_in, 0);
+    ck_assert_uint_eq(zs.total_out, want_len);
+    ck_assert_msg(want_len == 0 || memcmp(back, want, want_len) == 0, "zlib: other bytes");
+    inflateEnd(&zs);
+    free(back);
+}
+
+/* Z[zlen] reads back as BODY[len] by both decoders: zlib's, and cz_inflater whole and in
+ * pieces of 4093 bytes. */
+static void expect_both_inflate_to(cz_coding c, const void *z, size_t zlen, const void *body,
+                                   size_t len)
+{
+    expect_zlib_inflates_to(c, z, zlen, body, len);
+    expect_inflates_to(c, z, zlen, zlen, body, len);
+    expect_inflates_to(c, z, zlen, 4093, body, len);
+}
+
+/* BODY[len] coded by czh_compress as C (FORCE as czh_compress takes it), checked to read back
+ * by both decoders; the caller buf_free()s it. */
+static buf huffman_round_trip(cz_coding c, const void *body, size_t len, int force)
+{
+    buf z = BUF_INIT;
+    ck_assert_int_eq(czh_compress(c, body, len, force, &z), 0);
+    ck_assert_int_eq(z.data[z.len], '\0');
+    expect_both_inflate_to(c, z.data, z.len, body, len);
+    return z;
 }
 
 START_TEST(test_gzip_round_trip_restores_the_body)
@@ -413,6 +532,221 @@ START_TEST(test_inflating_appends_after_what_the_buffer_holds)
 }
 END_TEST
 
+static unsigned get32(const char *p, int big)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return big ? (unsigned)u[0] << 24 | (unsigned)u[1] << 16 | (unsigned)u[2] << 8 | u[3]
+               : (unsigned)u[3] << 24 | (unsigned)u[2] << 16 | (unsigned)u[1] << 8 | u[0];
+}
+
+START_TEST(test_huffman_streams_are_standard_gzip_and_zlib)
+{
+    size_t n;
+    char *body = float_text(300000, &n);
+    /* gzip (RFC 1952): ID1 ID2, deflate, no flags, no time, OS 255; CRC-32 and ISIZE last. */
+    buf z = huffman_round_trip(CZ_GZIP, body, n, 0);
+    ck_assert_mem_eq(z.data, "\x1f\x8b\x08\0\0\0\0\0\0\xff", 10);
+    ck_assert_uint_eq(get32(z.data + z.len - 8, 0), crc32(0, (const Bytef *)body, (uInt)n));
+    ck_assert_uint_eq(get32(z.data + z.len - 4, 0), n);
+    /* one final block of dynamic codes: BFINAL 1, BTYPE 10 */
+    ck_assert_int_eq(z.data[10] & 7, 5);
+    buf_free(&z);
+    /* zlib (RFC 1950): 0x78 0x01, whose check bits hold; Adler-32 big-endian last. */
+    z = huffman_round_trip(CZ_DEFLATE, body, n, 0);
+    ck_assert_int_eq((unsigned char)z.data[0], 0x78);
+    ck_assert_int_eq((unsigned char)z.data[1], 0x01);
+    ck_assert_int_eq((0x78 * 256 + 0x01) % 31, 0);
+    ck_assert_int_eq(z.data[2] & 7, 5);
+    ck_assert_uint_eq(get32(z.data + z.len - 4, 1), adler32(1, (const Bytef *)body, (uInt)n));
+    buf_free(&z);
+    free(body);
+}
+END_TEST
+
+START_TEST(test_bodies_from_the_threshold_up_take_the_huffman_encoder)
+{
+    /* Told apart by the gzip header's OS byte: zlib writes 3 (Unix), czh_compress 255. */
+    size_t n;
+    char *body = float_text(CZ_HUFFMAN_FROM + 100, &n), err[256];
+    for (size_t len = CZ_HUFFMAN_FROM - 1; len <= CZ_HUFFMAN_FROM + 1; len++) {
+        for (int c = CZ_GZIP; c <= CZ_DEFLATE; c++) {
+            buf z = BUF_INIT;
+            buf_puts(&z, "prefix");
+            ck_assert_int_eq(cz_compress((cz_coding)c, body, len, &z, err, sizeof err), 0);
+            ck_assert_mem_eq(z.data, "prefix", 6);
+            ck_assert_int_eq(z.data[z.len], '\0');
+            if (c == CZ_GZIP)
+                ck_assert_int_eq((unsigned char)z.data[6 + 9], len < CZ_HUFFMAN_FROM ? 3 : 255);
+            expect_both_inflate_to((cz_coding)c, z.data + 6, z.len - 6, body, len);
+            buf_free(&z);
+        }
+    }
+    free(body);
+}
+END_TEST
+
+START_TEST(test_huffman_encoder_codes_the_shortest_bodies)
+{
+    /* Forced (cz_compress never sends these here): nothing, and the first bytes one by one,
+     * each length through the coding loop's tail. */
+    const char *text = "[0.5,-0.25]";
+    for (size_t len = 0; len <= strlen(text); len++)
+        for (int c = CZ_GZIP; c <= CZ_DEFLATE; c++) {
+            buf z = huffman_round_trip((cz_coding)c, text, len, 1);
+            buf_free(&z);
+        }
+    /* Unforced, a body that short cannot save 1/16 of itself: left to zlib, OUT untouched. */
+    buf z = BUF_INIT;
+    buf_puts(&z, "kept");
+    ck_assert_int_eq(czh_compress(CZ_GZIP, text, strlen(text), 0, &z), 1);
+    ck_assert_uint_eq(z.len, 4);
+    ck_assert_str_eq(z.data, "kept");
+    buf_free(&z);
+}
+END_TEST
+
+START_TEST(test_huffman_encoder_codes_every_byte_value)
+{
+    /* Digits mostly, every one of the 256 byte values among them, in several places. */
+    size_t n = 200000;
+    unsigned char *body = malloc(n);
+    ck_assert_ptr_nonnull(body);
+    unsigned st = 5;
+    for (size_t i = 0; i < n; i++)
+        body[i] = (unsigned char)('0' + next_rand(&st) % 10);
+    for (size_t v = 0; v < 256; v++) {
+        body[v * 7] = (unsigned char)v;
+        body[n / 2 + v * 3] = (unsigned char)(255 - v);
+        body[n - 1 - v] = (unsigned char)v;
+    }
+    for (int c = CZ_GZIP; c <= CZ_DEFLATE; c++) {
+        buf z = huffman_round_trip((cz_coding)c, body, n, 0);
+        buf_free(&z);
+    }
+    /* and all 256 equally often, forced: codes of 8 and 9 bits, more than the body */
+    for (size_t i = 0; i < n; i++)
+        body[i] = (unsigned char)(i * 7);
+    for (int c = CZ_GZIP; c <= CZ_DEFLATE; c++) {
+        buf z = huffman_round_trip((cz_coding)c, body, n, 1);
+        ck_assert_uint_gt(z.len, n);
+        buf_free(&z);
+    }
+    free(body);
+}
+END_TEST
+
+START_TEST(test_huffman_encoder_codes_a_body_of_one_byte_value)
+{
+    /* One used symbol: the sample sees nothing else, yet every byte keeps a code. */
+    size_t n = 150000;
+    char *body = malloc(n), err[256];
+    ck_assert_ptr_nonnull(body);
+    memset(body, '7', n);
+    for (int c = CZ_GZIP; c <= CZ_DEFLATE; c++) {
+        buf z = huffman_round_trip((cz_coding)c, body, n, 0);
+        /* one bit a byte */
+        ck_assert_uint_lt(z.len, n / 8 + 300);
+        buf_free(&z);
+        ck_assert_int_eq(cz_compress((cz_coding)c, body, n, &z, err, sizeof err), 0);
+        expect_both_inflate_to((cz_coding)c, z.data, z.len, body, n);
+        buf_free(&z);
+    }
+    /* and one stray byte the sample missed, in the middle: a long code, still decoded */
+    body[n / 2 + 1] = '\n';
+    buf z = huffman_round_trip(CZ_GZIP, body, n, 0);
+    buf_free(&z);
+    free(body);
+}
+END_TEST
+
+START_TEST(test_skewed_counts_are_held_to_deflates_code_lengths)
+{
+    /* Byte k appears fib(k + 1) times, shuffled so that the encoder's sample sees those
+     * counts too: a Huffman tree over them is 24 deep (15 over the sample's), past the 14 bits
+     * the encoder allows itself, so it has to flatten it. */
+    size_t n = 0, fa = 1, fb = 1;
+    unsigned char *body = malloc(200000);
+    ck_assert_ptr_nonnull(body);
+    for (int k = 0; k < 25; k++) {
+        for (size_t i = 0; i < fa; i++)
+            body[n++] = (unsigned char)('A' + k);
+        size_t t = fa + fb;
+        fa = fb;
+        fb = t;
+    }
+    ck_assert_uint_ge(n, CZ_HUFFMAN_FROM);
+    ck_assert_uint_le(n, 200000);
+    unsigned st = 3;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = next_rand(&st) % (i + 1);
+        unsigned char t = body[i];
+        body[i] = body[j];
+        body[j] = t;
+    }
+    for (int c = CZ_GZIP; c <= CZ_DEFLATE; c++) {
+        buf z = huffman_round_trip((cz_coding)c, body, n, 0);
+        buf_free(&z);
+    }
+    free(body);
+}
+END_TEST
+
+START_TEST(test_random_bytes_are_never_bigger_than_zlib_makes_them)
+{
+    size_t n = 1 << 20;
+    unsigned char *body = random_bytes(n);
+    char err[256];
+    for (int c = CZ_GZIP; c <= CZ_DEFLATE; c++) {
+        buf z = BUF_INIT;
+        ck_assert_int_eq(cz_compress((cz_coding)c, body, n, &z, err, sizeof err), 0);
+        ck_assert_uint_le(z.len, zlib_huffman_size(c == CZ_GZIP ? 31 : 15, body, n));
+        expect_both_inflate_to((cz_coding)c, z.data, z.len, body, n);
+        buf_free(&z);
+        /* czh_compress itself gives them up (OUT unchanged), or codes them when forced */
+        ck_assert_int_eq(czh_compress((cz_coding)c, body, n, 0, &z), 1);
+        ck_assert_uint_eq(z.len, 0);
+        buf_free(&z);
+        z = huffman_round_trip((cz_coding)c, body, n, 1);
+        buf_free(&z);
+    }
+    free(body);
+}
+END_TEST
+
+START_TEST(test_float_text_compresses_at_least_2_1_times)
+{
+    size_t n;
+    char *body = float_text(2 << 20, &n), err[256];
+    for (int c = CZ_GZIP; c <= CZ_DEFLATE; c++) {
+        buf z = BUF_INIT;
+        ck_assert_int_eq(cz_compress((cz_coding)c, body, n, &z, err, sizeof err), 0);
+        expect_both_inflate_to((cz_coding)c, z.data, z.len, body, n);
+        double ratio = (double)n / (double)z.len;
+        ck_assert_msg(ratio >= 2.1, "%s ratio %.3f", cz_coding_name((cz_coding)c), ratio);
+        /* no bigger than zlib's own Huffman-only coding of it */
+        ck_assert_uint_le(z.len, zlib_huffman_size(c == CZ_GZIP ? 31 : 15, body, n));
+        buf_free(&z);
+    }
+    free(body);
+}
+END_TEST
+
+START_TEST(test_twenty_megabyte_body_round_trips)
+{
+    size_t n;
+    char *body = float_text(20 << 20, &n), err[256];
+    for (int c = CZ_GZIP; c <= CZ_DEFLATE; c++) {
+        buf z = BUF_INIT;
+        ck_assert_int_eq(cz_compress((cz_coding)c, body, n, &z, err, sizeof err), 0);
+        ck_assert_uint_lt(z.len, n / 2);
+        expect_zlib_inflates_to((cz_coding)c, z.data, z.len, body, n);
+        expect_inflates_to((cz_coding)c, z.data, z.len, 1 << 20, body, n);
+        buf_free(&z);
+    }
+    free(body);
+}
+END_TEST
+
 static cz_coding content(const char *value)
 {
     cz_coding c = (cz_coding)-1;
@@ -549,6 +883,19 @@ static Suite *compress_suite(void)
     tcase_add_test(tc, test_concatenated_gzip_members_inflate_to_both);
     tcase_add_test(tc, test_inflating_appends_after_what_the_buffer_holds);
     suite_add_tcase(s, tc);
+    TCase *te = tcase_create("huffman");
+    /* The 20 MB body inflates four times: seconds under valgrind. */
+    tcase_set_timeout(te, 120);
+    tcase_add_test(te, test_huffman_streams_are_standard_gzip_and_zlib);
+    tcase_add_test(te, test_bodies_from_the_threshold_up_take_the_huffman_encoder);
+    tcase_add_test(te, test_huffman_encoder_codes_the_shortest_bodies);
+    tcase_add_test(te, test_huffman_encoder_codes_every_byte_value);
+    tcase_add_test(te, test_huffman_encoder_codes_a_body_of_one_byte_value);
+    tcase_add_test(te, test_skewed_counts_are_held_to_deflates_code_lengths);
+    tcase_add_test(te, test_random_bytes_are_never_bigger_than_zlib_makes_them);
+    tcase_add_test(te, test_float_text_compresses_at_least_2_1_times);
+    tcase_add_test(te, test_twenty_megabyte_body_round_trips);
+    suite_add_tcase(s, te);
     TCase *th = tcase_create("headers");
     tcase_add_test(th, test_content_encoding_names_one_known_coding);
     tcase_add_test(th, test_content_encoding_refuses_unknown_and_stacked_codings_by_name);

@@ -8,6 +8,7 @@
 #define FUZZ_NO_MAIN
 #include "fuzz/fuzz_codec.c"
 #include "fuzz/fuzz_config.c"
+#include "fuzz/fuzz_deflate.c"
 #include "fuzz/fuzz_http.c"
 #include "fuzz/fuzz_inflate.c"
 #include "fuzz/fuzz_safetensors.c"
@@ -71,6 +72,12 @@ START_TEST(test_config_seeds_and_regressions_replay_cleanly)
 }
 END_TEST
 
+START_TEST(test_deflate_seeds_and_regressions_replay_cleanly)
+{
+    replay("deflate", fz_deflate_one, 6);
+}
+END_TEST
+
 START_TEST(test_inflate_seeds_and_regressions_replay_cleanly)
 {
     replay("inflate", fz_inflate_one, 10);
@@ -117,6 +124,7 @@ static Suite *fuzz_suite(void)
     tcase_add_test(tc, test_config_seeds_and_regressions_replay_cleanly);
     tcase_add_test(tc, test_safetensors_seeds_and_regressions_replay_cleanly);
     tcase_add_test(tc, test_inflate_seeds_and_regressions_replay_cleanly);
+    tcase_add_test(tc, test_deflate_seeds_and_regressions_replay_cleanly);
     tcase_add_test(tc, test_http_seeds_and_regressions_replay_cleanly);
     suite_add_tcase(s, tc);
     return s;

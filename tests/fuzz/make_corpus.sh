@@ -7,7 +7,7 @@
 set -e
 C=tests/fuzz/corpus
 rm -rf "$C"
-mkdir -p "$C/codec" "$C/config" "$C/safetensors" "$C/http" "$C/inflate"
+mkdir -p "$C/codec" "$C/config" "$C/safetensors" "$C/http" "$C/inflate" "$C/deflate"
 
 # A file named $1 holding the rest of the arguments, printf-interpreted (\r, \n, \NNN octal).
 put() {
@@ -169,6 +169,25 @@ seeds["gzip-header-fields"] = (0, h + raw + gz[-8:])
 for name, (mode, body) in seeds.items():
     with open(f"{out}/{name}.bin", "wb") as f:
         f.write(bytes([mode, 7]) + body)
+PY
+# ---- deflate: response bodies for the literal-only encoder -------------------------------------
+# Byte 0: bit 0 the coding (0 gzip, 1 deflate), bit 1 repeats the body past CZ_HUFFMAN_FROM for
+# cz_compress (fuzz_deflate.c); the rest is the body: float JSON as the server writes it, every
+# byte value, one byte value, text with long-code outliers.
+python3 - "$C/deflate" <<'PY'
+import random, sys
+out = sys.argv[1]
+rng = random.Random(7)
+floats = ("[[" + ",".join(f"{rng.uniform(-1, 1):.9g}" for _ in range(300)) + "]]").encode()
+seeds = {
+    "floats-gzip": (0, floats), "floats-zlib": (1, floats), "floats-big-gzip": (2, floats[:700]),
+    "floats-big-zlib": (3, floats[:500]), "all-bytes": (0, bytes(range(256)) * 3),
+    "one-byte": (1, b"7" * 2000), "one-byte-big": (2, b"\0"), "empty": (0, b""),
+    "outliers": (3, b"0123456789" * 200 + bytes([0, 255, 128]) + b"9876543210" * 100),
+}
+for name, (mode, body) in seeds.items():
+    with open(f"{out}/{name}.bin", "wb") as f:
+        f.write(bytes([mode]) + body)
 PY
 # ---- binary: the binary tensor data extension's framing on /v2 -------------------------------
 # Byte 0: bit 0 the model (0: lstm I=2 H=3 bidirectional, 1: gru I=1 H=4 2 layers), bit 1 no
