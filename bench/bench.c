@@ -1836,12 +1836,17 @@ static void binary_rows(table *t)
     snprintf(b, sizeof b, "%.0f KB, %.0f req/s", gz_gzip.bytes_per_request / 1024.0, gz_gzip.rps);
     snprintf(c, sizeof c, "plain %.0f KB, %.0f req/s", gz_plain.bytes_per_request / 1024.0,
              gz_plain.rps);
-    snprintf(d, sizeof d, "%.1fx smaller, %.2fx the rps", size, rps);
-    snprintf(detail, sizeof detail, "%.1fx smaller, %.2fx the requests/s", size, rps);
-    row(t, "M JSON response with Accept-Encoding: gzip, 8 connections", b, c, d,
-        ">= 3x smaller, >= 0.8x rps",
-        verdict(t, "gzip M response >= 3x smaller at >= 0.8x rps", ok2,
-                ok2 && size >= 3 && rps >= 0.8, detail));
+    /* Two targets, two verdicts: the size a coding gains and what it costs in throughput. */
+    snprintf(d, sizeof d, "%.1fx smaller", size);
+    snprintf(detail, sizeof detail, "%.0f vs %.0f KB (%.2fx)", gz_gzip.bytes_per_request / 1024.0,
+             gz_plain.bytes_per_request / 1024.0, size);
+    row(t, "M JSON response with Accept-Encoding: gzip, 8 connections: size", b, c, d,
+        ">= 3x smaller",
+        verdict(t, "gzip M response >= 3x smaller", ok2, ok2 && size >= 3, detail));
+    snprintf(d, sizeof d, "%.2fx the rps", rps);
+    snprintf(detail, sizeof detail, "%.0f vs %.0f req/s (%.2fx)", gz_gzip.rps, gz_plain.rps, rps);
+    row(t, "the same: requests/s, gzip vs plain", "", "", d, ">= 0.8x rps",
+        verdict(t, "gzip M response >= 0.8x the plain rps", ok2, ok2 && rps >= 0.8, detail));
 }
 
 /* ---------------------------------------------------------------------------------------------
