@@ -27,13 +27,14 @@ static char *sample(size_t n)
     return s;
 }
 
-/* IN[len] compressed by zlib itself with window bits WBITS (31 gzip, 15 zlib, -15 raw), into a
- * new buffer of *out_len bytes: an encoder independent of cz_compress. */
-static unsigned char *zlib_compress(int wbits, const void *in, size_t len, size_t *out_len)
+/* IN[len] compressed by zlib itself at LEVEL and STRATEGY with window bits WBITS (31 gzip, 15
+ * zlib, -15 raw), into a new buffer of *out_len bytes: an encoder independent of cz_compress. */
+static unsigned char *zlib_compress_with(int level, int strategy, int wbits, const void *in,
+                                         size_t len, size_t *out_len)
 {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    ck_assert_int_eq(deflateInit2(&zs, 6, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    ck_assert_int_eq(deflateInit2(&zs, level, Z_DEFLATED, wbits, 8, strategy), Z_OK);
     size_t cap = deflateBound(&zs, len);
     unsigned char *out = malloc(cap);
     ck_assert_ptr_nonnull(out);
@@ -45,6 +46,11 @@ static unsigned char *zlib_compress(int wbits, const void *in, size_t len, size_
     *out_len = zs.total_out;
     deflateEnd(&zs);
     return out;
+}
+
+static unsigned char *zlib_compress(int wbits, const void *in, size_t len, size_t *out_len)
+{
+    return zlib_compress_with(6, Z_DEFAULT_STRATEGY, wbits, in, len, out_len);
 }
 
 typedef struct {
@@ -149,20 +155,8 @@ static unsigned char *random_bytes(size_t n)
  * czh_compress) makes of IN[len] with window bits WBITS. */
 static size_t zlib_huffman_size(int wbits, const void *in, size_t len)
 {
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    ck_assert_int_eq(deflateInit2(&zs, 1, Z_DEFLATED, wbits, 8, Z_HUFFMAN_ONLY), Z_OK);
-    size_t cap = deflateBound(&zs, len);
-    unsigned char *out = malloc(cap);
-    ck_assert_ptr_nonnull(out);
-    zs.next_in = (Bytef *)in;
-    zs.avail_in = (uInt)len;
-    zs.next_out = out;
-    zs.avail_out = (uInt)cap;
-    ck_assert_int_eq(deflate(&zs, Z_FINISH), Z_STREAM_END);
-    size_t n = zs.total_out;
-    deflateEnd(&zs);
-    free(out);
+    size_t n;
+    free(zlib_compress_with(1, Z_HUFFMAN_ONLY, wbits, in, len, &n));
     return n;
 }
 
