@@ -293,7 +293,7 @@ int rnn_generate(const rnn_model *m, const rnn_batch *prompt, const int32_t *tok
                              "step %zu, sequence %zu: the head's logits are not finite (the "
                              "model's state overflowed)",
                              s, b);
-                    rc = -1;
+                    rc = RNN_GEN_NOT_FINITE;
                     goto fail;
                 }
                 g.ids[b] = id;

@@ -24,7 +24,8 @@ typedef struct {
     /* the answer goes to R (plain) or ST (streamed) */
     req *r;
     http_stream *st;
-    buf ev; /* the streamed event being framed */
+    buf ev;          /* the streamed event being framed */
+    bool not_finite; /* the run failed on the model's values (set by gen_run): a 422 */
     sched_job sj;
 } gen_req;
 
@@ -88,7 +89,12 @@ static int on_step(void *ctx, const char *data, size_t len)
 static int gen_run(sched_job *sj, int (*stop)(void *), void *stop_ctx, char *err, size_t errlen)
 {
     gen_req *g = sj->ctx;
-    return api_gen_run(g->call, stop, stop_ctx, g->st ? on_step : NULL, g, err, errlen);
+    int rc = api_gen_run(g->call, stop, stop_ctx, g->st ? on_step : NULL, g, err, errlen);
+    if (rc == API_GEN_NOT_FINITE) { /* a failed job to the scheduler; the answer says 422 */
+        g->not_finite = true;
+        return -1;
+    }
+    return rc;
 }
 
 static int gen_gone(void *ctx)
@@ -141,7 +147,7 @@ static void done_stream(gen_req *g, sched_outcome o, const char *msg)
     } else if (status != 0) {
         settle(g, 0); /* before the client reads the end, so that its next request finds the
                          session free */
-        if (o == SCHED_FAILED && strstr(msg, "not finite"))
+        if (o == SCHED_FAILED && g->not_finite)
             status = 422;
         body = api_gen_error_body(status, msg, &len);
         if (body)
@@ -166,7 +172,7 @@ static void done_plain(gen_req *g, sched_outcome o, const char *msg)
     if (status == 200) {
         status = encode_answer(g, &j->out, &j->outlen); /* the answer or its error body */
     } else {
-        if (o == SCHED_FAILED && strstr(msg, "not finite")) /* the model's values, not the server */
+        if (o == SCHED_FAILED && g->not_finite) /* the model's values, not the server */
             status = 422;
         if (status != 0)
             j->out = api_gen_error_body(status, msg, &j->outlen);

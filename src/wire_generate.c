@@ -502,9 +502,9 @@ int api_gen_run(api_gen_call *c, int (*stop)(void *), void *stop_ctx,
     }
     rnn_gen_result res = {c->tokens, c->forecast, c->hidden, c->cell};
     int rc = rnn_generate(c->model, c->pb, wire_v1_tokens(c->fwd), &c->p, &res, err, errlen);
-    if (rc == RNN_STOPPED && c->run_err[0]) { /* on_step's own failure, not a stop */
+    if (rc == RNN_STOPPED && c->run_err[0]) { /* on_step's one failure: a forecast not finite */
         snprintf(err, errlen, "%s", c->run_err);
-        return -1;
+        return API_GEN_NOT_FINITE;
     }
-    return rc;
+    return rc == RNN_GEN_NOT_FINITE ? API_GEN_NOT_FINITE : rc;
 }

@@ -1109,6 +1109,31 @@ START_TEST(test_non_finite_output_is_422_naming_outputs)
 }
 END_TEST
 
+/* A forecast whose values overflow (relu(1e30 * 1e30) at its second step) is the model's
+ * fault, not the server's: 422 naming the step, plain and as a stream's error event. */
+START_TEST(test_generation_whose_values_overflow_is_422)
+{
+    serve1(NULL, "{\"name\": \"blowup\", \"type\": \"rnn\", \"input_size\": 1, \"hidden_size\": "
+                 "1, \"nonlinearity\": \"relu\", \"bias\": false, \"weights\": "
+                 "{\"weight_ih_l0\": [[1e30]], \"weight_hh_l0\": [[1e30]]}}");
+    resp r;
+    fetch("POST", "/v1/models/blowup/generate", "{\"inputs\": [[[1e-30]]], \"steps\": 1}", NULL,
+          &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    resp_free(&r);
+    fetch("POST", "/v1/models/blowup/generate", "{\"inputs\": [[[1]]], \"steps\": 3}", NULL, &r);
+    assert_error(&r, 422, "not finite");
+    resp_free(&r);
+    fetch("POST", "/v1/models/blowup/generate",
+          "{\"inputs\": [[[1]]], \"steps\": 3, \"stream\": true}", NULL, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_msg(strstr(r.body, "event: error\ndata: {\"error\":{\"status\":422") != NULL &&
+                      strstr(r.body, "not finite") != NULL,
+                  "no 422 error event: %s", r.body);
+    resp_free(&r);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------------------------
  * CORS */
 
@@ -1784,6 +1809,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, test_batch_over_max_batch_is_413);
     tcase_add_test(tc, test_steps_over_max_steps_is_413);
     tcase_add_test(tc, test_non_finite_output_is_422_naming_outputs);
+    tcase_add_test(tc, test_generation_whose_values_overflow_is_422);
 
     tc = tcase(s, "cors", 20);
     tcase_add_test(tc, test_cors_star_is_on_every_response_including_errors);

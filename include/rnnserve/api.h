@@ -194,8 +194,10 @@ int api_gen_stream(const api_gen_call *c);
  * steps (NULL: never stops). EMIT (NULL: a plain answer) gets each generated step's event data,
  * {"step": s, "tokens": [id, ...]} or {"step": s, "forecast": [[row], ...]}, one line of JSON,
  * borrowed for the call; nonzero stops the run. Returns 0, RNN_STOPPED when STOP or EMIT said
- * so, or -1 with err[errlen] (the engine's failure, or a step's forecast that JSON cannot carry:
- * the message then says "not finite", a 422). */
+ * so, API_GEN_NOT_FINITE with err[errlen] when the model's values are not finite (a token
+ * model's logits, or a step's forecast that JSON cannot carry: the caller answers 422), or -1
+ * with err[errlen] (the engine's failure). */
+#define API_GEN_NOT_FINITE (-3)
 int api_gen_run(api_gen_call *c, int (*stop)(void *), void *stop_ctx,
                 int (*emit)(void *ctx, const char *data, size_t len), void *emit_ctx, char *err,
                 size_t errlen);

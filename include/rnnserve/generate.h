@@ -63,11 +63,16 @@ void rnn_gen_sizes(const rnn_model *m, size_t batch, size_t steps, size_t *n_tok
 int rnn_gen_check(const rnn_model *m, const rnn_batch *prompt, const int32_t *tokens,
                   const rnn_gen_params *p, char *err, size_t errlen);
 
+/* rnn_generate's return when a token model's logits are not finite (the model's state
+ * overflowed): the model's values, not the request's nor the server's. */
+#define RNN_GEN_NOT_FINITE (-3)
+
 /* Runs it: one engine pass over the prompt (ragged, from its h0/c0), then per generated step
  * one engine step for the whole batch (B sequences of length 1, from the last states). The
  * first id (row) is the one predicted after the prompt's last step. Returns 0; RNN_STOPPED when
- * stop or on_step said so; -1 with err[errlen] when rnn_gen_check fails, memory cannot be had,
- * or a token model's logits are not finite. Thread-safe (the model is only read). */
+ * stop or on_step said so; RNN_GEN_NOT_FINITE with err[errlen] when a token model's logits are
+ * not finite; -1 with err[errlen] when rnn_gen_check fails or memory cannot be had. Thread-safe
+ * (the model is only read). */
 int rnn_generate(const rnn_model *m, const rnn_batch *prompt, const int32_t *tokens,
                  const rnn_gen_params *p, rnn_gen_result *r, char *err, size_t errlen);
 
