@@ -66,6 +66,7 @@ compute *compute_new(const cfg_server *s, const api_limits *lim, char *err, size
     sched_config sc = {.threads = threads,
                        .max_pass_sequences = (size_t)s->max_pass_sequences,
                        .max_pass_ns = (int64_t)s->max_pass_ms * 1000000LL,
+                       .merge_cache_bytes = sysres_cache_bytes(),
                        .batch_delay_ns = (int64_t)s->batch_delay_us * 1000LL,
                        .max_queue_ns = (int64_t)s->max_queue_ms * 1000000LL,
                        .queue_timeout_ns = (int64_t)s->queue_timeout_ms * 1000000LL};

@@ -216,11 +216,35 @@ static int pass_should_stop(void *ctx)
     return 1;
 }
 
+/* Merging pays by streaming the weights once per step for all the pass's rows; it costs cache
+ * for the activations each step row touches per layer (its projection, the layer's output and
+ * the rows the next layer or the caller reads). A model whose largest layer's weights fit a
+ * core's cache gains nothing by it once the pass's activations outgrow twice that cache, and
+ * loses: "M" (rnn, H 128, weights 80 KB; a request of 1,200 steps touches 1.8 MB) ran 635 us a
+ * request alone, 624 two to a pass, 697 four, 905 eight (engine only, one thread), and binary
+ * /v2 M served 1,191 req/s merging vs 1,490 not (8 connections). A model whose weights do not fit
+ * ("B", LSTM H 512, 4.7 MB a layer) merges as far as the other bounds allow. Returns the most
+ * step rows a pass seeded by SEED may hold under this rule (SIZE_MAX: no bound). */
+static size_t merge_row_cap(const sched *s, const sched_job *seed)
+{
+    if (!s->cfg.merge_cache_bytes || !seed->batch || !seed->model)
+        return SIZE_MAX;
+    const rnn_info *in = rnn_model_info(seed->model);
+    const size_t H = (size_t)in->hidden_size, GH = (size_t)in->gates * H;
+    const size_t DH = (size_t)in->num_directions * H;
+    const size_t I = (size_t)in->input_size > DH ? (size_t)in->input_size : DH;
+    const size_t weights = GH * (I + H) * sizeof(float), row = (GH + 2 * DH) * sizeof(float);
+    if (weights > s->cfg.merge_cache_bytes)
+        return SIZE_MAX;
+    return 2 * s->cfg.merge_cache_bytes / row;
+}
+
 /* Takes the first queued job and the later jobs it can merge with into P. Caller holds mu. */
 static void take_pass(sched *s, pass *p, sched_job **buf, size_t cap)
 {
     sched_job *seed = s->head;
-    size_t seqs = seed->batch ? seed->batch->batch : 0;
+    size_t seqs = seed->batch ? seed->batch->batch : 0, rows = job_steps(seed);
+    const size_t row_cap = merge_row_cap(s, seed);
     double flops = seed->flops;
     p->n = 0;
     unlink_job(s, &s->head);
@@ -230,8 +254,10 @@ static void take_pass(sched *s, pass *p, sched_job **buf, size_t cap)
         sched_job *j = *q;
         if (!seed->run && !j->run && j->model == seed->model &&
             seqs + j->batch->batch <= s->cfg.max_pass_sequences &&
-            p->est_ns + j->est_ns <= s->cfg.max_pass_ns && j->flops <= flops) {
+            p->est_ns + j->est_ns <= s->cfg.max_pass_ns && j->flops <= flops &&
+            rows + job_steps(j) <= row_cap) {
             seqs += j->batch->batch;
+            rows += job_steps(j);
             flops += j->flops;
             p->est_ns += j->est_ns;
             unlink_job(s, q);

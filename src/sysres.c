@@ -130,6 +130,16 @@ int sysres_cgroup_cpu_quota(const char *root, const char *self_cgroup)
     return 0;
 }
 
+size_t sysres_cache_bytes(void)
+{
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (n >= 65536)
+        return (size_t)n;
+#endif
+    return (size_t)1 << 20;
+}
+
 int sysres_cpus_usable(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

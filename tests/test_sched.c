@@ -395,6 +395,75 @@ START_TEST(test_huge_job_is_not_merged_into_a_pass_of_small_ones)
 }
 END_TEST
 
+/* The cache bound on merging (sched_config.merge_cache_bytes): a model whose weights fit the
+ * cache merges jobs only while the pass's activations fit twice the cache, per take_pass's
+ * rule ((G*H + 2*D*H) floats a step row); one whose weights do not fit merges them all. Eight
+ * one-sequence jobs of T steps each, T past the weights' bytes in rows, the cache sized for
+ * 3.5 jobs: passes of 3. */
+static void check_merge_cache_bound(const char *name, int weights_fit)
+{
+    model_t m;
+    model_load(&m, name);
+    const rnn_info *in = rnn_model_info(m.model);
+    const size_t H = (size_t)in->hidden_size, GH = (size_t)in->gates * H;
+    const size_t DH = (size_t)in->num_directions * H;
+    const size_t I = (size_t)in->input_size > DH ? (size_t)in->input_size : DH;
+    const size_t weights = GH * (I + H) * sizeof(float), row = (GH + 2 * DH) * sizeof(float);
+    const int T = (int)(weights / row) + 2;
+    size_t cache = (size_t)T * 7 / 4 * row; /* 2 * cache = 3.5 jobs of rows */
+    if (!weights_fit)
+        cache = weights - 1;
+    waiter w;
+    waiter_init(&w);
+    enum { K = 8 };
+    tjob *t[K];
+    sched_config c = {.threads = 1,
+                      .max_pass_sequences = 1024,
+                      .max_pass_ns = 60000000000LL,
+                      .merge_cache_bytes = cache,
+                      .max_queue_ns = 60000000000LL,
+                      .queue_timeout_ns = 60000000000LL};
+    sched *s;
+    char err[256];
+    ck_assert_msg(sched_start(&c, &s, err, sizeof err) == 0, "%s", err);
+    sched_pause(s, 1);
+    for (int k = 0; k < K; k++) {
+        t[k] = tjob_new(m.model, 1, 0, 0, &w); /* one empty sequence, lengthened below */
+        free(t[k]->x);
+        t[k]->x = calloc((size_t)T * (size_t)in->input_size, sizeof(float));
+        t[k]->lengths[0] = T;
+        t[k]->batch.x = t[k]->x;
+        rnn_result_sizes(m.model, &t[k]->batch, &t[k]->n_out, &t[k]->n_hid, &t[k]->n_cell);
+        free(t[k]->res.outputs);
+        t[k]->res.outputs = calloc(t[k]->n_out, sizeof(float));
+        t[k]->job.flops = 1e3 * (double)(T + 1);
+        submit_ok(s, t[k]);
+    }
+    sched_pause(s, 0);
+    waiter_wait(&w, K);
+    size_t most = 0;
+    for (int k = 0; k < K; k++) {
+        ck_assert_int_eq(t[k]->outcome, SCHED_OK);
+        most = t[k]->job.pass_jobs > most ? t[k]->job.pass_jobs : most;
+    }
+    ck_assert_msg(most == (weights_fit ? 3u : (size_t)K),
+                  "%s (weights %zu bytes, cache %zu, %d rows a job): passes of up to %zu jobs",
+                  name, weights, cache, T, most);
+    sched_stop(s, 0);
+    sched_free(s);
+    for (int k = 0; k < K; k++)
+        tjob_free(t[k]);
+    model_free(&m);
+}
+
+START_TEST(test_merging_stops_where_a_small_models_activations_outgrow_the_cache)
+{
+    check_merge_cache_bound("rnn_bidir_2layer", 1);
+    check_merge_cache_bound("lstm_2layer_bidir", 1);
+    check_merge_cache_bound("lstm_2layer_bidir", 0);
+}
+END_TEST
+
 START_TEST(test_stop_computes_queued_jobs_and_abort_ends_them_stopped)
 {
     model_t m;
@@ -644,6 +713,7 @@ int main(void)
     tcase_add_test(tc, test_deadline_passing_in_queue_expires_without_computing);
     tcase_add_test(tc, test_queued_job_of_a_gone_client_is_cancelled);
     tcase_add_test(tc, test_huge_job_is_not_merged_into_a_pass_of_small_ones);
+    tcase_add_test(tc, test_merging_stops_where_a_small_models_activations_outgrow_the_cache);
     tcase_add_test(tc, test_stop_computes_queued_jobs_and_abort_ends_them_stopped);
     tcase_add_test(tc, test_every_accepted_job_gets_exactly_one_done);
     tcase_add_test(tc, test_engine_pass_stops_at_a_step_boundary_when_asked);

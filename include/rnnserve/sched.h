@@ -60,6 +60,7 @@ typedef struct {
     int threads;               /* compute threads (>= 1) */
     size_t max_pass_sequences; /* sequences one merged pass may hold */
     int64_t max_pass_ns;       /* estimated compute one merged pass may hold */
+    size_t merge_cache_bytes;  /* a core's cache: the merging bound of take_pass (0: none) */
     int64_t batch_delay_ns;    /* how long a pass may wait for company (0: never waits) */
     int64_t max_queue_ns;      /* estimated compute the queue may hold (admission bound) */
     int64_t queue_timeout_ns;  /* the deadline of a job that brings none */

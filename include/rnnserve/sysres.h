@@ -11,6 +11,10 @@
 /* Cores this process may use, 1..64: what the server's default thread counts start from. */
 int sysres_cpus_usable(void);
 
+/* A core's own cache (L2) in bytes, as the C library reports it (sysconf), else 1 MiB: the
+ * scheduler's bound on merging passes whose activations would outgrow it. */
+size_t sysres_cache_bytes(void);
+
 /* The cgroup CPU quota under ROOT (normally "/sys/fs/cgroup"), rounded up to whole cores, as seen
  * by a process whose /proc/self/cgroup text is SELF_CGROUP (NULL: read it). Reads cgroup v2's
  * cpu.max, else v1's cpu.cfs_quota_us and cpu.cfs_period_us. Returns 0 when there is no quota or
