@@ -537,18 +537,27 @@ static void block_project(stage *s, size_t u0, size_t u1)
  * hp[j] (H floats), its new units go to hn[j] + u0 (an output row, or the state buffer). A
  * block's gate values are G blocks of (k, nu) in its thread's R. */
 
+/* Gate g's units [u0, u1) of the k rows' recurrent product into C: the step's projection rows
+ * INIT (or zero) + hp[0..k) . W_hh^T, on thread TID (its part of the sgemm gather space). */
+static void recurrent_product(stage *s, int tid, size_t k, size_t g, size_t u0, size_t u1,
+                              const float *const *init, const float *const *hp, kern_rows C)
+{
+    const size_t H = (size_t)s->in->hidden_size;
+    float *gather = s->gather ? s->gather + (size_t)tid * s->B * (H + s->wb) : NULL;
+    product(k, KERN_ROWS_PTRS(hp, 0), &s->w->hh, s->w->w_hh, g, u0, u1, init, g * H + u0, C,
+            gather);
+}
+
 /* R gate g (k, nu) = P[row] + h_t[0..k) . W_hh^T, except the table's hh_bias_gate (GRU's n),
  * whose product starts from zero. Returns the thread's R. */
 static float *block_gates(stage *s, int tid, size_t k, size_t u0, size_t u1,
                           const float *const *rows, const float *const *hp)
 {
-    const size_t H = (size_t)s->in->hidden_size, G = (size_t)s->in->gates, nu = u1 - u0;
+    const size_t G = (size_t)s->in->gates, nu = u1 - u0;
     float *Rt = s->R + (size_t)tid * G * s->B * s->wb;
     for (size_t g = 0; g < G; g++)
-        product(k, KERN_ROWS_PTRS(hp, 0), &s->w->hh, s->w->w_hh, g, u0, u1,
-                (int)g == s->hh_bias_gate ? NULL : rows, g * H + u0,
-                KERN_ROWS_STRIDED(Rt + g * k * nu, nu),
-                s->gather ? s->gather + (size_t)tid * s->B * (H + s->wb) : NULL);
+        recurrent_product(s, tid, k, g, u0, u1, (int)g == s->hh_bias_gate ? NULL : rows, hp,
+                          KERN_ROWS_STRIDED(Rt + g * k * nu, nu));
     return Rt;
 }
 
@@ -558,10 +567,8 @@ void eng_step_rnn(stage *s, int tid, size_t k, size_t u0, size_t u1, const float
                   const float *const *hp, float *const *hn)
 {
     const rnn_info *in = s->in;
-    const size_t H = (size_t)in->hidden_size, nu = u1 - u0;
-    product(k, KERN_ROWS_PTRS(hp, 0), &s->w->hh, s->w->w_hh, 0, u0, u1, rows, u0,
-            KERN_ROWS_PTRS(hn, u0),
-            s->gather ? s->gather + (size_t)tid * s->B * (H + s->wb) : NULL);
+    const size_t nu = u1 - u0;
+    recurrent_product(s, tid, k, 0, u0, u1, rows, hp, KERN_ROWS_PTRS(hn, u0));
     for (size_t j = 0; j < k; j++) {
         if (in->nonlinearity == RNN_RELU)
             kern_relu(hn[j] + u0, nu);
